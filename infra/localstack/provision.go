@@ -1,0 +1,400 @@
+package localstack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/aws/smithy-go"
+
+	"jiraexport/infra/samtemplate"
+)
+
+// Clients are the SDK clients provisioning uses, built once by the caller from one aws.Config.
+type Clients struct {
+	DynamoDB       *dynamodb.Client
+	KMS            *kms.Client
+	S3             *s3.Client
+	SecretsManager *secretsmanager.Client
+}
+
+// NewClients builds the clients from cfg; S3 uses path-style addressing, which a loopback endpoint needs.
+func NewClients(cfg aws.Config) *Clients {
+	return &Clients{
+		DynamoDB:       dynamodb.NewFromConfig(cfg),
+		KMS:            kms.NewFromConfig(cfg),
+		S3:             s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
+		SecretsManager: secretsmanager.NewFromConfig(cfg),
+	}
+}
+
+// ProvisionOptions select names and values for one copy of the template's resources.
+type ProvisionOptions struct {
+	// Prefix makes every physical name unique, so tests can each have their own copy (lower case, short).
+	Prefix string
+	// Params override parameter defaults.
+	Params map[string]string
+	// SecretValues gives the SecretString of a secret by logical id; others get a random value.
+	SecretValues map[string]string
+	// Physical supplies values for resources the local stack does not create (e.g. HttpApi).
+	Physical map[string]samtemplate.Physical
+}
+
+// Provisioned maps the template's logical resources to what was created.
+type Provisioned struct {
+	Resolver *samtemplate.Resolver
+}
+
+// Ref returns the physical id (the Ref value) of a logical resource.
+func (p *Provisioned) Ref(logicalID string) string { return p.Resolver.Resources[logicalID].Ref }
+
+// Attr returns an attribute (Fn::GetAtt) of a logical resource.
+func (p *Provisioned) Attr(logicalID, attr string) string {
+	return p.Resolver.Resources[logicalID].Attrs[attr]
+}
+
+// Provision creates the template's keys, aliases, secrets, tables, buckets and bucket policies with the
+// settings the template declares.
+func Provision(ctx context.Context, c *Clients, t *samtemplate.Template, opts ProvisionOptions) (*Provisioned, error) {
+	if opts.Prefix == "" {
+		return nil, errors.New("provision: a prefix is required")
+	}
+	r := t.NewResolver(Region, AccountID, opts.Prefix, opts.Params)
+	for id, p := range opts.Physical {
+		r.Resources[id] = p
+	}
+	// Placeholders for resources that only exist in AWS, so that references to them still resolve.
+	for id, res := range t.Resources {
+		if _, ok := r.Resources[id]; ok {
+			continue
+		}
+		switch res.Type {
+		case "AWS::Serverless::HttpApi", "AWS::Serverless::Api":
+			r.Resources[id] = samtemplate.Physical{Ref: "local-" + strings.ToLower(id)}
+		}
+	}
+	steps := []struct {
+		typ string
+		fn  func(context.Context, *Clients, *samtemplate.Resolver, string, samtemplate.Resource, ProvisionOptions) error
+	}{
+		{"AWS::KMS::Key", createKey},
+		{"AWS::KMS::Alias", createAlias},
+		{"AWS::SecretsManager::Secret", createSecret},
+		{"AWS::DynamoDB::Table", createTable},
+		{"AWS::S3::Bucket", createBucket},
+		{"AWS::S3::BucketPolicy", createBucketPolicy},
+	}
+	for _, st := range steps {
+		for _, id := range t.ResourcesOfType(st.typ) {
+			if err := st.fn(ctx, c, r, id, t.Resources[id], opts); err != nil {
+				return nil, fmt.Errorf("provision %s (%s): %w", id, st.typ, err)
+			}
+		}
+	}
+	return &Provisioned{Resolver: r}, nil
+}
+
+func resolveProps(r *samtemplate.Resolver, res samtemplate.Resource) (map[string]any, error) {
+	v, err := r.Resolve(res.Properties)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := v.(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+func createKey(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, _ ProvisionOptions) error {
+	p, err := resolveProps(r, res)
+	if err != nil {
+		return err
+	}
+	desc, _ := p["Description"].(string)
+	out, err := c.KMS.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String(desc)})
+	if err != nil {
+		return err
+	}
+	keyID := aws.ToString(out.KeyMetadata.KeyId)
+	if rot, _ := p["EnableKeyRotation"].(bool); rot {
+		if _, err := c.KMS.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: aws.String(keyID)}); err != nil {
+			return fmt.Errorf("enable rotation: %w", err)
+		}
+	}
+	r.Resources[id] = samtemplate.Physical{Ref: keyID, Attrs: map[string]string{
+		"Arn": aws.ToString(out.KeyMetadata.Arn), "KeyId": keyID,
+	}}
+	return nil
+}
+
+func createAlias(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, _ ProvisionOptions) error {
+	p, err := resolveProps(r, res)
+	if err != nil {
+		return err
+	}
+	name, _ := p["AliasName"].(string)
+	target, _ := p["TargetKeyId"].(string)
+	if _, err := c.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(name), TargetKeyId: aws.String(target)}); err != nil {
+		return err
+	}
+	r.Resources[id] = samtemplate.Physical{Ref: name}
+	return nil
+}
+
+func createSecret(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, opts ProvisionOptions) error {
+	p, err := resolveProps(r, res)
+	if err != nil {
+		return err
+	}
+	value, ok := opts.SecretValues[id]
+	if !ok {
+		value = randomHex(32)
+	}
+	in := &secretsmanager.CreateSecretInput{
+		Name:         aws.String(opts.Prefix + "/" + id),
+		SecretString: aws.String(value),
+	}
+	if k, _ := p["KmsKeyId"].(string); k != "" {
+		in.KmsKeyId = aws.String(k)
+	}
+	out, err := c.SecretsManager.CreateSecret(ctx, in)
+	if err != nil {
+		return err
+	}
+	r.Resources[id] = samtemplate.Physical{Ref: aws.ToString(out.ARN), Attrs: map[string]string{"Id": aws.ToString(out.ARN)}}
+	return nil
+}
+
+func createTable(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, opts ProvisionOptions) error {
+	p, err := resolveProps(r, res)
+	if err != nil {
+		return err
+	}
+	name := opts.Prefix + "-" + id
+	in := &dynamodb.CreateTableInput{TableName: aws.String(name), BillingMode: ddbtypes.BillingModePayPerRequest}
+	if err := remarshal(p["AttributeDefinitions"], &in.AttributeDefinitions); err != nil {
+		return err
+	}
+	if err := remarshal(p["KeySchema"], &in.KeySchema); err != nil {
+		return err
+	}
+	if err := remarshal(p["GlobalSecondaryIndexes"], &in.GlobalSecondaryIndexes); err != nil {
+		return err
+	}
+	if sse, ok := p["SSESpecification"].(map[string]any); ok {
+		in.SSESpecification = &ddbtypes.SSESpecification{Enabled: aws.Bool(sse["SSEEnabled"] == true), SSEType: ddbtypes.SSETypeKms}
+		if k, _ := sse["KMSMasterKeyId"].(string); k != "" {
+			in.SSESpecification.KMSMasterKeyId = aws.String(k)
+		}
+	}
+	// DeletionProtectionEnabled is left off locally: each test's copy of the table is thrown away after it.
+	out, err := c.DynamoDB.CreateTable(ctx, in)
+	if err != nil {
+		return err
+	}
+	if ttl, ok := p["TimeToLiveSpecification"].(map[string]any); ok && ttl["Enabled"] == true {
+		attr, _ := ttl["AttributeName"].(string)
+		if _, err := c.DynamoDB.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+			TableName:               aws.String(name),
+			TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{AttributeName: aws.String(attr), Enabled: aws.Bool(true)},
+		}); err != nil {
+			return fmt.Errorf("ttl: %w", err)
+		}
+	}
+	if pitr, ok := p["PointInTimeRecoverySpecification"].(map[string]any); ok && pitr["PointInTimeRecoveryEnabled"] == true {
+		if _, err := c.DynamoDB.UpdateContinuousBackups(ctx, &dynamodb.UpdateContinuousBackupsInput{
+			TableName: aws.String(name),
+			PointInTimeRecoverySpecification: &ddbtypes.PointInTimeRecoverySpecification{
+				PointInTimeRecoveryEnabled: aws.Bool(true),
+			},
+		}); err != nil && !isUnknownOperation(err) {
+			// DynamoDB Local has no backups; the setting is checked by cfn-lint and applied in AWS only.
+			return fmt.Errorf("point-in-time recovery: %w", err)
+		}
+	}
+	r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{"Arn": aws.ToString(out.TableDescription.TableArn)}}
+	return nil
+}
+
+func createBucket(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, opts ProvisionOptions) error {
+	p, err := resolveProps(r, res)
+	if err != nil {
+		return err
+	}
+	name := strings.ToLower(opts.Prefix + "-" + id)
+	if _, err := c.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		return err
+	}
+	b := aws.String(name)
+	if v, ok := p["VersioningConfiguration"].(map[string]any); ok && v["Status"] == "Enabled" {
+		if _, err := c.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: b,
+			VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+			return fmt.Errorf("versioning: %w", err)
+		}
+	}
+	if enc, ok := p["BucketEncryption"].(map[string]any); ok {
+		var rules []s3types.ServerSideEncryptionRule
+		list, _ := enc["ServerSideEncryptionConfiguration"].([]any)
+		for _, it := range list {
+			m, _ := it.(map[string]any)
+			def, _ := m["ServerSideEncryptionByDefault"].(map[string]any)
+			rule := s3types.ServerSideEncryptionRule{ApplyServerSideEncryptionByDefault: &s3types.ServerSideEncryptionByDefault{
+				SSEAlgorithm: s3types.ServerSideEncryption(fmt.Sprint(def["SSEAlgorithm"])),
+			}}
+			if k, _ := def["KMSMasterKeyID"].(string); k != "" {
+				rule.ApplyServerSideEncryptionByDefault.KMSMasterKeyID = aws.String(k)
+			}
+			if bk, ok := m["BucketKeyEnabled"].(bool); ok {
+				rule.BucketKeyEnabled = aws.Bool(bk)
+			}
+			rules = append(rules, rule)
+		}
+		if _, err := c.S3.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: b,
+			ServerSideEncryptionConfiguration: &s3types.ServerSideEncryptionConfiguration{Rules: rules}}); err != nil {
+			return fmt.Errorf("encryption: %w", err)
+		}
+	}
+	if pab, ok := p["PublicAccessBlockConfiguration"].(map[string]any); ok {
+		if _, err := c.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: b,
+			PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{
+				BlockPublicAcls:       aws.Bool(pab["BlockPublicAcls"] == true),
+				BlockPublicPolicy:     aws.Bool(pab["BlockPublicPolicy"] == true),
+				IgnorePublicAcls:      aws.Bool(pab["IgnorePublicAcls"] == true),
+				RestrictPublicBuckets: aws.Bool(pab["RestrictPublicBuckets"] == true),
+			}}); err != nil {
+			return fmt.Errorf("public access block: %w", err)
+		}
+	}
+	if lc, ok := p["LifecycleConfiguration"].(map[string]any); ok {
+		rules, err := lifecycleRules(lc)
+		if err != nil {
+			return err
+		}
+		if _, err := c.S3.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: b,
+			LifecycleConfiguration: &s3types.BucketLifecycleConfiguration{Rules: rules}}); err != nil {
+			return fmt.Errorf("lifecycle: %w", err)
+		}
+	}
+	r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{"Arn": "arn:aws:s3:::" + name}}
+	return nil
+}
+
+// lifecycleRules maps CloudFormation's LifecycleConfiguration rules to the S3 API's.
+func lifecycleRules(lc map[string]any) ([]s3types.LifecycleRule, error) {
+	list, _ := lc["Rules"].([]any)
+	var out []s3types.LifecycleRule
+	for _, it := range list {
+		m, _ := it.(map[string]any)
+		rule := s3types.LifecycleRule{
+			ID:     aws.String(fmt.Sprint(m["Id"])),
+			Status: s3types.ExpirationStatus(fmt.Sprint(m["Status"])),
+			Filter: &s3types.LifecycleRuleFilter{Prefix: aws.String(stringOr(m["Prefix"], ""))},
+		}
+		if v, ok := m["ExpirationInDays"]; ok {
+			n, err := toInt32(v)
+			if err != nil {
+				return nil, fmt.Errorf("lifecycle ExpirationInDays: %w", err)
+			}
+			rule.Expiration = &s3types.LifecycleExpiration{Days: aws.Int32(n)}
+		}
+		if v, ok := m["ExpiredObjectDeleteMarker"].(bool); ok {
+			rule.Expiration = &s3types.LifecycleExpiration{ExpiredObjectDeleteMarker: aws.Bool(v)}
+		}
+		if nv, ok := m["NoncurrentVersionExpiration"].(map[string]any); ok {
+			n, err := toInt32(nv["NoncurrentDays"])
+			if err != nil {
+				return nil, fmt.Errorf("lifecycle NoncurrentDays: %w", err)
+			}
+			rule.NoncurrentVersionExpiration = &s3types.NoncurrentVersionExpiration{NoncurrentDays: aws.Int32(n)}
+		}
+		if ab, ok := m["AbortIncompleteMultipartUpload"].(map[string]any); ok {
+			n, err := toInt32(ab["DaysAfterInitiation"])
+			if err != nil {
+				return nil, fmt.Errorf("lifecycle DaysAfterInitiation: %w", err)
+			}
+			rule.AbortIncompleteMultipartUpload = &s3types.AbortIncompleteMultipartUpload{DaysAfterInitiation: aws.Int32(n)}
+		}
+		out = append(out, rule)
+	}
+	return out, nil
+}
+
+func createBucketPolicy(ctx context.Context, c *Clients, r *samtemplate.Resolver, _ string, res samtemplate.Resource, _ ProvisionOptions) error {
+	p, err := resolveProps(r, res)
+	if err != nil {
+		return err
+	}
+	bucket, _ := p["Bucket"].(string)
+	// moto enforces bucket policies but ignores their conditions, so a conditional Deny (such as the TLS-only
+	// statement) would deny every request. Such policies are checked by cfn-lint and by the template tests
+	// instead, and applied in AWS only.
+	if hasCondition(p["PolicyDocument"]) {
+		return nil
+	}
+	doc, err := json.Marshal(p["PolicyDocument"])
+	if err != nil {
+		return err
+	}
+	_, err = c.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(string(doc))})
+	return err
+}
+
+func hasCondition(doc any) bool {
+	m, _ := doc.(map[string]any)
+	stmts, _ := m["Statement"].([]any)
+	for _, st := range stmts {
+		if sm, _ := st.(map[string]any); sm["Condition"] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// remarshal converts CloudFormation property maps to SDK types; their field names coincide.
+func remarshal(in any, out any) error {
+	if in == nil {
+		return nil
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+func isUnknownOperation(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "UnknownOperationException"
+}
+
+func toInt32(v any) (int32, error) {
+	n, err := strconv.Atoi(fmt.Sprint(v))
+	return int32(n), err
+}
+
+func stringOr(v any, def string) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return def
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,35 @@
+// Package awsconfig loads the AWS SDK configuration once per process, the same way in every function.
+//
+// Endpoints for local emulators come only from the SDK's own AWS_ENDPOINT_URL_<SERVICE> variables, so no code
+// path differs between AWS and the local stack; S3 path-style addressing is the one explicit option.
+package awsconfig
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Load returns the default configuration with a bounded HTTP timeout on every AWS call and the SDK's standard
+// retryer (exponential backoff with jitter, for retryable errors only).
+func Load(ctx context.Context) (aws.Config, error) {
+	httpClient := awshttp.NewBuildableClient().WithTimeout(15 * time.Second)
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithHTTPClient(httpClient),
+		config.WithRetryMaxAttempts(4),
+	)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	return cfg, nil
+}
+
+// S3PathStyle returns an option that turns on path-style addressing, which loopback endpoints need.
+func S3PathStyle(enabled bool) func(*s3.Options) {
+	return func(o *s3.Options) { o.UsePathStyle = enabled }
+}

@@ -1,0 +1,95 @@
+package logging
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+func TestRedaction(t *testing.T) {
+	t.Parallel()
+	secrets := []string{
+		"ya29.a0AfH6SMBx", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig", "jxk_abcdefghijklmnop",
+		"jane.doe@example.com", "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077", "5b10ac8d82e05b22cc7d4ef5",
+		"rt-secret-123", "the-code-xyz",
+	}
+	tests := []struct {
+		name string
+		log  func(l *slog.Logger)
+	}{
+		{"sensitive keys", func(l *slog.Logger) {
+			l.Info("x", "access_token", "ya29.a0AfH6SMBx", "refreshToken", "rt-secret-123", "code", "the-code-xyz")
+		}},
+		{"email in message", func(l *slog.Logger) { l.Info("user jane.doe@example.com signed in") }},
+		{"bearer in error", func(l *slog.Logger) {
+			l.Error("call failed", "err", errors.New("Authorization: Bearer ya29.a0AfH6SMBx rejected"))
+		}},
+		{"jwt anywhere", func(l *slog.Logger) { l.Info("x", "detail", "got eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig back") }},
+		{"api key", func(l *slog.Logger) { l.Info("x", "detail", "key jxk_abcdefghijklmnop used") }},
+		{"url query", func(l *slog.Logger) {
+			l.Info("x", "url", "https://h/cb?code=the-code-xyz&state=rt-secret-123")
+		}},
+		{"json body", func(l *slog.Logger) {
+			l.Info("x", "resp", `{"access_token":"ya29.a0AfH6SMBx","refresh_token":"rt-secret-123"}`)
+		}},
+		{"account ids", func(l *slog.Logger) {
+			l.Info("x", "detail", "mention 557058:f58131cb-b67d-43c7-b30d-6b58d40bd077 and 5b10ac8d82e05b22cc7d4ef5")
+		}},
+		{"groups and With", func(l *slog.Logger) {
+			l.With("token", "ya29.a0AfH6SMBx").WithGroup("g").Info("x", slog.Group("inner", "email", "jane.doe@example.com"))
+		}},
+		{"struct values", func(l *slog.Logger) {
+			l.Info("x", "v", struct{ Tok string }{"ya29.a0AfH6SMBx"})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tt.log(New(&buf, slog.LevelDebug))
+			out := buf.String()
+			if !json.Valid(bytes.TrimSpace(buf.Bytes())) {
+				t.Fatalf("log line is not JSON: %s", out)
+			}
+			for _, s := range secrets {
+				if strings.Contains(out, s) {
+					t.Errorf("log contains %q: %s", s, out)
+				}
+			}
+		})
+	}
+}
+
+func TestKeepsUsefulFields(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-1"})
+	ctx = WithRunID(ctx, "run-9")
+	New(&buf, slog.LevelInfo).InfoContext(ctx, "page written", "issues", 100, "connectionId", "c-123", "status", 429)
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"message": "page written", "issues": 100.0, "connectionId": "c-123", "status": 429.0, "requestId": "req-1", "runId": "run-9"}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("field %s = %v, want %v (line %s)", k, m[k], v, buf.String())
+		}
+	}
+}
+
+func FuzzRedactString(f *testing.F) {
+	f.Add("Bearer abc.def")
+	f.Add("x@y.io")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := RedactString(s)
+		if reAPIKey.MatchString(out) || reJWT.MatchString(out) {
+			t.Fatalf("RedactString(%q) = %q still holds a secret shape", s, out)
+		}
+	})
+}
