@@ -62,7 +62,9 @@ func (h *requestID) Handle(ctx context.Context, r slog.Record) error {
 func (h *requestID) WithAttrs(as []slog.Attr) slog.Handler {
 	return &requestID{next: h.next.WithAttrs(as)}
 }
-func (h *requestID) WithGroup(name string) slog.Handler { return &requestID{next: h.next.WithGroup(name)} }
+func (h *requestID) WithGroup(name string) slog.Handler {
+	return &requestID{next: h.next.WithGroup(name)}
+}
 
 // Redactor is a slog.Handler that scrubs sensitive data before the next handler sees it.
 type Redactor struct{ next slog.Handler }
@@ -93,7 +95,9 @@ func (h *Redactor) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 // WithGroup implements slog.Handler.
-func (h *Redactor) WithGroup(name string) slog.Handler { return &Redactor{next: h.next.WithGroup(name)} }
+func (h *Redactor) WithGroup(name string) slog.Handler {
+	return &Redactor{next: h.next.WithGroup(name)}
+}
 
 // sensitiveKey matches attribute keys whose values are never logged, whatever they look like.
 var sensitiveKey = regexp.MustCompile(`(?i)(token|secret|password|passwd|authorization|cookie|api[_-]?key|apikey|credential|` +
