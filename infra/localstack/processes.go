@@ -317,3 +317,15 @@ func dynamoDBLocalDir(root string) (string, error) {
 	sort.Strings(matches)
 	return filepath.Dir(matches[len(matches)-1]), nil
 }
+
+// WriteEnvFile writes env as `export K=V` lines to path atomically (readers never see half a file).
+func WriteEnvFile(path string, env map[string]string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(EnvLines(env)), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

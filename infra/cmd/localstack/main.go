@@ -99,10 +99,7 @@ func up(ctx context.Context, args []string) error {
 	env["BUCKET_NAME"] = prov.Ref("ExportBucket")
 	env["KMS_KEY_ID"] = prov.Attr("DataKey", "Arn")
 	env["ATLASSIAN_CLIENT_SECRET_ARN"] = prov.Ref("AtlassianClientSecret")
-	if err := os.MkdirAll(filepath.Dir(*envFile), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(*envFile, []byte(localstack.EnvLines(env)), 0o600); err != nil {
+	if err := localstack.WriteEnvFile(*envFile, env); err != nil {
 		return err
 	}
 	fmt.Printf("DynamoDB Local: %s\nS3, KMS, Secrets Manager (moto): %s\nvariables: %s (source it)\nCtrl-C stops everything.\n",
