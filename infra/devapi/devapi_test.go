@@ -110,3 +110,27 @@ func TestRouterThroughEmulator(t *testing.T) {
 		t.Errorf("function logs = %q, want the handler's JSON log line", fn.Logs())
 	}
 }
+
+// BenchmarkRouterThroughEmulator measures one HTTP request through the local router, the emulator and a real
+// bootstrap: the fixed overhead every end-to-end test request pays.
+func BenchmarkRouterThroughEmulator(b *testing.B) {
+	root := stacktest.Root(b)
+	tmpl, err := samtemplate.Load(filepath.Join(root, "infra", "devapi", "testdata", "template.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fn := stacktest.StartTemplateFunction(b, tmpl, root, "EchoFunction", nil)
+	base := stacktest.ServeTemplateAPI(b, tmpl, fn)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := http.Get(base + "/items/1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

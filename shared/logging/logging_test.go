@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -92,4 +93,14 @@ func FuzzRedactString(f *testing.F) {
 			t.Fatalf("RedactString(%q) = %q still holds a secret shape", s, out)
 		}
 	})
+}
+
+// BenchmarkRedactedLine measures what the redaction layer costs on a typical log line.
+func BenchmarkRedactedLine(b *testing.B) {
+	l := New(io.Discard, slog.LevelInfo)
+	ctx := WithRunID(context.Background(), "run-1")
+	b.ReportAllocs()
+	for b.Loop() {
+		l.InfoContext(ctx, "page exported", "connectionId", "c-1", "issues", 100, "url", "https://api.atlassian.com/ex/jira/x/rest/api/3/search/jql?maxResults=100", "status", 200)
+	}
 }
