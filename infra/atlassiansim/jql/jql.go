@@ -200,7 +200,8 @@ func encodeString(s string) string {
 }
 
 func needsQuotes(s string) bool {
-	if s == "" || isKeyword(s) || isReservedWord(s) || isNumberText(s) {
+	// "cf" would start a cf[N] custom field reference in field position.
+	if s == "" || isKeyword(s) || isReservedWord(s) || isNumberText(s) || strings.EqualFold(s, "cf") {
 		return true
 	}
 	for _, r := range s {

@@ -26,7 +26,6 @@ func TestParseCanonical(t *testing.T) {
 		{"created >= -5d and updated < now()", "created >= -5d AND updated < now()"},
 		{`updated > startOfDay("-1d")`, "updated > startOfDay(-1d)"},
 		{`updated <= endOfDay("+1w")`, `updated <= endOfDay("+1w")`},
-		{"updated <= endOfDay(+1w)", "x"},
 		{`created > "2024/01/02 10:30"`, `created > "2024/01/02 10:30"`},
 		{`created > 2024-01-02`, `created > 2024-01-02`},
 		{`created > 1700000000000`, `created > 1700000000000`},
@@ -41,6 +40,8 @@ func TestParseCanonical(t *testing.T) {
 		{"order by key desc", "ORDER BY key DESC"},
 		{"project = A order by created desc, key ASC, summary", "project = A ORDER BY created DESC, key ASC, summary"},
 		{"cf[10010] = x", "cf[10010] = x"},
+		{`"cf" = cf`, `"cf" = "cf"`},
+		{`"order" = "empty" order by "asc"`, `"order" = "empty" ORDER BY "asc"`},
 		{`summary ~ "and"`, `summary ~ "and"`},
 		{`summary ~ 'it\'s'`, `summary ~ "it's"`},
 		{`summary ~ "tab\there"`, `summary ~ "tab\there"`},
@@ -69,7 +70,7 @@ func TestParseErrors(t *testing.T) {
 	const ops = "The valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'."
 	const esc = `The valid escape sequences are \', \", \t, \n, \r, \\, '\ ' and \uXXXX.`
 	tests := []struct {
-		in, want string
+		in, want  string
 		line, col int
 	}{
 		{"invalid query", "Expecting operator but got 'query'. " + ops, 1, 9},
@@ -92,6 +93,7 @@ func TestParseErrors(t *testing.T) {
 		{"mine{www = qwwr", `The character '{' is a reserved JQL character. You must enclose it in a string or use the escape '\u007b' instead.`, 1, 5},
 		{"minewww# = qwwr", `The character '#' is a reserved JQL character. You must enclose it in a string or use the escape '\u0023' instead.`, 1, 8},
 		{"summary ~ foo*", `The character '*' is a reserved JQL character. You must enclose it in a string or use the escape '\u002a' instead.`, 1, 14},
+		{"updated <= endOfDay(+1w)", `The character '+' is a reserved JQL character. You must enclose it in a string or use the escape '\u002b' instead.`, 1, 21},
 		{"minewww =\u007fqwwr", `The character 'U+007F' on line 1 at position 10 must be escaped. Use the escape '\u007f' instead.`, 1, 10},
 		{"mqwwr=\"\u007f this is broken\"", `The character 'U+007F' on line 1 at position 8 must be escaped. Use the escape '\u007f' instead.`, 1, 8},
 		{"aaaaa=-3482094382084092840932809482", "'-3482094382084092840932809482' is not a valid number. Numbers must be between -9,223,372,036,854,775,808 and 9,223,372,036,854,775,807.", 1, 7},

@@ -87,3 +87,33 @@ func TestStructureMatchesSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestStructureLikeSpecExample compares with the parts of the spec's /jql/parse example this package supports.
+func TestStructureLikeSpecExample(t *testing.T) {
+	tests := []struct {
+		jql, want string
+	}{
+		{"summary ~ test ORDER BY updated DESC",
+			`{"orderBy":{"fields":[{"direction":"desc","field":{"encodedName":"updated","name":"updated"}}]},"where":{"field":{"encodedName":"summary","name":"summary"},"operand":{"encodedValue":"test","value":"test"},"operator":"~"}}`},
+		{`labels in ("Service requests", Incidents)`,
+			`{"where":{"field":{"encodedName":"labels","name":"labels"},"operand":{"encodedOperand":"(\"Service requests\", Incidents)","values":[{"encodedValue":"\"Service requests\"","value":"Service requests"},{"encodedValue":"Incidents","value":"Incidents"}]},"operator":"in"}}`},
+		{"assignee = currentUser() or assignee is empty",
+			`{"where":{"clauses":[{"field":{"encodedName":"assignee","name":"assignee"},"operand":{"arguments":[],"encodedOperand":"currentUser()","function":"currentUser"},"operator":"="},{"field":{"encodedName":"assignee","name":"assignee"},"operand":{"keyword":"empty"},"operator":"is"}],"operator":"or"}}`},
+		{"not status = Done",
+			`{"where":{"clauses":[{"field":{"encodedName":"status","name":"status"},"operand":{"encodedValue":"Done","value":"Done"},"operator":"="}],"operator":"not"}}`},
+		{"", `{}`},
+	}
+	for _, tt := range tests {
+		q, err := Parse(tt.jql)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %v", tt.jql, err)
+		}
+		got, err := json.Marshal(q.Structure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tt.want {
+			t.Errorf("Structure(%q) = %s, want %s", tt.jql, got, tt.want)
+		}
+	}
+}
