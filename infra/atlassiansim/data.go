@@ -42,12 +42,12 @@ type ProjectInfo struct {
 }
 
 type dataset struct {
-	users    []*User
-	userByID map[string]*User
-	sites    []*site
-	siteByID map[string]*site
+	users     []*User
+	userByID  map[string]*User
+	sites     []*site
+	siteByID  map[string]*site
 	attByUUID map[string]*attachment
-	uuidRand *rand.Rand // continues the seeded stream for objects created later
+	uuidRand  *rand.Rand // continues the seeded stream for objects created later
 }
 
 type site struct {
@@ -65,12 +65,12 @@ type site struct {
 }
 
 type project struct {
-	id       int64
-	key      string
-	name     string
-	site     *site
-	nextNum  int
-	denied   map[string]bool
+	id      int64
+	key     string
+	name    string
+	site    *site
+	nextNum int
+	denied  map[string]bool
 }
 
 type issue struct {
@@ -335,7 +335,7 @@ func genIssue(r *rand.Rand, cfg Config, d *dataset, st *site, p *project, create
 	}
 	is.updated = randTime(r, created, now.Add(-time.Hour))
 
-	nComments := r.IntN(6)
+	nComments := r.IntN(min(6, cfg.MaxComments+1))
 	if n%7 == 0 {
 		nComments = cfg.MaxComments
 	}
@@ -361,7 +361,7 @@ func genIssue(r *rand.Rand, cfg Config, d *dataset, st *site, p *project, create
 	}
 	sort.SliceStable(is.comments, func(a, b int) bool { return is.comments[a].created.Before(is.comments[b].created) })
 
-	nHist := r.IntN(7)
+	nHist := r.IntN(min(7, cfg.MaxChangelog+1))
 	if n%5 == 0 {
 		nHist = cfg.MaxChangelog
 	}

@@ -48,7 +48,9 @@ func jsonResponse(status int, v any) response {
 	return response{status: status, body: b}
 }
 
-func jiraErr(status int, msgs ...string) response { return jsonResponse(status, errorCollection(msgs...)) }
+func jiraErr(status int, msgs ...string) response {
+	return jsonResponse(status, errorCollection(msgs...))
+}
 
 var granularIssueRead = []string{"read:issue-meta:jira", "read:issue-security-level:jira", "read:issue.vote:jira",
 	"read:issue.changelog:jira", "read:avatar:jira", "read:issue:jira", "read:status:jira", "read:user:jira",
@@ -90,6 +92,7 @@ const (
 	KeyToken               = "POST /oauth/token"
 	KeyAccessibleResources = "GET /oauth/token/accessible-resources"
 	KeyMedia               = "GET /media/file/{uuid}/binary"
+	KeyReportAccounts      = "POST /app/report-accounts/"
 )
 
 func (s *Server) routes() http.Handler {
@@ -99,6 +102,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /oauth/token", s.instrument(KeyToken, http.HandlerFunc(s.handleToken)))
 	mux.Handle("GET /oauth/token/accessible-resources", s.instrument(KeyAccessibleResources, http.HandlerFunc(s.handleAccessibleResources)))
 	mux.Handle("GET /media/file/{uuid}/binary", s.instrument(KeyMedia, http.HandlerFunc(s.handleMedia)))
+	mux.Handle("POST /app/report-accounts/", s.instrument(KeyReportAccounts, http.HandlerFunc(s.handleReportAccounts)))
+	mux.Handle("POST /app/report-accounts", s.instrument(KeyReportAccounts, http.HandlerFunc(s.handleReportAccounts)))
 	for _, ep := range s.endpoints() {
 		mux.Handle(ep.method+" "+gatewayPrefix+ep.path, s.instrument(ep.key(), s.gateway(ep)))
 	}

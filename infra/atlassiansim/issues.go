@@ -15,10 +15,10 @@ const issueNotFound = "Issue does not exist or you do not have permission to see
 // Embedded page sizes. Search embeds at most 20 comments and 20 changelog entries (Atlassian's migration guide);
 // bulkfetch and GET issue embed 20 comments and 40 changelog entries (the spec's bulkfetch text).
 const (
-	searchEmbedComments   = 20
-	searchEmbedChangelog  = 20
-	detailEmbedComments   = 20
-	detailEmbedChangelog  = 40
+	searchEmbedComments  = 20
+	searchEmbedChangelog = 20
+	detailEmbedComments  = 20
+	detailEmbedChangelog = 40
 )
 
 // allFields are the fields the simulator knows, in output order; navigable excludes comment (as Jira's
@@ -44,13 +44,13 @@ var fieldSchemas = map[string]map[string]any{
 	"reporter": {"type": "user", "system": "reporter"}, "creator": {"type": "user", "system": "creator"},
 	"created": {"type": "datetime", "system": "created"}, "updated": {"type": "datetime", "system": "updated"},
 	"duedate": {"type": "date", "system": "duedate"}, "resolution": {"type": "resolution", "system": "resolution"},
-	"resolutiondate": {"type": "datetime", "system": "resolutiondate"},
+	"resolutiondate":    {"type": "datetime", "system": "resolutiondate"},
 	"customfield_10016": {"type": "number", "custom": "com.pyxis.greenhopper.jira:jsw-story-points", "customId": 10016},
-	"environment": {"type": "string", "system": "environment"}, "components": {"type": "array", "items": "component", "system": "components"},
+	"environment":       {"type": "string", "system": "environment"}, "components": {"type": "array", "items": "component", "system": "components"},
 	"fixVersions": {"type": "array", "items": "version", "system": "fixVersions"}, "issuelinks": {"type": "array", "items": "issuelinks", "system": "issuelinks"},
 	"subtasks": {"type": "array", "items": "issuelinks", "system": "subtasks"}, "watches": {"type": "watches", "system": "watches"},
 	"statuscategorychangedate": {"type": "datetime", "system": "statuscategorychangedate"},
-	"lastViewed": {"type": "datetime", "system": "lastViewed"}, "attachment": {"type": "array", "items": "attachment", "system": "attachment"},
+	"lastViewed":               {"type": "datetime", "system": "lastViewed"}, "attachment": {"type": "array", "items": "attachment", "system": "attachment"},
 	"comment": {"type": "comments-page", "system": "comment"},
 }
 
@@ -105,11 +105,11 @@ func (f fieldSel) identityOnly() bool {
 func (f fieldSel) heavy() bool { return f.all || f.include["comment"] || f.include["description"] }
 
 type renderOpts struct {
-	fields        fieldSel
-	expand        map[string]bool
-	commentCap    int
-	changelogCap  int
-	minimal       bool // search's id/key-only form
+	fields       fieldSel
+	expand       map[string]bool
+	commentCap   int
+	changelogCap int
+	minimal      bool // search's id/key-only form
 }
 
 func parseExpand(vals ...string) map[string]bool {

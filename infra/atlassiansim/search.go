@@ -1,7 +1,8 @@
 package atlassiansim
 
 import (
-	"crypto/hmac"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -327,8 +328,9 @@ func (k catalog) StatusExists(v string) bool {
 
 func (k catalog) UserExists(accountID string) bool { return k.c.site.members[accountID] }
 
-// Cursors are opaque to clients: an HMAC-sealed record of who may use it, for which query, where it resumes and
-// when it was issued (it expires after 7 days, as Atlassian documents for nextPageToken).
+// Cursors are opaque to clients: an AES-GCM sealed record of who may use it, for which query, where it resumes
+// and when it was issued (it expires after 7 days, as Atlassian documents for nextPageToken). Sealing, not just
+// signing, keeps account ids out of tokens that the product may store in checkpoints.
 type cursor struct {
 	Site   string `json:"s"`
 	User   string `json:"u"`
@@ -342,11 +344,23 @@ func cursorDigest(parts ...string) string {
 	return hex.EncodeToString(h[:8])
 }
 
+func (s *Server) cursorAEAD() cipher.AEAD {
+	b, err := aes.NewCipher(s.cursorKey)
+	if err != nil {
+		panic(err) // the key is 32 random bytes
+	}
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		panic(err)
+	}
+	return g
+}
+
 func (s *Server) sealCursor(c *call, digest string, offset int64) string {
 	b, _ := json.Marshal(cursor{Site: c.site.cloudID, User: c.user.AccountID, Digest: digest, Offset: offset, Issued: c.now.Unix()})
-	m := hmac.New(sha256.New, s.cursorKey)
-	m.Write(b)
-	return base64.RawURLEncoding.EncodeToString(b) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+	g := s.cursorAEAD()
+	nonce := randomBytes(g.NonceSize())
+	return base64.RawURLEncoding.EncodeToString(g.Seal(nonce, nonce, b, nil))
 }
 
 func (s *Server) openCursor(tok string, c *call, digest string) (int64, bool) {
@@ -362,22 +376,20 @@ func (s *Server) openCursor(tok string, c *call, digest string) (int64, bool) {
 
 func (s *Server) verifyCursor(tok string) (cursor, error) {
 	var cur cursor
-	body, sig, ok := strings.Cut(tok, ".")
-	if !ok {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	g := s.cursorAEAD()
+	if err != nil || len(raw) < g.NonceSize() {
 		return cur, errors.New("malformed")
 	}
-	b, err1 := base64.RawURLEncoding.DecodeString(body)
-	got, err2 := base64.RawURLEncoding.DecodeString(sig)
-	if err1 != nil || err2 != nil {
-		return cur, errors.New("malformed")
-	}
-	m := hmac.New(sha256.New, s.cursorKey)
-	m.Write(b)
-	if !hmac.Equal(got, m.Sum(nil)[:16]) {
-		return cur, errors.New("bad signature")
+	b, err := g.Open(nil, raw[:g.NonceSize()], raw[g.NonceSize():], nil)
+	if err != nil {
+		return cur, errors.New("bad seal")
 	}
 	if err := json.Unmarshal(b, &cur); err != nil {
 		return cur, err
 	}
 	return cur, nil
 }
+
+// IssueExists lets the checker report unknown issue keys as Jira does.
+func (k catalog) IssueExists(keyOrID string) bool { return k.c.findIssue(keyOrID) != nil }

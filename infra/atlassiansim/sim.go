@@ -179,12 +179,12 @@ func (c *Config) setDefaults() {
 
 // Server is one simulated Atlassian Cloud. All its methods are safe for concurrent use.
 type Server struct {
-	cfg     Config
-	clock   Clock
-	log     *slog.Logger
-	mediaKey []byte
+	cfg       Config
+	clock     Clock
+	log       *slog.Logger
+	mediaKey  []byte
 	cursorKey []byte
-	handler http.Handler
+	handler   http.Handler
 
 	mu     sync.Mutex // guards everything below
 	base   string     // externally visible base URL, no trailing slash
@@ -222,7 +222,7 @@ func New(cfg Config) (*Server, error) {
 	s.data = generate(cfg, cfg.Clock.Now())
 	s.limits = newLimiter(cfg.RateLimits)
 	for _, f := range cfg.Faults {
-		s.faults = append(s.faults, &faultEntry{Fault: f})
+		s.faults = append(s.faults, &faultEntry{Fault: f, left: f.Count})
 	}
 	s.handler = s.routes()
 	return s, nil

@@ -1,0 +1,264 @@
+package atlassiansim
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned by the mutation API for an unknown site, project, issue or user.
+var ErrNotFound = errors.New("atlassiansim: not found")
+
+// IssueChange describes an edit; nil fields are left alone. Every change bumps `updated` to the clock's now and
+// records a changelog entry, as a real edit does.
+type IssueChange struct {
+	Summary     *string   `json:"summary,omitempty"`
+	Status      *string   `json:"status,omitempty"`
+	Labels      *[]string `json:"labels,omitempty"`
+	Assignee    *string   `json:"assignee,omitempty"` // account id, "" to unassign
+	Description *string   `json:"description,omitempty"`
+	// AddComment adds a comment with this text (by Author, or the reporter).
+	AddComment *string `json:"addComment,omitempty"`
+	// Author is the account that makes the change; default the issue's reporter.
+	Author string `json:"author,omitempty"`
+}
+
+// IssueRef identifies an issue after a mutation.
+type IssueRef struct {
+	CloudID string    `json:"cloudId"`
+	ID      string    `json:"id"`
+	Key     string    `json:"key"`
+	Updated time.Time `json:"updated"`
+}
+
+func (s *Server) lookupLocked(cloudID, idOrKey string) (*site, *issue, error) {
+	st := s.data.siteByID[cloudID]
+	if st == nil {
+		return nil, nil, fmt.Errorf("site %q: %w", cloudID, ErrNotFound)
+	}
+	var is *issue
+	if id, err := strconv.ParseInt(idOrKey, 10, 64); err == nil {
+		is = st.issues[id]
+	} else {
+		is = st.keys[strings.ToUpper(idOrKey)]
+	}
+	if is == nil || is.deleted {
+		return st, nil, fmt.Errorf("issue %q: %w", idOrKey, ErrNotFound)
+	}
+	return st, is, nil
+}
+
+// reindexLocked records a change for the eventually consistent index: search keeps seeing the state it saw
+// before this change until ConsistencyDelay has passed.
+func (s *Server) reindexLocked(is *issue, now time.Time) {
+	is.prev = is.indexView(now, s.cfg.ConsistencyDelay)
+	if is.deleted {
+		is.cur = nil
+	} else {
+		is.cur = is.index(s.data)
+	}
+	is.changedAt = now
+}
+
+func textDoc(s string) map[string]any {
+	return map[string]any{"type": "doc", "version": 1, "content": []any{
+		map[string]any{"type": "paragraph", "content": []any{map[string]any{"type": "text", "text": s}}}}}
+}
+
+func (s *Server) applyLocked(st *site, is *issue, ch IssueChange, now time.Time) error {
+	author := ch.Author
+	if author == "" {
+		author = is.reporter
+	}
+	if !st.members[author] {
+		return fmt.Errorf("author %q: %w", author, ErrNotFound)
+	}
+	h := &history{id: st.nextHistoryID, author: author, created: now}
+	if ch.Summary != nil {
+		h.items = append(h.items, changeItem{Field: "summary", FieldType: "jira", FieldID: "summary", FromString: is.summary, ToString: *ch.Summary})
+		is.summary = *ch.Summary
+	}
+	if ch.Status != nil {
+		if !slices.Contains(statuses, *ch.Status) {
+			return fmt.Errorf("status %q: %w", *ch.Status, ErrNotFound)
+		}
+		h.items = append(h.items, changeItem{Field: "status", FieldType: "jira", FieldID: "status", From: statusID(is.status),
+			FromString: is.status, To: statusID(*ch.Status), ToString: *ch.Status, hasFrom: true, hasTo: true})
+		is.status = *ch.Status
+	}
+	if ch.Labels != nil {
+		h.items = append(h.items, changeItem{Field: "labels", FieldType: "jira", FieldID: "labels",
+			FromString: strings.Join(is.labels, " "), ToString: strings.Join(*ch.Labels, " ")})
+		is.labels = append([]string(nil), (*ch.Labels)...)
+	}
+	if ch.Assignee != nil {
+		if *ch.Assignee != "" && !st.members[*ch.Assignee] {
+			return fmt.Errorf("assignee %q: %w", *ch.Assignee, ErrNotFound)
+		}
+		it := changeItem{Field: "assignee", FieldType: "jira", FieldID: "assignee"}
+		if is.assignee != "" {
+			it.From, it.FromString, it.hasFrom = is.assignee, s.data.userByID[is.assignee].DisplayName, true
+		}
+		if *ch.Assignee != "" {
+			it.To, it.ToString, it.hasTo = *ch.Assignee, s.data.userByID[*ch.Assignee].DisplayName, true
+		}
+		h.items = append(h.items, it)
+		is.assignee = *ch.Assignee
+	}
+	if ch.Description != nil {
+		h.items = append(h.items, changeItem{Field: "description", FieldType: "jira", FieldID: "description",
+			FromString: adfText(is.description), ToString: *ch.Description})
+		is.description = textDoc(*ch.Description) // replaced, never edited in place: rendered bodies may share it
+	}
+	if ch.AddComment != nil {
+		is.comments = append(is.comments, &comment{id: st.nextCommentID, author: author, updateAuthor: author,
+			body: textDoc(*ch.AddComment), created: now, updated: now})
+		st.nextCommentID++
+	}
+	if len(h.items) > 0 {
+		st.nextHistoryID++
+		is.histories = append(is.histories, h)
+	}
+	is.updated = now
+	s.reindexLocked(is, now)
+	return nil
+}
+
+// UpdateIssue edits an issue.
+func (s *Server) UpdateIssue(cloudID, idOrKey string, ch IssueChange) (IssueRef, error) {
+	now := s.clock.Now().Truncate(time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, is, err := s.lookupLocked(cloudID, idOrKey)
+	if err != nil {
+		return IssueRef{}, err
+	}
+	if err := s.applyLocked(st, is, ch, now); err != nil {
+		return IssueRef{}, err
+	}
+	return IssueRef{cloudID, strconv.FormatInt(is.id, 10), is.key, is.updated}, nil
+}
+
+// CreateIssue adds an issue to a project, with the change's fields (summary defaults to "New issue").
+func (s *Server) CreateIssue(cloudID, projectKey string, ch IssueChange) (IssueRef, error) {
+	now := s.clock.Now().Truncate(time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.data.siteByID[cloudID]
+	if st == nil {
+		return IssueRef{}, fmt.Errorf("site %q: %w", cloudID, ErrNotFound)
+	}
+	var p *project
+	for _, x := range st.projects {
+		if strings.EqualFold(x.key, projectKey) {
+			p = x
+		}
+	}
+	if p == nil {
+		return IssueRef{}, fmt.Errorf("project %q: %w", projectKey, ErrNotFound)
+	}
+	reporter := ch.Author
+	if reporter == "" {
+		for _, u := range s.data.users {
+			if st.members[u.AccountID] && u.CanConsent {
+				reporter = u.AccountID
+				break
+			}
+		}
+	}
+	if !st.members[reporter] {
+		return IssueRef{}, fmt.Errorf("author %q: %w", reporter, ErrNotFound)
+	}
+	p.nextNum++
+	is := &issue{id: st.nextIssueID, key: fmt.Sprintf("%s-%d", p.key, p.nextNum), project: p, issueType: "Task",
+		status: statuses[0], priority: "Medium", summary: "New issue", reporter: reporter, creator: reporter,
+		created: now, updated: now}
+	st.nextIssueID++
+	st.addIssue(is)
+	is.changedAt = now // prev stays nil: the index does not know the issue yet
+	if err := s.applyLocked(st, is, ch, now); err != nil {
+		return IssueRef{}, err
+	}
+	is.histories = nil // a new issue has no history
+	is.prev = nil
+	return IssueRef{cloudID, strconv.FormatInt(is.id, 10), is.key, is.updated}, nil
+}
+
+// DeleteIssue deletes an issue: it disappears from search (after the consistency delay) and answers 404.
+func (s *Server) DeleteIssue(cloudID, idOrKey string) error {
+	now := s.clock.Now().Truncate(time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, is, err := s.lookupLocked(cloudID, idOrKey)
+	if err != nil {
+		return err
+	}
+	is.deleted = true
+	s.reindexLocked(is, now)
+	return nil
+}
+
+// MoveIssue moves an issue to another project of the same site. It gets a new key; the old key keeps resolving
+// (as Jira's does), the id is unchanged.
+func (s *Server) MoveIssue(cloudID, idOrKey, toProjectKey string) (IssueRef, error) {
+	now := s.clock.Now().Truncate(time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, is, err := s.lookupLocked(cloudID, idOrKey)
+	if err != nil {
+		return IssueRef{}, err
+	}
+	var p *project
+	for _, x := range st.projects {
+		if strings.EqualFold(x.key, toProjectKey) {
+			p = x
+		}
+	}
+	if p == nil {
+		return IssueRef{}, fmt.Errorf("project %q: %w", toProjectKey, ErrNotFound)
+	}
+	if p == is.project {
+		return IssueRef{cloudID, strconv.FormatInt(is.id, 10), is.key, is.updated}, nil
+	}
+	p.nextNum++
+	newKey := fmt.Sprintf("%s-%d", p.key, p.nextNum)
+	h := &history{id: st.nextHistoryID, author: is.reporter, created: now, items: []changeItem{
+		{Field: "Key", FieldType: "jira", FieldID: "issuekey", FromString: is.key, ToString: newKey},
+		{Field: "project", FieldType: "jira", FieldID: "project", From: strconv.FormatInt(is.project.id, 10), FromString: is.project.name,
+			To: strconv.FormatInt(p.id, 10), ToString: p.name, hasFrom: true, hasTo: true},
+	}}
+	st.nextHistoryID++
+	is.histories = append(is.histories, h)
+	is.project, is.key, is.updated = p, newKey, now
+	st.keys[newKey] = is
+	s.reindexLocked(is, now)
+	return IssueRef{cloudID, strconv.FormatInt(is.id, 10), is.key, is.updated}, nil
+}
+
+// SetProjectPermission grants (allow) or removes a user's browse permission on a project. Without it the
+// project's issues vanish from search and answer 404, exactly like issues that do not exist.
+func (s *Server) SetProjectPermission(cloudID, projectKey, accountID string, allow bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.data.siteByID[cloudID]
+	if st == nil {
+		return fmt.Errorf("site %q: %w", cloudID, ErrNotFound)
+	}
+	if s.data.userByID[accountID] == nil {
+		return fmt.Errorf("user %q: %w", accountID, ErrNotFound)
+	}
+	for _, p := range st.projects {
+		if strings.EqualFold(p.key, projectKey) {
+			if allow {
+				delete(p.denied, accountID)
+			} else {
+				p.denied[accountID] = true
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("project %q: %w", projectKey, ErrNotFound)
+}
