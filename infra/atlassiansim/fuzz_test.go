@@ -69,4 +69,3 @@ func FuzzCursor(f *testing.F) {
 		}
 	})
 }
-
