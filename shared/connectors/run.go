@@ -1,0 +1,69 @@
+package connectors
+
+import "time"
+
+// RunStatus is a run's lifecycle state.
+type RunStatus string
+
+// The statuses. Queued and running are active; the others are final.
+const (
+	RunQueued    RunStatus = "queued"
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+	RunCancelled RunStatus = "cancelled"
+)
+
+// Active reports whether a run in status s still holds its connector's run slot.
+func (s RunStatus) Active() bool { return s == RunQueued || s == RunRunning }
+
+// Triggers of a run.
+const (
+	TriggerManual   = "manual"
+	TriggerSchedule = "schedule"
+)
+
+// Counters are a run's progress.
+type Counters struct {
+	IssuesDone int64 `json:"issuesDone" dynamodbav:"issuesDone"`
+	// ApproxTotal is /search/approximate-count at the start of the run (an estimate; may be exceeded).
+	ApproxTotal int64 `json:"approxTotal" dynamodbav:"approxTotal"`
+	Attachments int64 `json:"attachments" dynamodbav:"attachments"`
+	Bytes       int64 `json:"bytes" dynamodbav:"bytes"`
+	PointsSpent int64 `json:"pointsSpent" dynamodbav:"pointsSpent"`
+}
+
+// RunError is one problem a run met, with a stable machine-readable reason.
+type RunError struct {
+	Reason  string    `json:"reason" dynamodbav:"reason"`
+	Message string    `json:"message" dynamodbav:"message"`
+	At      time.Time `json:"at" dynamodbav:"at"`
+}
+
+// Run is one export of a connector.
+type Run struct {
+	ID           string
+	ConnectorID  string
+	ConnectionID string
+	Status       RunStatus
+	// Phase is what an active run is doing (queued, counting, searching, attachments, finishing) or where a
+	// finished one stopped.
+	Phase      string
+	Trigger    string
+	Counters   Counters
+	Errors     []RunError
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	// CancelReason says why a cancelled run was cancelled (user, connector_deleted, disconnected).
+	CancelReason string
+}
+
+// Progress is an update a worker writes to a run.
+type Progress struct {
+	Status   RunStatus // "" keeps the status
+	Phase    string    // "" keeps the phase
+	Counters Counters  // replaces the counters
+	Errors   []RunError
+}

@@ -1,0 +1,474 @@
+package connectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Item types and keys (see .notes/contracts.md).
+const (
+	ItemTypeConnector = "connector"
+	ItemTypeCount     = "connector_count"
+	ItemTypeRun       = "run"
+
+	countSK = "CONNECTORS"
+	// GSI partitions of the sparse "due" index.
+	DueGSIPK    = "DUE"
+	ActiveGSIPK = "ACTIVE"
+
+	connectorsList = "connectors"
+)
+
+func connPK(connID string) string            { return "CONN#" + connID }
+func connectorSK(id string) string           { return "CONNECTOR#" + id }
+func runPrefix(connectorID string) string    { return "RUN#" + connectorID + "#" }
+func runSK(connectorID, runID string) string { return runPrefix(connectorID) + runID }
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+func timePtr(s string) *time.Time {
+	if s == "" {
+		return nil
+	}
+	t := parseTime(s)
+	return &t
+}
+
+func optTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return fmtTime(*t)
+}
+
+// Store keeps connectors and runs in the single table.
+type Store struct {
+	db    *dynamodb.Client
+	table string
+	now   func() time.Time
+}
+
+// Option tunes a Store.
+type Option func(*Store)
+
+// WithClock sets the store's clock (tests).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// NewStore returns a Store on table.
+func NewStore(db *dynamodb.Client, table string, opts ...Option) *Store {
+	s := &Store{db: db, table: table, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+type summaryItem struct {
+	ID         string    `dynamodbav:"id"`
+	Status     RunStatus `dynamodbav:"status"`
+	CreatedAt  string    `dynamodbav:"createdAt"`
+	FinishedAt string    `dynamodbav:"finishedAt,omitempty"`
+}
+
+type connectorItem struct {
+	PK        string       `dynamodbav:"pk"`
+	SK        string       `dynamodbav:"sk"`
+	Type      string       `dynamodbav:"type"`
+	V         int64        `dynamodbav:"v"`
+	Rev       int64        `dynamodbav:"rev"`
+	ID        string       `dynamodbav:"id"`
+	ConnID    string       `dynamodbav:"connId"`
+	Name      string       `dynamodbav:"name"`
+	SiteID    string       `dynamodbav:"siteId"`
+	JQL       string       `dynamodbav:"jql"`
+	Schedule  Schedule     `dynamodbav:"schedule"`
+	Enabled   bool         `dynamodbav:"enabled"`
+	Include   Include      `dynamodbav:"include"`
+	Formats   []string     `dynamodbav:"formats"`
+	CreatedAt string       `dynamodbav:"createdAt"`
+	UpdatedAt string       `dynamodbav:"updatedAt"`
+	NextRunAt string       `dynamodbav:"nextRunAt,omitempty"`
+	GSI1PK    string       `dynamodbav:"gsi1pk,omitempty"`
+	GSI1SK    string       `dynamodbav:"gsi1sk,omitempty"`
+	ActiveRun string       `dynamodbav:"activeRun,omitempty"`
+	LastRun   *summaryItem `dynamodbav:"lastRun,omitempty"`
+}
+
+func (it *connectorItem) connector() *Connector {
+	c := &Connector{
+		Spec: Spec{Name: it.Name, SiteID: it.SiteID, JQL: it.JQL, Schedule: it.Schedule, Enabled: it.Enabled,
+			Include: it.Include, Formats: it.Formats},
+		ID: it.ID, ConnectionID: it.ConnID, CreatedAt: parseTime(it.CreatedAt), UpdatedAt: parseTime(it.UpdatedAt),
+		NextRunAt: timePtr(it.NextRunAt), ActiveRunID: it.ActiveRun, Rev: it.Rev,
+	}
+	if c.Formats == nil {
+		c.Formats = []string{}
+	}
+	if c.Include.Attachments.MediaTypes == nil {
+		c.Include.Attachments.MediaTypes = []string{}
+	}
+	if it.LastRun != nil {
+		c.LastRun = &RunSummary{ID: it.LastRun.ID, Status: it.LastRun.Status, CreatedAt: parseTime(it.LastRun.CreatedAt),
+			FinishedAt: timePtr(it.LastRun.FinishedAt)}
+	}
+	return c
+}
+
+// dueKey is the "due" index sort key: the dispatcher reads DUE items up to now.
+func dueKey(next time.Time, connID, id string) string {
+	return next.UTC().Format(time.RFC3339) + "#" + connID + "#" + id
+}
+
+func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+func n(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
+
+func (st *Store) key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": s(pk), "sk": s(sk)}
+}
+
+func isCondFailed(err error) bool {
+	var cf *types.ConditionalCheckFailedException
+	return errors.As(err, &cf)
+}
+
+// cancelled returns the cancellation reasons of a failed transaction, or nil for any other error.
+func cancelled(err error) []types.CancellationReason {
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) {
+		return tc.CancellationReasons
+	}
+	return nil
+}
+
+func condFailedAt(reasons []types.CancellationReason, i int) bool {
+	return i < len(reasons) && aws.ToString(reasons[i].Code) == "ConditionalCheckFailed"
+}
+
+// Create stores a new connector. next is its first run (ignored when disabled). It fails with ErrTooMany when the
+// connection has MaxConnectors, and ErrNotActive when the connection is gone or disconnected.
+func (st *Store) Create(ctx context.Context, connID string, spec Spec, next time.Time) (*Connector, error) {
+	now := st.now().UTC()
+	it := connectorItem{
+		PK: connPK(connID), Type: ItemTypeConnector, V: 1, Rev: 1, ID: NewID(now), ConnID: connID,
+		Name: spec.Name, SiteID: spec.SiteID, JQL: spec.JQL, Schedule: spec.Schedule, Enabled: spec.Enabled,
+		Include: spec.Include, Formats: spec.Formats, CreatedAt: fmtTime(now), UpdatedAt: fmtTime(now),
+	}
+	it.SK = connectorSK(it.ID)
+	if spec.Enabled && !next.IsZero() {
+		it.NextRunAt = fmtTime(next)
+		it.GSI1PK, it.GSI1SK = DueGSIPK, dueKey(next, connID, it.ID)
+	}
+	av, err := attributevalue.MarshalMap(it)
+	if err != nil {
+		return nil, fmt.Errorf("encode connector: %w", err)
+	}
+	_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: &st.table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Update: &types.Update{
+			TableName: &st.table, Key: st.key(connPK(connID), countSK),
+			UpdateExpression:          aws.String("SET #type = :type, #n = if_not_exists(#n, :zero) + :one, v = if_not_exists(v, :zero) + :one"),
+			ConditionExpression:       aws.String("attribute_not_exists(#n) OR #n < :max"),
+			ExpressionAttributeNames:  map[string]string{"#type": "type", "#n": "n"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":type": s(ItemTypeCount), ":zero": n(0), ":one": n(1), ":max": n(MaxConnectors)},
+		}},
+		{ConditionCheck: &types.ConditionCheck{
+			TableName: &st.table, Key: st.key(connPK(connID), "META"),
+			ConditionExpression:       aws.String("attribute_exists(pk) AND #st <> :disc"),
+			ExpressionAttributeNames:  map[string]string{"#st": "status"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":disc": s("disconnected")},
+		}},
+	}})
+	if err != nil {
+		r := cancelled(err)
+		switch {
+		case condFailedAt(r, 1):
+			return nil, ErrTooMany
+		case condFailedAt(r, 2):
+			return nil, ErrNotActive
+		}
+		return nil, fmt.Errorf("create connector: %w", err)
+	}
+	return it.connector(), nil
+}
+
+func (st *Store) getItem(ctx context.Context, connID, id string) (*connectorItem, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get connector: %w", err)
+	}
+	if out.Item == nil {
+		return nil, ErrNotFound
+	}
+	var it connectorItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return nil, fmt.Errorf("decode connector: %w", err)
+	}
+	return &it, nil
+}
+
+// Get returns connector id of connection connID, or ErrNotFound (also for another connection's connector).
+func (st *Store) Get(ctx context.Context, connID, id string) (*Connector, error) {
+	it, err := st.getItem(ctx, connID, id)
+	if err != nil {
+		return nil, err
+	}
+	return it.connector(), nil
+}
+
+// page queries one page of items under the connection whose sort key starts with prefix.
+func (st *Store) page(ctx context.Context, connID, list, prefix string, limit int, cur string, newestFirst bool) ([]map[string]types.AttributeValue, string, error) {
+	after, err := decodeCursor(connID, list, prefix, cur)
+	if err != nil {
+		return nil, "", err
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                 &st.table,
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(connPK(connID)), ":prefix": s(prefix)},
+		// One extra item tells whether there is a next page, so the last page never carries a cursor.
+		Limit:            aws.Int32(int32(limit + 1)),
+		ScanIndexForward: aws.Bool(!newestFirst),
+		ConsistentRead:   aws.Bool(true),
+	}
+	if after != "" {
+		in.ExclusiveStartKey = st.key(connPK(connID), after)
+	}
+	out, err := st.db.Query(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("query %s: %w", list, err)
+	}
+	items := out.Items
+	next := ""
+	if len(items) > limit {
+		items = items[:limit]
+		next = encodeCursor(connID, list, items[limit-1]["sk"].(*types.AttributeValueMemberS).Value)
+	}
+	return items, next, nil
+}
+
+// List returns a page of the connection's connectors, oldest first, and the cursor of the next page ("" at the
+// end). An invalid cursor gives ErrInvalidCursor.
+func (st *Store) List(ctx context.Context, connID string, limit int, cur string) ([]Connector, string, error) {
+	items, next, err := st.page(ctx, connID, connectorsList, "CONNECTOR#", limit, cur, false)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]Connector, 0, len(items))
+	for _, av := range items {
+		var it connectorItem
+		if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+			return nil, "", fmt.Errorf("decode connector: %w", err)
+		}
+		out = append(out, *it.connector())
+	}
+	return out, next, nil
+}
+
+// Update replaces the connector's configuration when its revision is still rev (ErrStale otherwise, ErrNotFound
+// when it does not exist). next is its next run (ignored when disabled).
+func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, rev int64, next time.Time) (*Connector, error) {
+	now := st.now().UTC()
+	incl, err := attributevalue.Marshal(spec.Include)
+	if err != nil {
+		return nil, fmt.Errorf("encode connector: %w", err)
+	}
+	sched, err := attributevalue.Marshal(spec.Schedule)
+	if err != nil {
+		return nil, fmt.Errorf("encode connector: %w", err)
+	}
+	formats, err := attributevalue.Marshal(spec.Formats)
+	if err != nil {
+		return nil, fmt.Errorf("encode connector: %w", err)
+	}
+	vals := map[string]types.AttributeValue{
+		":name": s(spec.Name), ":site": s(spec.SiteID), ":jql": s(spec.JQL), ":sched": sched,
+		":enabled": &types.AttributeValueMemberBOOL{Value: spec.Enabled}, ":incl": incl, ":formats": formats,
+		":now": s(fmtTime(now)), ":one": n(1), ":rev": n(rev),
+	}
+	expr := "SET #name = :name, siteId = :site, jql = :jql, #schedule = :sched, enabled = :enabled, #include = :incl, " +
+		"formats = :formats, updatedAt = :now, rev = rev + :one, v = v + :one"
+	if spec.Enabled && !next.IsZero() {
+		expr += ", nextRunAt = :next, gsi1pk = :due, gsi1sk = :duekey"
+		vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(DueGSIPK), s(dueKey(next, connID, id))
+	} else {
+		expr += " REMOVE nextRunAt, gsi1pk, gsi1sk"
+	}
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)),
+		UpdateExpression:                    aws.String(expr),
+		ConditionExpression:                 aws.String("attribute_exists(pk) AND rev = :rev"),
+		ExpressionAttributeNames:            map[string]string{"#name": "name", "#schedule": "schedule", "#include": "include"},
+		ExpressionAttributeValues:           vals,
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		var cf *types.ConditionalCheckFailedException
+		if errors.As(err, &cf) {
+			if cf.Item == nil {
+				return nil, ErrNotFound
+			}
+			return nil, ErrStale
+		}
+		return nil, fmt.Errorf("update connector: %w", err)
+	}
+	var it connectorItem
+	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
+		return nil, fmt.Errorf("decode connector: %w", err)
+	}
+	return it.connector(), nil
+}
+
+// Delete removes a connector (when rev is 0 or still its revision), cancels its active run in the same
+// transaction, and then removes its run history.
+func (st *Store) Delete(ctx context.Context, connID, id string, rev int64) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		it, err := st.getItem(ctx, connID, id)
+		if err != nil {
+			return err
+		}
+		if rev != 0 && it.Rev != rev {
+			return ErrStale
+		}
+		cond := "attribute_exists(pk) AND rev = :rev AND attribute_not_exists(activeRun)"
+		vals := map[string]types.AttributeValue{":rev": n(it.Rev)}
+		if it.ActiveRun != "" {
+			cond = "attribute_exists(pk) AND rev = :rev AND activeRun = :run"
+			vals[":run"] = s(it.ActiveRun)
+		}
+		items := []types.TransactWriteItem{
+			{Delete: &types.Delete{TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)),
+				ConditionExpression: aws.String(cond), ExpressionAttributeValues: vals}},
+			{Update: &types.Update{TableName: &st.table, Key: st.key(connPK(connID), countSK),
+				UpdateExpression:          aws.String("SET #n = #n - :one, v = v + :one"),
+				ConditionExpression:       aws.String("#n > :zero"),
+				ExpressionAttributeNames:  map[string]string{"#n": "n"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1), ":zero": n(0)}}},
+		}
+		if it.ActiveRun != "" {
+			items = append(items, st.cancelRunItem(connID, id, it.ActiveRun, "connector_deleted"))
+		}
+		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if err == nil {
+			return st.deleteRuns(ctx, connID, id)
+		}
+		if r := cancelled(err); condFailedAt(r, 0) || condFailedAt(r, 2) {
+			continue // changed under us (a run started or finished, or an edit): read again
+		}
+		return fmt.Errorf("delete connector: %w", err)
+	}
+	return ErrStale
+}
+
+func (st *Store) deleteRuns(ctx context.Context, connID, connectorID string) error {
+	var start map[string]types.AttributeValue
+	for {
+		out, err := st.db.Query(ctx, &dynamodb.QueryInput{
+			TableName: &st.table, ExclusiveStartKey: start,
+			KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(connPK(connID)), ":prefix": s(runPrefix(connectorID))},
+			ProjectionExpression:      aws.String("pk, sk"),
+		})
+		if err != nil {
+			return fmt.Errorf("list runs to delete: %w", err)
+		}
+		for i := 0; i < len(out.Items); i += 25 {
+			batch := out.Items[i:min(i+25, len(out.Items))]
+			reqs := make([]types.WriteRequest, len(batch))
+			for j, k := range batch {
+				reqs[j] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}}
+			}
+			for try := 0; len(reqs) > 0; try++ {
+				if try == 5 {
+					return errors.New("delete runs: unprocessed items remain")
+				}
+				res, err := st.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{st.table: reqs}})
+				if err != nil {
+					return fmt.Errorf("delete runs: %w", err)
+				}
+				reqs = res.UnprocessedItems[st.table]
+			}
+		}
+		if out.LastEvaluatedKey == nil {
+			return nil
+		}
+		start = out.LastEvaluatedKey
+	}
+}
+
+// DisableAll disables every connector of the connection and cancels their active runs (disconnect): nothing of
+// the connection runs again until a user enables it.
+func (st *Store) DisableAll(ctx context.Context, connID, reason string) error {
+	cur := ""
+	for {
+		page, next, err := st.List(ctx, connID, 100, cur)
+		if err != nil {
+			return err
+		}
+		for _, c := range page {
+			if err := st.disable(ctx, connID, c.ID, reason); err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		cur = next
+	}
+}
+
+func (st *Store) disable(ctx context.Context, connID, id, reason string) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		it, err := st.getItem(ctx, connID, id)
+		if err != nil {
+			return err
+		}
+		now := fmtTime(st.now())
+		vals := map[string]types.AttributeValue{":f": &types.AttributeValueMemberBOOL{Value: false}, ":one": n(1), ":now": s(now)}
+		upd := &types.Update{TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)),
+			UpdateExpression:          aws.String("SET enabled = :f, updatedAt = :now, rev = rev + :one, v = v + :one REMOVE nextRunAt, gsi1pk, gsi1sk"),
+			ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(activeRun)"),
+			ExpressionAttributeValues: vals,
+		}
+		items := []types.TransactWriteItem{{Update: upd}}
+		if it.ActiveRun != "" {
+			// The run's own cancel item releases activeRun; this one only disables.
+			upd.ConditionExpression = aws.String("attribute_exists(pk) AND activeRun = :run")
+			vals[":run"] = s(it.ActiveRun)
+			items = []types.TransactWriteItem{st.cancelRunItem(connID, id, it.ActiveRun, reason), {Update: &types.Update{
+				TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)),
+				UpdateExpression: aws.String("SET enabled = :f, updatedAt = :now, rev = rev + :one, v = v + :one, lastRun.#st = :cancelled, lastRun.finishedAt = :now " +
+					"REMOVE nextRunAt, gsi1pk, gsi1sk, activeRun"),
+				ConditionExpression:       aws.String("attribute_exists(pk) AND activeRun = :run"),
+				ExpressionAttributeNames:  map[string]string{"#st": "status"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":f": vals[":f"], ":one": n(1), ":now": s(now), ":run": s(it.ActiveRun), ":cancelled": s(string(RunCancelled))},
+			}}}
+		}
+		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if err == nil {
+			return nil
+		}
+		if cancelled(err) != nil {
+			continue
+		}
+		return fmt.Errorf("disable connector: %w", err)
+	}
+	return fmt.Errorf("disable connector %s: kept changing", id)
+}

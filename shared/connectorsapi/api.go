@@ -1,0 +1,276 @@
+// Package connectorsapi is the connectors HTTP API (/v1/...): connection info and API keys, connectors CRUD with
+// validation against the Jira site, run control and progress, and the OpenAPI description. It is a plain
+// net/http Handler; functions/connectors adapts it to API Gateway HTTP API (payload 2.0) events.
+//
+// Every request except GET /v1/openapi.json is authenticated by `Authorization: Bearer <api key>` and confined to
+// that key's connection: all reads and writes are keyed by the authenticated connection id, so another
+// connection's resource is indistinguishable from a missing one. Every error is an RFC 9457 problem document.
+package connectorsapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+
+	"jiraexport/shared/apikeys"
+	"jiraexport/shared/connections"
+	"jiraexport/shared/connectors"
+	"jiraexport/shared/jira"
+	"jiraexport/shared/problem"
+)
+
+// Keys is what the API needs of shared/apikeys.
+type Keys interface {
+	Authenticate(ctx context.Context, plaintext string) (*apikeys.Key, error)
+	Issue(ctx context.Context, connID, name string) (string, *apikeys.Key, error)
+	List(ctx context.Context, connID string) ([]apikeys.Key, error)
+	Revoke(ctx context.Context, connID, keyID string) error
+	DeleteAll(ctx context.Context, connID string) error
+}
+
+// Connections is what the API needs of shared/connections.
+type Connections interface {
+	Get(ctx context.Context, id string) (*connections.Connection, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// TokenInfo is the plaintext metadata of a connection's token record.
+type TokenInfo struct {
+	Scope           string
+	Expiry          time.Time
+	FamilyStartedAt time.Time
+}
+
+// Tokens is what the API needs of shared/tokens (main adapts the store).
+type Tokens interface {
+	TokenSource(ctx context.Context, connID string) oauth2.TokenSource
+	// Info returns the token metadata; an error for which ReauthRequired is true means the grant is gone.
+	Info(ctx context.Context, connID string) (*TokenInfo, error)
+	Delete(ctx context.Context, connID string) error
+	// ReauthRequired reports whether err (from a token source or Info) means the user must consent again.
+	ReauthRequired(err error) bool
+}
+
+// Reauthorizer creates one-time re-authorisation tickets (shared/oauthstate).
+type Reauthorizer interface {
+	CreateReauth(ctx context.Context, connID string) (ticket string, err error)
+}
+
+// Store is what the API needs of shared/connectors.
+type Store interface {
+	Create(ctx context.Context, connID string, spec connectors.Spec, next time.Time) (*connectors.Connector, error)
+	Get(ctx context.Context, connID, id string) (*connectors.Connector, error)
+	List(ctx context.Context, connID string, limit int, cursor string) ([]connectors.Connector, string, error)
+	Update(ctx context.Context, connID, id string, spec connectors.Spec, rev int64, next time.Time) (*connectors.Connector, error)
+	Delete(ctx context.Context, connID, id string, rev int64) error
+	DisableAll(ctx context.Context, connID, reason string) error
+	StartRun(ctx context.Context, connID, connectorID, trigger string) (*connectors.Run, error)
+	GetRun(ctx context.Context, connID, connectorID, runID string) (*connectors.Run, error)
+	ListRuns(ctx context.Context, connID, connectorID string, limit int, cursor string) ([]connectors.Run, string, error)
+	CancelRun(ctx context.Context, connID, connectorID, runID, reason string) (*connectors.Run, error)
+}
+
+// Jira is what the API asks of a Jira site.
+type Jira interface {
+	ParseJQL(ctx context.Context, cloudID string, queries ...string) ([]jira.ParsedQuery, error)
+	ApproximateCount(ctx context.Context, cloudID, jql string) (int64, error)
+}
+
+// Purger erases a disconnected connection's exported data. It is the hook for the purge core: until that exists
+// the API leaves the data to an admin purge (and its S3 lifecycle expiry).
+type Purger interface {
+	PurgeConnection(ctx context.Context, connID string) error
+}
+
+// Config wires the API. Purger may be nil; everything else is required.
+type Config struct {
+	Keys        Keys
+	Connections Connections
+	Tokens      Tokens
+	Reauth      Reauthorizer
+	Store       Store
+	// Jira returns a client for one connection, drawing its access tokens from ts.
+	Jira   func(ts oauth2.TokenSource) Jira
+	Purger Purger
+	Log    *slog.Logger
+	// PublicBaseURL is the API's public base URL; empty means "https://" + the request's domain name.
+	PublicBaseURL string
+	Now           func() time.Time
+}
+
+// Limits of requests (documented in openapi.yaml).
+const (
+	MaxBodyBytes     = 64 << 10
+	DefaultPageLimit = 20
+	MaxPageLimit     = 100
+	MaxKeyNameLen    = 100
+	MaxKeys          = 20 // active keys per connection
+	// GrantLifetime is how long Atlassian keeps a refresh-token family alive, however often it rotates.
+	GrantLifetime = 365 * 24 * time.Hour
+)
+
+type api struct {
+	Config
+}
+
+type ctxKey struct{}
+
+type principal struct {
+	conn  *connections.Connection
+	keyID string
+}
+
+func from(ctx context.Context) *principal { return ctx.Value(ctxKey{}).(*principal) }
+
+// New returns the API handler.
+func New(cfg Config) http.Handler {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &api{Config: cfg}
+	authed := http.NewServeMux()
+	route := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		authed.Handle(pattern, a.wrap(h))
+	}
+	route("GET /v1/connection", a.getConnection)
+	route("DELETE /v1/connection", a.disconnect)
+	route("POST /v1/connection/reauthorize", a.reauthorize)
+	route("GET /v1/connection/keys", a.listKeys)
+	route("POST /v1/connection/keys", a.createKey)
+	route("DELETE /v1/connection/keys/{keyId}", a.revokeKey)
+	route("POST /v1/connectors", a.createConnector)
+	route("GET /v1/connectors", a.listConnectors)
+	route("GET /v1/connectors/{id}", a.getConnector)
+	route("PUT /v1/connectors/{id}", a.replaceConnector)
+	route("PATCH /v1/connectors/{id}", a.patchConnector)
+	route("DELETE /v1/connectors/{id}", a.deleteConnector)
+	route("POST /v1/connectors/{id}/preview", a.preview)
+	route("POST /v1/connectors/{id}/runs", a.startRun)
+	route("GET /v1/connectors/{id}/runs", a.listRuns)
+	route("GET /v1/connectors/{id}/runs/{runId}", a.getRun)
+	route("POST /v1/connectors/{id}/runs/{runId}/cancel", a.cancelRun)
+	// Method-less patterns catch the other methods of known paths (the method-specific ones are more specific).
+	for _, p := range []string{"/v1/connection", "/v1/connection/reauthorize", "/v1/connection/keys",
+		"/v1/connection/keys/{keyId}", "/v1/connectors", "/v1/connectors/{id}", "/v1/connectors/{id}/preview",
+		"/v1/connectors/{id}/runs", "/v1/connectors/{id}/runs/{runId}", "/v1/connectors/{id}/runs/{runId}/cancel",
+		"/v1/openapi.json"} {
+		authed.Handle(p, a.wrap(func(http.ResponseWriter, *http.Request) error {
+			return problem.New(problem.MethodNotAllowed, "this method is not allowed on this resource")
+		}))
+	}
+	authed.Handle("/", a.wrap(func(http.ResponseWriter, *http.Request) error {
+		return problem.New(problem.NotFound, "no such resource")
+	}))
+
+	root := http.NewServeMux()
+	root.Handle("GET /v1/openapi.json", http.HandlerFunc(serveOpenAPI))
+	root.Handle("/", a.authenticate(authed))
+	return a.recoverer(root)
+}
+
+// wrap turns a handler that returns an error into an http.Handler that writes the error as a problem.
+func (a *api) wrap(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			problem.Write(w, r, a.Log, err)
+		}
+	})
+}
+
+func (a *api) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := a.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				a.Log.ErrorContext(r.Context(), "panic serving request", "route", r.Pattern, "panic", v)
+				if sw.status == 0 {
+					problem.Write(sw, r, nil, problem.Wrap(errors.New("panic")))
+				}
+			}
+			a.Log.InfoContext(r.Context(), "request", "method", r.Method, "status", sw.status,
+				"ms", a.Now().Sub(start).Milliseconds())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// errUnauthenticated is the one answer for a missing, malformed, unknown or revoked key and for a key whose
+// connection is gone, so a caller learns nothing about which keys or connections exist.
+var errUnauthenticated = problem.New(problem.Unauthorized, "send a valid API key as Authorization: Bearer <key>")
+
+func (a *api) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(err error) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="jiraexport"`)
+			problem.Write(w, r, a.Log, err)
+		}
+		scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || !apikeys.WellFormed(strings.TrimSpace(key)) {
+			fail(errUnauthenticated)
+			return
+		}
+		ctx := r.Context()
+		k, err := a.Keys.Authenticate(ctx, strings.TrimSpace(key))
+		if errors.Is(err, apikeys.ErrInvalid) {
+			fail(errUnauthenticated)
+			return
+		}
+		if err != nil {
+			problem.Write(w, r, a.Log, problem.Wrap(err))
+			return
+		}
+		conn, err := a.Connections.Get(ctx, k.ConnectionID)
+		if errors.Is(err, connections.ErrNotFound) || (err == nil && conn.Status == connections.StatusDisconnected) {
+			fail(errUnauthenticated)
+			return
+		}
+		if err != nil {
+			problem.Write(w, r, a.Log, problem.Wrap(err))
+			return
+		}
+		ctx = context.WithValue(ctx, ctxKey{}, &principal{conn: conn, keyID: k.ID})
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// baseURL is the API's public base URL for links.
+func (a *api) baseURL(r *http.Request) string {
+	if a.PublicBaseURL != "" {
+		return strings.TrimRight(a.PublicBaseURL, "/")
+	}
+	if rc, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok && rc.DomainName != "" {
+		return "https://" + rc.DomainName
+	}
+	return "https://" + r.Host
+}
