@@ -108,7 +108,7 @@ var (
 	reBearer = regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*`)
 	reJWT    = regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*`)
 	reAPIKey = regexp.MustCompile(`\bjxk_[A-Za-z0-9_-]+`)
-	reQuery  = regexp.MustCompile(`(?i)([?&](?:code|state|token|access_token|refresh_token|client_secret|key)=)[^&\s"]+`)
+	reQuery  = regexp.MustCompile(`(?i)([?&](?:code|state|token|access_token|refresh_token|client_secret|key|reauth|nonce|ticket)=)[^&\s"]+`)
 	reJSON   = regexp.MustCompile(`(?i)("(?:access_token|refresh_token|client_secret|code|id_token|password)"\s*:\s*")[^"]*`)
 	reEmail  = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 	reAcctID = regexp.MustCompile(`\b(?:[0-9]{6}:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{24})\b`)

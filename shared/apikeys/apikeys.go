@@ -1,0 +1,375 @@
+// Package apikeys issues, authenticates and revokes the API keys a connection's tools present as
+// `Authorization: Bearer jxk_...`.
+//
+// A key is "jxk_" + 256 random bits in base64url, so a leaked key is recognisable (secret scanners, the log
+// redactor) and cannot be guessed. Only its SHA-256 is stored: a fast hash is right for a high-entropy secret (there
+// is nothing to brute-force), and it lets Authenticate find the key with one GetItem on APIKEY#<hash>. Each key also
+// has a listing item CONN#<connId>/KEY#<keyId> with its name, last four characters and hash, so the connection's
+// keys can be listed, revoked one by one and all found again by disconnect and purge.
+package apikeys
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Prefix starts every key.
+const Prefix = "jxk_"
+
+// keyBytes is the key's entropy; encodedLen its base64url length without padding.
+const (
+	keyBytes   = 32
+	encodedLen = 43
+	// KeyLen is the length of a whole key.
+	KeyLen = len(Prefix) + encodedLen
+)
+
+// Item types.
+const (
+	ItemTypeHash    = "apikey"
+	ItemTypeListing = "apikey_listing"
+)
+
+// Key describes an issued key. It never holds the plaintext.
+type Key struct {
+	ID           string
+	ConnectionID string
+	Name         string
+	// Hint is the key's last four characters, to tell keys apart in a list.
+	Hint      string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Errors callers branch on.
+var (
+	// ErrInvalid covers a missing, malformed, unknown or revoked key alike: callers answer 401 the same way, so
+	// a caller learns nothing about which keys exist.
+	ErrInvalid = errors.New("invalid API key")
+	// ErrNotFound is returned by Revoke for a key id the connection does not have.
+	ErrNotFound = errors.New("API key not found")
+	// ErrNoConnection is returned by Issue when the connection does not exist.
+	ErrNoConnection = errors.New("connection not found")
+)
+
+// Store keeps API keys in the single table.
+type Store struct {
+	db    *dynamodb.Client
+	table string
+	now   func() time.Time
+}
+
+// Option tunes a Store.
+type Option func(*Store)
+
+// WithClock sets the source of CreatedAt/RevokedAt (tests).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// NewStore returns a Store on table.
+func NewStore(db *dynamodb.Client, table string, opts ...Option) *Store {
+	s := &Store{db: db, table: table, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+type hashItem struct {
+	PK           string `dynamodbav:"pk"`
+	SK           string `dynamodbav:"sk"`
+	Type         string `dynamodbav:"type"`
+	V            int64  `dynamodbav:"v"`
+	Hash         string `dynamodbav:"hash"`
+	KeyID        string `dynamodbav:"keyId"`
+	ConnectionID string `dynamodbav:"connId"`
+	Name         string `dynamodbav:"name"`
+	Hint         string `dynamodbav:"hint"`
+	CreatedAt    string `dynamodbav:"createdAt"`
+}
+
+type listingItem struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	Type      string `dynamodbav:"type"`
+	V         int64  `dynamodbav:"v"`
+	KeyID     string `dynamodbav:"keyId"`
+	Name      string `dynamodbav:"name"`
+	Hint      string `dynamodbav:"hint"`
+	Hash      string `dynamodbav:"hash"`
+	CreatedAt string `dynamodbav:"createdAt"`
+	RevokedAt string `dynamodbav:"revokedAt,omitempty"`
+}
+
+func hashPK(hash string) string { return "APIKEY#" + hash }
+
+const hashSK = "APIKEY"
+
+func connPK(connID string) string { return "CONN#" + connID }
+
+func listingSK(keyID string) string { return "KEY#" + keyID }
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// digest returns the SHA-256 of the key as raw bytes and lower-case hex.
+func digest(plaintext string) ([]byte, string) {
+	sum := sha256.Sum256([]byte(plaintext))
+	return sum[:], hex.EncodeToString(sum[:])
+}
+
+// WellFormed reports whether s has the shape of a key (prefix, length, alphabet). It says nothing about whether
+// the key exists.
+func WellFormed(s string) bool {
+	if len(s) != KeyLen || !strings.HasPrefix(s, Prefix) {
+		return false
+	}
+	for _, c := range s[len(Prefix):] {
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func newKeyID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (it crashes the program instead)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// IssueItems mints a key for connID and returns the transaction items that store it, without writing them: the
+// OAuth callback writes them in the same transaction that creates the connection, so neither exists without the
+// other. The plaintext is returned once and never stored.
+func (s *Store) IssueItems(connID, name string) (plaintext string, k *Key, items []types.TransactWriteItem, err error) {
+	if connID == "" {
+		return "", nil, nil, errors.New("issue API key: empty connection id")
+	}
+	raw := make([]byte, keyBytes)
+	_, _ = rand.Read(raw) // crypto/rand.Read never fails (it crashes the program instead)
+	plaintext = Prefix + base64.RawURLEncoding.EncodeToString(raw)
+	_, hash := digest(plaintext)
+	k = &Key{
+		ID: newKeyID(), ConnectionID: connID, Name: name, Hint: plaintext[len(plaintext)-4:],
+		CreatedAt: s.now().UTC(),
+	}
+	hv, err := attributevalue.MarshalMap(hashItem{
+		PK: hashPK(hash), SK: hashSK, Type: ItemTypeHash, V: 1, Hash: hash, KeyID: k.ID, ConnectionID: connID,
+		Name: name, Hint: k.Hint, CreatedAt: fmtTime(k.CreatedAt),
+	})
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("encode API key: %w", err)
+	}
+	lv, err := attributevalue.MarshalMap(listingItem{
+		PK: connPK(connID), SK: listingSK(k.ID), Type: ItemTypeListing, V: 1, KeyID: k.ID, Name: name, Hint: k.Hint,
+		Hash: hash, CreatedAt: fmtTime(k.CreatedAt),
+	})
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("encode API key listing: %w", err)
+	}
+	cond := aws.String("attribute_not_exists(pk)")
+	items = []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(s.table), Item: hv, ConditionExpression: cond}},
+		{Put: &types.Put{TableName: aws.String(s.table), Item: lv, ConditionExpression: cond}},
+	}
+	return plaintext, k, items, nil
+}
+
+// Issue mints and stores a new key for an existing connection (the connection must exist: the transaction
+// checks it). The plaintext is returned once and never stored.
+func (s *Store) Issue(ctx context.Context, connID, name string) (string, *Key, error) {
+	plaintext, k, items, err := s.IssueItems(connID, name)
+	if err != nil {
+		return "", nil, err
+	}
+	items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName: aws.String(s.table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: connPK(connID)},
+			"sk": &types.AttributeValueMemberS{Value: "META"},
+		},
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	}})
+	if _, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
+		var tc *types.TransactionCanceledException
+		if errors.As(err, &tc) && len(tc.CancellationReasons) == 3 &&
+			aws.ToString(tc.CancellationReasons[2].Code) == "ConditionalCheckFailed" {
+			return "", nil, fmt.Errorf("issue API key for connection %s: %w", connID, ErrNoConnection)
+		}
+		return "", nil, fmt.Errorf("issue API key: %w", err)
+	}
+	return plaintext, k, nil
+}
+
+// Authenticate returns the key plaintext belongs to, or ErrInvalid. Other errors are infrastructure failures
+// (answer 5xx, not 401).
+func (s *Store) Authenticate(ctx context.Context, plaintext string) (*Key, error) {
+	if !WellFormed(plaintext) {
+		return nil, ErrInvalid
+	}
+	sum, hash := digest(plaintext)
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: hashPK(hash)},
+			"sk": &types.AttributeValueMemberS{Value: hashSK},
+		},
+		// A revocation must take effect at once.
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("authenticate API key: %w", err)
+	}
+	if out.Item == nil {
+		return nil, ErrInvalid
+	}
+	var it hashItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return nil, fmt.Errorf("decode API key: %w", err)
+	}
+	stored, err := hex.DecodeString(it.Hash)
+	// The lookup already matched the hash through the key; comparing the stored hash in constant time as well
+	// keeps the decision itself free of data-dependent timing.
+	if err != nil || subtle.ConstantTimeCompare(stored, sum) != 1 {
+		return nil, ErrInvalid
+	}
+	return &Key{
+		ID: it.KeyID, ConnectionID: it.ConnectionID, Name: it.Name, Hint: it.Hint, CreatedAt: parseTime(it.CreatedAt),
+	}, nil
+}
+
+// listing returns the connection's listing items.
+func (s *Store) listing(ctx context.Context, connID string) ([]listingItem, error) {
+	var out []listingItem
+	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:              aws.String(s.table),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :sk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: connPK(connID)},
+			":sk": &types.AttributeValueMemberS{Value: "KEY#"},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list API keys: %w", err)
+		}
+		var items []listingItem
+		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
+			return nil, fmt.Errorf("decode API keys: %w", err)
+		}
+		out = append(out, items...)
+	}
+	return out, nil
+}
+
+// List returns the connection's keys, revoked ones included, oldest first.
+func (s *Store) List(ctx context.Context, connID string) ([]Key, error) {
+	items, err := s.listing(ctx, connID)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]Key, 0, len(items))
+	for _, it := range items {
+		k := Key{ID: it.KeyID, ConnectionID: connID, Name: it.Name, Hint: it.Hint, CreatedAt: parseTime(it.CreatedAt)}
+		if it.RevokedAt != "" {
+			t := parseTime(it.RevokedAt)
+			k.RevokedAt = &t
+		}
+		keys = append(keys, k)
+	}
+	// Ids are random, so the query's order is not creation order.
+	slices.SortStableFunc(keys, func(a, b Key) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return keys, nil
+}
+
+// Revoke stops a key from authenticating, at once. The hash item is deleted (nothing left to match) and the
+// listing keeps the key's name, hint and revokedAt for the user's record. Revoking a revoked key is a no-op;
+// an unknown id is ErrNotFound.
+func (s *Store) Revoke(ctx context.Context, connID, keyID string) error {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: connPK(connID)},
+			"sk": &types.AttributeValueMemberS{Value: listingSK(keyID)},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return fmt.Errorf("revoke API key: %w", err)
+	}
+	if out.Item == nil {
+		return ErrNotFound
+	}
+	var it listingItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return fmt.Errorf("decode API key: %w", err)
+	}
+	if it.RevokedAt != "" {
+		return nil
+	}
+	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName:           aws.String(s.table),
+			Key:                 map[string]types.AttributeValue{"pk": out.Item["pk"], "sk": out.Item["sk"]},
+			UpdateExpression:    aws.String("SET revokedAt = :now ADD v :one"),
+			ConditionExpression: aws.String("attribute_exists(pk)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":now": &types.AttributeValueMemberS{Value: fmtTime(s.now())},
+				":one": &types.AttributeValueMemberN{Value: "1"},
+			},
+		}},
+		{Delete: &types.Delete{
+			TableName: aws.String(s.table),
+			Key: map[string]types.AttributeValue{
+				"pk": &types.AttributeValueMemberS{Value: hashPK(it.Hash)},
+				"sk": &types.AttributeValueMemberS{Value: hashSK},
+			},
+		}},
+	}})
+	if err != nil {
+		return fmt.Errorf("revoke API key: %w", err)
+	}
+	return nil
+}
+
+// DeleteAll deletes every key of the connection, hash and listing items alike (disconnect, purge). It is
+// idempotent: the hash item goes first, so an interrupted run leaves a listing that finds the rest next time.
+func (s *Store) DeleteAll(ctx context.Context, connID string) error {
+	items, err := s.listing(ctx, connID)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		for _, k := range []map[string]types.AttributeValue{
+			{"pk": &types.AttributeValueMemberS{Value: hashPK(it.Hash)}, "sk": &types.AttributeValueMemberS{Value: hashSK}},
+			{"pk": &types.AttributeValueMemberS{Value: connPK(connID)}, "sk": &types.AttributeValueMemberS{Value: listingSK(it.KeyID)}},
+		} {
+			if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: k}); err != nil {
+				return fmt.Errorf("delete API key: %w", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package connections_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"jiraexport/infra/stacktest"
+	"jiraexport/shared/connections"
+)
+
+func newStore(t *testing.T) *connections.Store {
+	t.Helper()
+	env := stacktest.New(t)
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	return connections.NewStore(env.Clients.DynamoDB, env.Table, connections.WithClock(func() time.Time {
+		now = now.Add(time.Minute)
+		return now
+	}))
+}
+
+func TestCreateGet(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	sites := []connections.Site{{CloudID: "c1", URL: "https://a.atlassian.net", Name: "A", Scopes: []string{"read:jira-work"}}}
+	c := &connections.Connection{Sites: sites}
+	if err := s.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.ID) != 26 || c.Status != connections.StatusActive || c.CreatedAt.IsZero() || !c.GrantStartedAt.Equal(c.CreatedAt) {
+		t.Errorf("Create filled %+v, want a 26-char id, active, times set", c)
+	}
+	got, err := s.Get(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != c.ID || got.Status != connections.StatusActive || len(got.Sites) != 1 || got.Sites[0].CloudID != "c1" ||
+		got.Sites[0].Scopes[0] != "read:jira-work" || !got.CreatedAt.Equal(c.CreatedAt) || got.Version != 1 {
+		t.Errorf("Get = %+v, want %+v", got, c)
+	}
+	if err := s.Create(ctx, &connections.Connection{ID: c.ID}); !errors.Is(err, connections.ErrExists) {
+		t.Errorf("Create(same id) = %v, want ErrExists", err)
+	}
+	if _, err := s.Get(ctx, "missing"); !errors.Is(err, connections.ErrNotFound) {
+		t.Errorf("Get(missing) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, ""); !errors.Is(err, connections.ErrNotFound) {
+		t.Errorf("Get(empty) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestReauthLifecycle(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	c := &connections.Connection{Sites: []connections.Site{{CloudID: "old"}}}
+	if err := s.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkReauthRequired(ctx, c.ID, "invalid_grant"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Get(ctx, c.ID)
+	if got.Status != connections.StatusReauthRequired || got.StatusReason != "invalid_grant" || got.Version != 2 {
+		t.Errorf("after MarkReauthRequired: %+v, want reauth_required, invalid_grant, v2", got)
+	}
+
+	start := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	r, err := s.Reauthorize(ctx, c.ID, []connections.Site{{CloudID: "new1"}, {CloudID: "new2"}}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != connections.StatusActive || r.StatusReason != "" || len(r.Sites) != 2 || !r.GrantStartedAt.Equal(start) ||
+		!r.CreatedAt.Equal(c.CreatedAt) || r.Version != 3 {
+		t.Errorf("Reauthorize = %+v, want active, 2 new sites, grant start %v, created unchanged, v3", r, start)
+	}
+
+	if err := s.MarkReauthRequired(ctx, "missing", "x"); !errors.Is(err, connections.ErrNotFound) {
+		t.Errorf("MarkReauthRequired(missing) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Reauthorize(ctx, "missing", nil, start); !errors.Is(err, connections.ErrNotFound) {
+		t.Errorf("Reauthorize(missing) = %v, want ErrNotFound", err)
+	}
+
+	gone := &connections.Connection{Status: connections.StatusDisconnected}
+	if err := s.Create(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reauthorize(ctx, gone.ID, nil, start); !errors.Is(err, connections.ErrDisconnected) {
+		t.Errorf("Reauthorize(disconnected) = %v, want ErrDisconnected", err)
+	}
+	if err := s.MarkReauthRequired(ctx, gone.ID, "x"); err != nil {
+		t.Errorf("MarkReauthRequired(disconnected) = %v, want nil (no-op)", err)
+	}
+	if g, _ := s.Get(ctx, gone.ID); g.Status != connections.StatusDisconnected {
+		t.Errorf("disconnected connection became %q", g.Status)
+	}
+
+	if err := s.Delete(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, c.ID); err != nil {
+		t.Errorf("Delete(again) = %v, want nil", err)
+	}
+	if _, err := s.Get(ctx, c.ID); !errors.Is(err, connections.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want ErrNotFound", err)
+	}
+}
+
+func TestNewIDRandom(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := connections.NewID()
+		if len(id) != 26 || seen[id] {
+			t.Fatalf("NewID() = %q: wrong length or repeated", id)
+		}
+		seen[id] = true
+	}
+}
