@@ -4,35 +4,26 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
-	"golang.org/x/oauth2"
 
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/awsconfig"
+	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
-	"jiraexport/shared/logging"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
 	"jiraexport/shared/tokens"
 )
 
 func main() {
-	level := os.Getenv("AWS_LAMBDA_LOG_LEVEL")
-	if level == "" {
-		level = os.Getenv("LOG_LEVEL")
-	}
-	log := logging.New(os.Stdout, logging.ParseLevel(level))
+	log := config.Logger()
 	h, err := build(context.Background(), log)
 	if err != nil {
 		// An init failure: Lambda reports it and retries the cold start.
@@ -43,8 +34,7 @@ func main() {
 }
 
 func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
-	env, err := readEnv("TABLE_NAME", "KMS_KEY_ID", "ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET_ARN",
-		"ATLASSIAN_AUTH_URL", "ATLASSIAN_API_URL")
+	cfg, err := config.FromEnv()
 	if err != nil {
 		return nil, err
 	}
@@ -52,56 +42,23 @@ func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret, err := clientSecret(ctx, secretsmanager.NewFromConfig(awsCfg), env["ATLASSIAN_CLIENT_SECRET_ARN"])
+	secret, err := config.ClientSecret(ctx, secretsmanager.NewFromConfig(awsCfg), cfg.ClientSecretARN)
 	if err != nil {
 		return nil, err
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
-	table := env["TABLE_NAME"]
-	conns := connections.NewStore(db, table)
-	toks := tokens.NewStore(db, kms.NewFromConfig(awsCfg), table, env["KMS_KEY_ID"], &oauth2.Config{
-		ClientID: env["ATLASSIAN_CLIENT_ID"], ClientSecret: secret, Endpoint: oauthflow.Endpoint(env["ATLASSIAN_AUTH_URL"]),
-	}, tokens.WithLogger(log), tokens.WithReauthCallback(conns.MarkReauthRequired))
+	conns := connections.NewStore(db, cfg.Table)
+	toks := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.KeyID, cfg.OAuth2(secret),
+		tokens.WithLogger(log), tokens.WithReauthCallback(conns.MarkReauthRequired))
 	return oauthflow.New(oauthflow.Config{
-		ClientID: env["ATLASSIAN_CLIENT_ID"], ClientSecret: secret,
-		AuthURL: env["ATLASSIAN_AUTH_URL"], APIURL: env["ATLASSIAN_API_URL"],
-		PublicBaseURL: os.Getenv("PUBLIC_BASE_URL"),
+		ClientID: cfg.ClientID, ClientSecret: secret,
+		AuthURL: cfg.AuthURL, APIURL: cfg.APIURL,
+		PublicBaseURL: cfg.PublicBaseURL,
 		Logger:        log,
 	}, oauthflow.Deps{
-		States:      oauthstate.NewStore(db, table),
+		States:      oauthstate.NewStore(db, cfg.Table),
 		Tokens:      toks,
 		Connections: conns,
-		Keys:        apikeys.NewStore(db, table),
+		Keys:        apikeys.NewStore(db, cfg.Table),
 	})
-}
-
-func readEnv(names ...string) (map[string]string, error) {
-	out := map[string]string{}
-	var missing []string
-	for _, n := range names {
-		v := os.Getenv(n)
-		if v == "" {
-			missing = append(missing, n)
-		}
-		out[n] = v
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("missing environment: %s", strings.Join(missing, ", "))
-	}
-	return out, nil
-}
-
-// clientSecret reads the Atlassian client secret once per cold start.
-func clientSecret(ctx context.Context, sm *secretsmanager.Client, arn string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
-	if err != nil {
-		return "", fmt.Errorf("read the Atlassian client secret: %w", err)
-	}
-	s := strings.TrimSpace(aws.ToString(out.SecretString))
-	if s == "" {
-		return "", fmt.Errorf("the Atlassian client secret %s is empty", arn)
-	}
-	return s, nil
 }

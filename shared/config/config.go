@@ -1,0 +1,98 @@
+// Package config reads what every function needs from its environment (set by template.yaml's Globals) and the
+// Atlassian client secret from Secrets Manager, once per cold start.
+package config
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"golang.org/x/oauth2"
+
+	"jiraexport/shared/logging"
+)
+
+// Config is the functions' shared configuration.
+type Config struct {
+	Table           string // TABLE_NAME
+	KeyID           string // KMS_KEY_ID: the customer-managed key (ARN)
+	Bucket          string // BUCKET_NAME (optional for functions that do not export)
+	ClientID        string // ATLASSIAN_CLIENT_ID
+	ClientSecretARN string // ATLASSIAN_CLIENT_SECRET_ARN
+	AuthURL         string // ATLASSIAN_AUTH_URL, default https://auth.atlassian.com
+	APIURL          string // ATLASSIAN_API_URL, default https://api.atlassian.com
+	// PublicBaseURL is the API's public base URL; empty means: derived from each request's domain name.
+	PublicBaseURL string
+}
+
+// FromEnv reads the configuration; every missing required variable is named in the error.
+func FromEnv() (*Config, error) {
+	c := &Config{
+		Table:           os.Getenv("TABLE_NAME"),
+		KeyID:           os.Getenv("KMS_KEY_ID"),
+		Bucket:          os.Getenv("BUCKET_NAME"),
+		ClientID:        os.Getenv("ATLASSIAN_CLIENT_ID"),
+		ClientSecretARN: os.Getenv("ATLASSIAN_CLIENT_SECRET_ARN"),
+		AuthURL:         strings.TrimRight(or(os.Getenv("ATLASSIAN_AUTH_URL"), "https://auth.atlassian.com"), "/"),
+		APIURL:          strings.TrimRight(or(os.Getenv("ATLASSIAN_API_URL"), "https://api.atlassian.com"), "/"),
+		PublicBaseURL:   strings.TrimRight(os.Getenv("PUBLIC_BASE_URL"), "/"),
+	}
+	var missing []string
+	for name, v := range map[string]string{
+		"TABLE_NAME": c.Table, "KMS_KEY_ID": c.KeyID, "ATLASSIAN_CLIENT_ID": c.ClientID,
+		"ATLASSIAN_CLIENT_SECRET_ARN": c.ClientSecretARN,
+	} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("missing environment: %s", strings.Join(slices.Sorted(slices.Values(missing)), ", "))
+	}
+	return c, nil
+}
+
+// OAuth2 returns the Atlassian OAuth 2.0 (3LO) client configuration. Client credentials go in the request body
+// (AuthStyleInParams): auto-detection would retry a failed exchange with the same single-use code or
+// rotating refresh token.
+func (c *Config) OAuth2(clientSecret string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID:     c.ClientID,
+		ClientSecret: clientSecret,
+		Endpoint:     oauth2.Endpoint{AuthURL: c.AuthURL + "/authorize", TokenURL: c.AuthURL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
+	}
+}
+
+// ClientSecret reads the Atlassian client secret.
+func ClientSecret(ctx context.Context, sm *secretsmanager.Client, arn string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", fmt.Errorf("read the Atlassian client secret: %w", err)
+	}
+	s := strings.TrimSpace(aws.ToString(out.SecretString))
+	if s == "" {
+		return "", fmt.Errorf("the Atlassian client secret %s is empty", arn)
+	}
+	return s, nil
+}
+
+// Logger returns the redacting JSON logger at the level Lambda's logging configuration sets
+// (AWS_LAMBDA_LOG_LEVEL, or LOG_LEVEL outside Lambda).
+func Logger() *slog.Logger {
+	return logging.New(os.Stdout, logging.ParseLevel(or(os.Getenv("AWS_LAMBDA_LOG_LEVEL"), os.Getenv("LOG_LEVEL"))))
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,51 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+)
+
+func TestFromEnv(t *testing.T) {
+	full := map[string]string{
+		"TABLE_NAME": "t", "KMS_KEY_ID": "k", "ATLASSIAN_CLIENT_ID": "c", "ATLASSIAN_CLIENT_SECRET_ARN": "arn",
+		"ATLASSIAN_AUTH_URL": "", "ATLASSIAN_API_URL": "http://127.0.0.1:9/", "PUBLIC_BASE_URL": "https://x.example/",
+	}
+	tests := []struct {
+		name    string
+		unset   []string
+		wantErr string
+	}{
+		{"complete", nil, ""},
+		{"missing two", []string{"KMS_KEY_ID", "TABLE_NAME"}, "missing environment: KMS_KEY_ID, TABLE_NAME"},
+		{"missing secret", []string{"ATLASSIAN_CLIENT_SECRET_ARN"}, "ATLASSIAN_CLIENT_SECRET_ARN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range full {
+				t.Setenv(k, v)
+			}
+			for _, k := range tt.unset {
+				t.Setenv(k, "")
+			}
+			c, err := FromEnv()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("FromEnv() error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.AuthURL != "https://auth.atlassian.com" || c.APIURL != "http://127.0.0.1:9" || c.PublicBaseURL != "https://x.example" {
+				t.Errorf("FromEnv() = %+v, want defaults applied and trailing slashes trimmed", c)
+			}
+			o := c.OAuth2("s")
+			if o.Endpoint.AuthStyle != oauth2.AuthStyleInParams || o.Endpoint.TokenURL != "https://auth.atlassian.com/oauth/token" {
+				t.Errorf("OAuth2() endpoint = %+v, want AuthStyleInParams and the token URL", o.Endpoint)
+			}
+		})
+	}
+}
