@@ -16,7 +16,11 @@ eval "$cmd" | tee "$out"
   echo "Figures are per operation; B/op and allocs/op are Go heap figures. Re-run \`make bench\` to refresh this file."
   echo
   echo '```'
-  grep -E '^(goos|goarch|pkg|cpu|Benchmark|ok|PASS|FAIL)' "$out" | grep -v '^ok' || true
+  # One header block, then each package's benchmark lines (benchstat reads this as it is).
+  grep -m1 -E '^goos' "$out" || true
+  grep -m1 -E '^goarch' "$out" || true
+  grep -m1 -E '^cpu' "$out" || true
+  awk '/^pkg:/ {pkg=$0; next} /^Benchmark/ {if (pkg != "") {print pkg; pkg=""} print} /^FAIL/ {print}' "$out"
   echo '```'
 } > BENCHMARKS.md
 echo "wrote BENCHMARKS.md"
