@@ -160,3 +160,41 @@ func TestCfnLint(t *testing.T) {
 		t.Fatalf("cfn-lint template.yaml: %v\n%s", err, out)
 	}
 }
+
+// TestKMSGrantsAreScoped pins least privilege on the data key: no function may use it without a condition, and
+// the public OAuth function may never decrypt a token envelope (only Secrets Manager may decrypt for it).
+func TestKMSGrantsAreScoped(t *testing.T) {
+	t.Parallel()
+	tmpl, _ := load(t)
+	fns, err := tmpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range fns {
+		policies, _ := tmpl.Resources[fn.LogicalID].Properties["Policies"].([]any)
+		for _, p := range policies {
+			stmts, _ := get(p, "Statement").([]any)
+			for _, st := range stmts {
+				actions := get(st, "Action")
+				list, ok := actions.([]any)
+				if !ok {
+					list = []any{actions}
+				}
+				for _, a := range list {
+					action, _ := a.(string)
+					if action != "kms:Decrypt" && action != "kms:GenerateDataKey" && action != "kms:*" {
+						continue
+					}
+					cond := get(st, "Condition", "StringEquals")
+					if cond == nil {
+						t.Errorf("%s: %s on the data key without a condition", fn.LogicalID, action)
+						continue
+					}
+					if fn.LogicalID == "OAuthFunction" && action == "kms:Decrypt" && get(cond, "kms:ViaService") == nil {
+						t.Errorf("OAuthFunction: kms:Decrypt not restricted to Secrets Manager (it must never decrypt token envelopes)")
+					}
+				}
+			}
+		}
+	}
+}
