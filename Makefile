@@ -39,10 +39,10 @@ $(RIE): go.mod go.sum
 check-prereqs:
 	@command -v java >/dev/null || { echo "Java 17+ is required (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
 	@command -v npm >/dev/null || { echo "Node.js with npm is required"; exit 1; }
-	@command -v moto_server >/dev/null || { echo "moto_server not found: installing moto[server] with pip"; \
-		python3 -m pip install --user "moto[server]" || { echo 'install it with: pip install "moto[server]"'; exit 1; }; }
-	@command -v cfn-lint >/dev/null || { echo "cfn-lint not found: installing with pip"; \
-		python3 -m pip install --user cfn-lint || { echo 'install it with: pip install cfn-lint'; exit 1; }; }
+	@command -v moto_server >/dev/null || python3 -c 'import moto.server' 2>/dev/null || { echo "moto not found: installing moto[server] with pip"; \
+		python3 -m pip install --user "moto[server]" || { echo 'install it with: pip install "moto[server]" (or in a virtualenv on PATH)'; exit 1; }; }
+	@command -v cfn-lint >/dev/null || python3 -c 'import cfnlint' 2>/dev/null || { echo "cfn-lint not found: installing with pip"; \
+		python3 -m pip install --user cfn-lint || { echo 'install it with: pip install cfn-lint (or in a virtualenv on PATH)'; exit 1; }; }
 
 ## build: every functions/<name> as a linux/arm64 bootstrap under .build/lambda/<name>/
 build: $(addprefix $(LAMBDA_DIR)/,$(addsuffix /bootstrap,$(FUNCTIONS)))
@@ -66,9 +66,15 @@ build-%Function:
 FORCE:
 
 ## test: the whole suite against the real local stack (one stack shared by every package)
-test: deps lint
-	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(GO) run ./infra/cmd/localstack run -- \
+test: deps lint $(TOOLS_DIR)/localstack
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(TOOLS_DIR)/localstack run -- \
 		$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# The long-running commands are built, then exec'd, rather than started with `go run`: `go run` does not pass
+# SIGTERM on to its child, which would leave the emulators running.
+$(TOOLS_DIR)/localstack $(TOOLS_DIR)/dev: FORCE
+	@mkdir -p $(TOOLS_DIR)
+	$(GO) build -o $@ ./infra/cmd/$(notdir $@)
 
 lint: fmt-check vet cfn-lint
 
@@ -79,20 +85,21 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# pip --user may leave cfn-lint off PATH; the module form works either way.
 cfn-lint:
-	cfn-lint template.yaml
+	@if command -v cfn-lint >/dev/null; then cfn-lint template.yaml; else python3 -m cfnlint template.yaml; fi
 
 ## dev: the whole product locally (Ctrl-C stops everything)
-dev: deps
-	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(GO) run ./infra/cmd/dev
+dev: deps $(TOOLS_DIR)/dev
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) exec $(TOOLS_DIR)/dev
 
 ## stack: only the local AWS stack, provisioned from template.yaml
-stack: deps
-	$(GO) run ./infra/cmd/localstack up
+stack: deps $(TOOLS_DIR)/localstack
+	exec $(TOOLS_DIR)/localstack up
 
 ## bench: benchmarks, results in BENCHMARKS.md
-bench: deps
-	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(GO) run ./infra/cmd/localstack run -- ./infra/bench.sh
+bench: deps $(TOOLS_DIR)/localstack
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(TOOLS_DIR)/localstack run -- ./infra/bench.sh
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

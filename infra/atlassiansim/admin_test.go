@@ -2,6 +2,7 @@ package atlassiansim
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,7 +86,7 @@ func TestAdminAPI(t *testing.T) {
 	if r := f.jira("GET", site.CloudID, "/issue/"+site.Projects[0].Key+"-1", tr.AccessToken, nil); r.status != 401 {
 		t.Errorf("after revoking the grant = %d, want 401", r.status)
 	}
-	f.do("POST", "/_sim/counters/reset", "", nil)
+	f.do("POST", "/_sim/counters/reset", "", "")
 	if c := f.sim.Counters(); len(c.Requests) != 0 || c.PointsTotal != 0 {
 		t.Errorf("counters after reset = %+v", c)
 	}
@@ -132,6 +133,29 @@ func TestGatewayAuth(t *testing.T) {
 		r := f.jira("GET", tt.cloud, tt.path, tt.token, nil)
 		if r.status != tt.wantStatus || tt.wantBody != "" && string(r.body) != tt.wantBody {
 			t.Errorf("%s: GET %s = %d %s, want %d %s", tt.name, tt.path, r.status, r.body, tt.wantStatus, tt.wantBody)
+		}
+	}
+}
+
+// TestAdminRefusesCrossSiteSimplePosts: a form or text/plain POST (what a web page can send without a CORS
+// preflight) must not reach the control API.
+func TestAdminRefusesCrossSiteSimplePosts(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", ""} {
+		req, err := http.NewRequest("POST", f.url+"/_sim/clock/advance", strings.NewReader(`{"by":"1h"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("POST /_sim/clock/advance with Content-Type %q = %d, want 415", ct, resp.StatusCode)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"strings"
@@ -224,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 	for _, f := range cfg.Faults {
 		s.faults = append(s.faults, &faultEntry{Fault: f, left: f.Count})
 	}
-	s.handler = s.routes()
+	s.handler = adminNoCSRF(s.routes())
 	return s, nil
 }
 
@@ -341,4 +342,19 @@ func randomBytes(n int) []byte {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return b
+}
+
+// adminNoCSRF refuses POSTs to the control API that are not JSON. A web page open in the developer's browser
+// can send a "simple" cross-site POST (form or text/plain) to 127.0.0.1 without a CORS preflight; requiring
+// application/json forces the preflight, which the simulator never grants. Other methods always need one.
+func adminNoCSRF(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/_sim/") {
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+				writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "the control API takes application/json"})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -31,8 +31,12 @@ type Invoker interface {
 	Invoke(ctx context.Context, payload []byte) ([]byte, error)
 }
 
-// maxPayload is API Gateway's request payload limit.
-const maxPayload = 10 << 20
+// Limits as AWS applies them: API Gateway takes request bodies up to 10 MB, and Lambda takes events and returns
+// responses up to 6 MB each (synchronous invocation). The smaller one is what an HTTP API function really gets.
+const (
+	maxPayload       = 10 << 20
+	maxLambdaPayload = 6 << 20
+)
 
 type route struct {
 	method   string
@@ -170,6 +174,10 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, rt route, param
 		writeJSON(w, http.StatusInternalServerError, `{"message":"Internal Server Error"}`)
 		return
 	}
+	if len(payload) > maxLambdaPayload {
+		writeJSON(w, http.StatusRequestEntityTooLarge, `{"message":"Request Entity Too Large"}`)
+		return
+	}
 	ctx, cancel := context.WithTimeout(req.Context(), rt.timeout)
 	defer cancel()
 	out, err := rt.fn.Invoke(ctx, payload)
@@ -179,6 +187,11 @@ func (r *Router) serve(w http.ResponseWriter, req *http.Request, rt route, param
 			writeJSON(w, http.StatusServiceUnavailable, `{"message":"Service Unavailable"}`)
 			return
 		}
+		writeJSON(w, http.StatusInternalServerError, `{"message":"Internal Server Error"}`)
+		return
+	}
+	if len(out) > maxLambdaPayload {
+		r.log.Error("function response exceeds Lambda's 6 MB limit", "route", rt.key, "bytes", len(out))
 		writeJSON(w, http.StatusInternalServerError, `{"message":"Internal Server Error"}`)
 		return
 	}
@@ -287,11 +300,7 @@ func writeResponse(w http.ResponseWriter, out []byte) error {
 	for k, v := range resp.Headers {
 		w.Header().Set(k, v)
 	}
-	for k, vs := range resp.MultiValueHeaders {
-		for _, v := range vs {
-			w.Header().Add(k, v)
-		}
-	}
+	// multiValueHeaders belongs to payload 1.0; HTTP APIs ignore it in 2.0 responses, and so does this router.
 	for _, c := range resp.Cookies {
 		w.Header().Add("Set-Cookie", c)
 	}

@@ -69,6 +69,14 @@ func TestRouterThroughEmulator(t *testing.T) {
 				t.Errorf("event = %+v, want env from-test, header hello, 2 cookies", e)
 			}
 		}},
+		{"duplicate headers joined", "GET", "/items/1", "", "", 201, func(t *testing.T, e echo) {
+			if e.Header != "hello,again" {
+				t.Errorf("x-test = %q, want the two values joined by a comma", e.Header)
+			}
+		}},
+		{"base64 response", "GET", "/v1/b64", "", "", 200, nil},
+		{"event over Lambda's 6 MB", "POST", "/items", strings.Repeat("x", 7<<20), "text/plain", 413, nil},
+		{"body over API Gateway's 10 MB", "POST", "/items", strings.Repeat("x", 11<<20), "text/plain", 413, nil},
 		{"no route", "GET", "/nowhere", "", "", 404, nil},
 		{"wrong method", "PUT", "/items", "", "", 404, nil},
 		{"function error", "GET", "/fail", "", "", 500, nil},
@@ -83,6 +91,9 @@ func TestRouterThroughEmulator(t *testing.T) {
 				req.Header.Set("Content-Type", tt.ctype)
 			}
 			req.Header.Set("X-Test", "hello")
+			if tt.name == "duplicate headers joined" {
+				req.Header.Add("X-Test", "again")
+			}
 			req.Header.Set("Cookie", "c1=v1; c2=v2")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -92,6 +103,9 @@ func TestRouterThroughEmulator(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, resp.StatusCode, b, tt.wantStatus)
+			}
+			if tt.name == "base64 response" && string(b) != "\x00\x01\x02" {
+				t.Fatalf("body = %q, want the decoded bytes 00 01 02", b)
 			}
 			if tt.check == nil {
 				return

@@ -41,14 +41,20 @@ func BuildRIE(ctx context.Context, root, dir string) (string, error) {
 // Lambda build.
 func BuildFunction(ctx context.Context, root, codeDir, dir string) (string, error) {
 	out := filepath.Join(dir, filepath.FromSlash(codeDir), "bootstrap")
-	if err := goBuild(ctx, root, out, "./"+codeDir, "-tags", "lambda.norpc", "-trimpath"); err != nil {
+	if err := goBuild(ctx, root, out, "./"+codeDir, "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w"); err != nil {
 		return "", fmt.Errorf("build function %s: %w", codeDir, err)
 	}
 	return out, nil
 }
 
+// goBuild builds into a temporary name and renames it into place, so concurrent test binaries building the
+// same function never see (or run) a half-written file.
 func goBuild(ctx context.Context, root, out, pkg string, flags ...string) error {
-	args := append([]string{"build", "-o", out}, flags...)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	args := append([]string{"build", "-o", tmp}, flags...)
 	args = append(args, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
@@ -56,9 +62,10 @@ func goBuild(ctx context.Context, root, out, pkg string, flags ...string) error 
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, stderr.String())
 	}
-	return nil
+	return os.Rename(tmp, out)
 }
 
 // Options configure Start.
@@ -164,11 +171,31 @@ type ErrFunction struct{ Payload []byte }
 
 func (e *ErrFunction) Error() string { return "function error: " + string(e.Payload) }
 
-// Invoke sends one event and returns the function's response payload.
+// Invoke sends one event and returns the function's response payload. When ctx ends first, Invoke returns at
+// once but the execution environment stays busy until the invocation really ends (the emulator enforces the
+// function's timeout), as in Lambda: the next Invoke waits for it instead of hitting a busy emulator.
 func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	f.invokeMu.Lock()
-	defer f.invokeMu.Unlock()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(payload))
+	type result struct {
+		body []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer f.invokeMu.Unlock()
+		body, err := f.invoke(payload)
+		done <- result{body, err}
+	}()
+	select {
+	case r := <-done:
+		return r.body, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("invoke %s: %w", f.Name, ctx.Err())
+	}
+}
+
+func (f *Function) invoke(payload []byte) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodPost, f.url, bytes.NewReader(payload))
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +244,20 @@ type lockedBuffer struct {
 	tee io.Writer
 }
 
+// maxLogs bounds the output kept in memory for Logs (a long `make dev` session would otherwise grow without
+// end); tests read far less than this.
+const maxLogs = 16 << 20
+
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.tee != nil {
 		_, _ = b.tee.Write(p)
+	}
+	if b.buf.Len()+len(p) > maxLogs {
+		// Keep the newer half.
+		keep := b.buf.Bytes()[b.buf.Len()/2:]
+		b.buf = *bytes.NewBuffer(append([]byte(nil), keep...))
 	}
 	return b.buf.Write(p)
 }

@@ -80,9 +80,9 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if err != nil {
 		return nil, &ErrMissingTool{Tool: "java", Install: "install Java 17 or later (Debian: apt-get install openjdk-17-jre-headless)"}
 	}
-	moto, err := exec.LookPath("moto_server")
+	motoArgv, err := motoCommand()
 	if err != nil {
-		return nil, &ErrMissingTool{Tool: "moto_server", Install: `pip install "moto[server]"`}
+		return nil, err
 	}
 	ddbDir, err := dynamoDBLocalDir(root)
 	if err != nil {
@@ -100,7 +100,8 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	s.DynamoDBURL = "http://127.0.0.1:" + strconv.Itoa(ddbPort)
 	s.MotoURL = "https://127.0.0.1:" + strconv.Itoa(motoPort)
-	s.dir, err = os.MkdirTemp("", "jiraexport-stack-")
+	sweepStaleDirs()
+	s.dir, err = os.MkdirTemp("", fmt.Sprintf("jiraexport-stack-%d-", os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
@@ -114,12 +115,12 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	ddb := exec.Command(java,
 		"-Xss1m", "-XX:+UseSerialGC", "-Djava.library.path="+filepath.Join(ddbDir, "DynamoDBLocal_lib"),
 		"-cp", filepath.Join(ddbDir, "DynamoDBLocal.jar")+string(os.PathListSeparator)+filepath.Join(ddbDir, "DynamoDBLocal_lib", "*"),
-		launcher, "-inMemory", "-disableTelemetry", "-port", strconv.Itoa(ddbPort))
+		launcher, "-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(ddbPort))
 	ddb.Dir = ddbDir
 	if err := s.spawn(ddb, "dynamodb-local", logs); err != nil {
 		return nil, err
 	}
-	motoCmd := exec.Command(moto, "-H", "127.0.0.1", "-p", strconv.Itoa(motoPort), "-c", certPath, "-k", keyPath)
+	motoCmd := exec.Command(motoArgv[0], append(motoArgv[1:], "-H", "127.0.0.1", "-p", strconv.Itoa(motoPort), "-c", certPath, "-k", keyPath)...)
 	if err := s.spawn(motoCmd, "moto", logs); err != nil {
 		s.Close()
 		return nil, err
@@ -279,6 +280,33 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// sweepStaleDirs removes the certificate folders of stacks whose process is gone without calling Close (a test
+// binary that simply exits: its children die with it through Pdeathsig, its folder would stay behind).
+func sweepStaleDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "jiraexport-stack-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "jiraexport-stack-%d-", &pid); err != nil || pid <= 0 {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.RemoveAll(d)
+		}
+	}
+}
+
+// motoCommand finds moto's server: the moto_server script, or the module when pip --user left the script off
+// PATH.
+func motoCommand() ([]string, error) {
+	if p, err := exec.LookPath("moto_server"); err == nil {
+		return []string{p}, nil
+	}
+	if py, err := exec.LookPath("python3"); err == nil && exec.Command(py, "-c", "import moto.server").Run() == nil {
+		return []string{py, "-m", "moto.server"}, nil
+	}
+	return nil, &ErrMissingTool{Tool: "moto_server", Install: `pip install "moto[server]"`}
 }
 
 // FreePort asks the kernel for a free loopback port.

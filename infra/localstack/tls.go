@@ -18,8 +18,9 @@ import (
 // writeLoopbackCert creates a short-lived self-signed certificate for 127.0.0.1 and localhost in dir and returns
 // the paths of the certificate (also the CA bundle clients trust through AWS_CA_BUNDLE) and of its key.
 //
-// moto serves S3 over TLS with it because moto enforces bucket policies, and template.yaml's export bucket
-// denies every request not made over TLS: the local stack honours that instead of dropping the statement.
+// moto serves S3, KMS and Secrets Manager over TLS with it, so the SDK talks to the emulator exactly as it
+// talks to AWS (https endpoints, certificate verification through AWS_CA_BUNDLE) and no code path is plain HTTP
+// for moto's services.
 func writeLoopbackCert(dir string) (certPath, keyPath string, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

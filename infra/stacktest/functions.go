@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -32,11 +33,9 @@ func (b *builds) get(tb testing.TB, root, codeDir string) (rie, bootstrap string
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if b.dir == "" {
-		dir, err := os.MkdirTemp("", "jiraexport-fn-")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		b.dir = dir
+		// One folder in the repository's build directory, reused by every test binary and run (each build
+		// replaces its output atomically), so nothing piles up in the system's temp directory.
+		b.dir = filepath.Join(root, ".build", "test")
 		b.byCode = map[string]string{}
 	}
 	if b.rie == "" {

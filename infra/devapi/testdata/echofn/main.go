@@ -16,8 +16,12 @@ import (
 
 func handle(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	slog.New(lambdacontext.NewLogHandler()).InfoContext(ctx, "echo", "route", ev.RouteKey, "env", os.Getenv("ECHO_ENV"))
-	if ev.RawPath == "/fail" {
+	switch ev.RawPath {
+	case "/fail":
 		return events.APIGatewayV2HTTPResponse{}, errors.New("asked to fail")
+	case "/v1/b64":
+		return events.APIGatewayV2HTTPResponse{StatusCode: 200, Headers: map[string]string{"Content-Type": "application/octet-stream"},
+			Body: "AAEC", IsBase64Encoded: true}, nil
 	}
 	b, err := json.Marshal(map[string]any{
 		"routeKey": ev.RouteKey, "rawPath": ev.RawPath, "query": ev.QueryStringParameters,
