@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -55,7 +56,7 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 	db := dynamodb.NewFromConfig(awsCfg)
 	conns := connections.NewStore(db, cfg.Table)
 	tok := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.KeyID, cfg.OAuth2(secret),
-		tokens.WithLogger(log), tokens.WithReauthCallback(conns.MarkReauthRequired))
+		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(connectors.NewStore(db, cfg.Table))))
 
 	return connectorsapi.New(connectorsapi.Config{
 		Keys:        apikeys.NewStore(db, cfg.Table),
@@ -64,7 +65,8 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 		Reauth:      oauthstate.NewStore(db, cfg.Table),
 		Store:       connectors.NewStore(db, cfg.Table),
 		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
-			return jira.New(cfg.APIURL, ts, jira.Options{})
+			// One quick retry at most: a request has connectorsapi.DefaultRequestTimeout in all.
+			return jira.New(cfg.APIURL, ts, jira.Options{MaxRetries: 1, MaxWait: 5 * time.Second})
 		},
 		Log:           log,
 		PublicBaseURL: cfg.PublicBaseURL,

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/connections"
 )
 
 // Prefix starts every key.
@@ -43,7 +46,12 @@ const (
 const (
 	ItemTypeHash    = "apikey"
 	ItemTypeListing = "apikey_listing"
+	ItemTypeCount   = "apikey_count"
 )
+
+// MaxActive is how many unrevoked keys a connection may hold. The count item CONN#<connId>/KEYS is updated in the
+// same transaction that issues or revokes a key, so concurrent issues cannot exceed it.
+const MaxActive = 20
 
 // Key describes an issued key. It never holds the plaintext.
 type Key struct {
@@ -63,8 +71,10 @@ var (
 	ErrInvalid = errors.New("invalid API key")
 	// ErrNotFound is returned by Revoke for a key id the connection does not have.
 	ErrNotFound = errors.New("API key not found")
-	// ErrNoConnection is returned by Issue when the connection does not exist.
+	// ErrNoConnection is returned by Issue when the connection does not exist or is disconnected.
 	ErrNoConnection = errors.New("connection not found")
+	// ErrTooMany is returned by Issue when the connection already has MaxActive unrevoked keys.
+	ErrTooMany = errors.New("too many active API keys")
 )
 
 // Store keeps API keys in the single table.
@@ -119,6 +129,9 @@ func hashPK(hash string) string { return "APIKEY#" + hash }
 
 const hashSK = "APIKEY"
 
+// countSK is the sort key of the connection's active-key count item.
+const countSK = "KEYS"
+
 func connPK(connID string) string { return "CONN#" + connID }
 
 func listingSK(keyID string) string { return "KEY#" + keyID }
@@ -160,7 +173,8 @@ func newKeyID() string {
 
 // IssueItems mints a key for connID and returns the transaction items that store it, without writing them: the
 // OAuth callback writes them in the same transaction that creates the connection, so neither exists without the
-// other. The plaintext is returned once and never stored.
+// other. The items are the hash put, the listing put and the active-key count increment (refused at MaxActive),
+// in that order. The plaintext is returned once and never stored.
 func (s *Store) IssueItems(connID, name string) (plaintext string, k *Key, items []types.TransactWriteItem, err error) {
 	if connID == "" {
 		return "", nil, nil, errors.New("issue API key: empty connection id")
@@ -191,34 +205,106 @@ func (s *Store) IssueItems(connID, name string) (plaintext string, k *Key, items
 	items = []types.TransactWriteItem{
 		{Put: &types.Put{TableName: aws.String(s.table), Item: hv, ConditionExpression: cond}},
 		{Put: &types.Put{TableName: aws.String(s.table), Item: lv, ConditionExpression: cond}},
+		{Update: &types.Update{
+			TableName:                aws.String(s.table),
+			Key:                      s.countKey(connID),
+			UpdateExpression:         aws.String("SET #type = :type, #n = if_not_exists(#n, :zero) + :one, v = if_not_exists(v, :zero) + :one"),
+			ConditionExpression:      aws.String("attribute_not_exists(#n) OR #n < :max"),
+			ExpressionAttributeNames: map[string]string{"#type": "type", "#n": "n"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":type": &types.AttributeValueMemberS{Value: ItemTypeCount},
+				":zero": &types.AttributeValueMemberN{Value: "0"},
+				":one":  &types.AttributeValueMemberN{Value: "1"},
+				":max":  &types.AttributeValueMemberN{Value: fmt.Sprint(MaxActive)},
+			},
+		}},
 	}
 	return plaintext, k, items, nil
 }
 
-// Issue mints and stores a new key for an existing connection (the connection must exist: the transaction
-// checks it). The plaintext is returned once and never stored.
+func (s *Store) countKey(connID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: connPK(connID)},
+		"sk": &types.AttributeValueMemberS{Value: countSK},
+	}
+}
+
+// Issue mints and stores a new key for an existing, not disconnected connection (the transaction checks it). It
+// returns ErrTooMany when the connection already has MaxActive unrevoked keys. The plaintext is returned once and
+// never stored.
 func (s *Store) Issue(ctx context.Context, connID, name string) (string, *Key, error) {
 	plaintext, k, items, err := s.IssueItems(connID, name)
 	if err != nil {
 		return "", nil, err
 	}
+	countAt, connAt := len(items)-1, len(items)
 	items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
 		TableName: aws.String(s.table),
 		Key: map[string]types.AttributeValue{
 			"pk": &types.AttributeValueMemberS{Value: connPK(connID)},
-			"sk": &types.AttributeValueMemberS{Value: "META"},
+			"sk": &types.AttributeValueMemberS{Value: connections.MetaSK},
 		},
-		ConditionExpression: aws.String("attribute_exists(pk)"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND #st <> :disc"),
+		ExpressionAttributeNames: map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":disc": &types.AttributeValueMemberS{Value: string(connections.StatusDisconnected)},
+		},
 	}})
-	if _, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
-		var tc *types.TransactionCanceledException
-		if errors.As(err, &tc) && len(tc.CancellationReasons) == 3 &&
-			aws.ToString(tc.CancellationReasons[2].Code) == "ConditionalCheckFailed" {
-			return "", nil, fmt.Errorf("issue API key for connection %s: %w", connID, ErrNoConnection)
+	// Concurrent issues for one connection touch the same count item, and DynamoDB cancels all but one of the
+	// overlapping transactions; retrying them is what makes the limit answer "too many" rather than fail.
+	for attempt := 0; ; attempt++ {
+		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if err == nil {
+			return plaintext, k, nil
 		}
-		return "", nil, fmt.Errorf("issue API key: %w", err)
+		var tc *types.TransactionCanceledException
+		if !errors.As(err, &tc) {
+			return "", nil, fmt.Errorf("issue API key: %w", err)
+		}
+		code := func(i int) string {
+			if i < len(tc.CancellationReasons) {
+				return aws.ToString(tc.CancellationReasons[i].Code)
+			}
+			return ""
+		}
+		switch {
+		case code(connAt) == "ConditionalCheckFailed":
+			return "", nil, fmt.Errorf("issue API key for connection %s: %w", connID, ErrNoConnection)
+		case code(countAt) == "ConditionalCheckFailed":
+			return "", nil, fmt.Errorf("issue API key for connection %s: %w", connID, ErrTooMany)
+		case attempt < issueAttempts-1 && conflicted(tc):
+			if err := pause(ctx, attempt); err != nil {
+				return "", nil, fmt.Errorf("issue API key: %w", err)
+			}
+		default:
+			return "", nil, fmt.Errorf("issue API key: %w", err)
+		}
 	}
-	return plaintext, k, nil
+}
+
+const issueAttempts = 10
+
+func conflicted(tc *types.TransactionCanceledException) bool {
+	for _, r := range tc.CancellationReasons {
+		if aws.ToString(r.Code) == "TransactionConflict" {
+			return true
+		}
+	}
+	return false
+}
+
+// pause waits a jittered, growing delay before retry attempt+1, or until ctx ends.
+func pause(ctx context.Context, attempt int) error {
+	d := time.Duration(10<<min(attempt, 5)) * time.Millisecond
+	d = d/2 + time.Duration(mrand.Int64N(int64(d)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Authenticate returns the key plaintext belongs to, or ErrInvalid. Other errors are infrastructure failures
@@ -329,12 +415,12 @@ func (s *Store) Revoke(ctx context.Context, connID, keyID string) error {
 	if it.RevokedAt != "" {
 		return nil
 	}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	items := []types.TransactWriteItem{
 		{Update: &types.Update{
 			TableName:           aws.String(s.table),
 			Key:                 map[string]types.AttributeValue{"pk": out.Item["pk"], "sk": out.Item["sk"]},
 			UpdateExpression:    aws.String("SET revokedAt = :now ADD v :one"),
-			ConditionExpression: aws.String("attribute_exists(pk)"),
+			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(revokedAt)"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":now": &types.AttributeValueMemberS{Value: fmtTime(s.now())},
 				":one": &types.AttributeValueMemberN{Value: "1"},
@@ -347,15 +433,53 @@ func (s *Store) Revoke(ctx context.Context, connID, keyID string) error {
 				"sk": &types.AttributeValueMemberS{Value: hashSK},
 			},
 		}},
-	}})
+		{Update: &types.Update{
+			TableName:                aws.String(s.table),
+			Key:                      s.countKey(connID),
+			UpdateExpression:         aws.String("SET #n = #n - :one, v = v + :one"),
+			ConditionExpression:      aws.String("#n > :zero"),
+			ExpressionAttributeNames: map[string]string{"#n": "n"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":one":  &types.AttributeValueMemberN{Value: "1"},
+				":zero": &types.AttributeValueMemberN{Value: "0"},
+			},
+		}},
+	}
+	for attempt := 0; ; attempt++ {
+		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		var tc *types.TransactionCanceledException
+		if err == nil || !errors.As(err, &tc) {
+			break
+		}
+		code := func(i int) string {
+			if i < len(tc.CancellationReasons) {
+				return aws.ToString(tc.CancellationReasons[i].Code)
+			}
+			return ""
+		}
+		switch {
+		case code(0) == "ConditionalCheckFailed":
+			return nil // revoked concurrently: the other revoke released the count
+		case code(2) == "ConditionalCheckFailed" && len(items) == 3:
+			// A key older than the count item: there is nothing to release.
+			items = items[:2]
+		case attempt < issueAttempts-1 && conflicted(tc):
+			if err := pause(ctx, attempt); err != nil {
+				return fmt.Errorf("revoke API key: %w", err)
+			}
+		default:
+			return fmt.Errorf("revoke API key: %w", err)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("revoke API key: %w", err)
 	}
 	return nil
 }
 
-// DeleteAll deletes every key of the connection, hash and listing items alike (disconnect, purge). It is
-// idempotent: the hash item goes first, so an interrupted run leaves a listing that finds the rest next time.
+// DeleteAll deletes every key of the connection, hash and listing items alike, and the active-key count
+// (disconnect, purge). It is idempotent: the hash item goes first, so an interrupted run leaves a listing that
+// finds the rest next time.
 func (s *Store) DeleteAll(ctx context.Context, connID string) error {
 	items, err := s.listing(ctx, connID)
 	if err != nil {
@@ -370,6 +494,9 @@ func (s *Store) DeleteAll(ctx context.Context, connID string) error {
 				return fmt.Errorf("delete API key: %w", err)
 			}
 		}
+	}
+	if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: s.countKey(connID)}); err != nil {
+		return fmt.Errorf("delete API key count: %w", err)
 	}
 	return nil
 }

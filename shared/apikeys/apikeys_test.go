@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,13 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := stacktest.New(t)
 	f := &fixture{env: env, now: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
-	clock := func() time.Time { f.now = f.now.Add(time.Second); return f.now }
+	var mu sync.Mutex // concurrent issues read the clock together
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		f.now = f.now.Add(time.Second)
+		return f.now
+	}
 	f.keys = apikeys.NewStore(env.Clients.DynamoDB, env.Table, apikeys.WithClock(clock))
 	f.conns = connections.NewStore(env.Clients.DynamoDB, env.Table)
 	return f
@@ -229,5 +236,78 @@ func BenchmarkAuthenticate(b *testing.B) {
 		if _, err := s.Authenticate(context.Background(), key); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestIssueLimitConcurrent issues more keys than allowed at once: exactly MaxActive succeed, the rest are
+// ErrTooMany, and a revoke frees one slot.
+func TestIssueLimitConcurrent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	connID := f.connection(t)
+	const tries = apikeys.MaxActive + 6
+	errs := make(chan error, tries)
+	ids := make(chan string, tries)
+	for range tries {
+		go func() {
+			_, k, err := f.keys.Issue(ctx, connID, "k")
+			if err == nil {
+				ids <- k.ID
+			}
+			errs <- err
+		}()
+	}
+	var ok, tooMany int
+	for range tries {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, apikeys.ErrTooMany):
+			tooMany++
+		default:
+			t.Errorf("Issue = %v, want nil or ErrTooMany", err)
+		}
+	}
+	if ok != apikeys.MaxActive || tooMany != tries-apikeys.MaxActive {
+		t.Fatalf("concurrent Issue: %d issued, %d ErrTooMany; want %d and %d", ok, tooMany, apikeys.MaxActive, tries-apikeys.MaxActive)
+	}
+	if list, err := f.keys.List(ctx, connID); err != nil || len(list) != apikeys.MaxActive {
+		t.Errorf("List = %d keys, %v; want %d", len(list), err, apikeys.MaxActive)
+	}
+	id := <-ids
+	for range 2 { // revoking twice releases one slot, not two
+		if err := f.keys.Revoke(ctx, connID, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := f.keys.Issue(ctx, connID, "after revoke"); err != nil {
+		t.Errorf("Issue after a revoke = %v, want nil", err)
+	}
+	if _, _, err := f.keys.Issue(ctx, connID, "one too many"); !errors.Is(err, apikeys.ErrTooMany) {
+		t.Errorf("Issue over the limit = %v, want ErrTooMany", err)
+	}
+}
+
+func TestIssueDisconnectedConnection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	connID := f.connection(t)
+	_, err := f.env.Clients.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(f.env.Table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: connections.PK(connID)},
+			"sk": &types.AttributeValueMemberS{Value: connections.MetaSK},
+		},
+		UpdateExpression:          aws.String("SET #st = :d"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":d": &types.AttributeValueMemberS{Value: string(connections.StatusDisconnected)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.keys.Issue(ctx, connID, "late"); !errors.Is(err, apikeys.ErrNoConnection) {
+		t.Errorf("Issue(disconnected connection) = %v, want ErrNoConnection", err)
 	}
 }

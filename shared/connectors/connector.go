@@ -1,8 +1,8 @@
 // Package connectors holds a connection's connectors (what to export, from which site, on which schedule) and
 // their runs, with the rules that keep them valid, in the single DynamoDB table under pk CONN#<connId>.
 //
-// A connector's ETag versions its configuration (the `rev` attribute): run progress and scheduling bookkeeping
-// change the item's `v` but not its ETag, so a client holding an ETag is not refused just because a run started.
+// A connector's ETag is its item's version `v`, which every write of the item bumps (configuration, run start and
+// finish, scheduling), so the ETag changes whenever its representation does and a strong ETag is honest.
 // At most one run per connector is active (queued or running); the connector item's activeRun attribute, set in
 // the same transaction that creates the run, is the lock.
 package connectors
@@ -37,8 +37,8 @@ const (
 	MaxRunErrors          = 20 // errors kept per run, oldest first
 )
 
-// Formats are the accepted output formats.
-var Formats = []string{"json", "markdown"}
+// Formats returns the accepted output formats (a fresh slice each time, so no caller can change them).
+func Formats() []string { return []string{"json", "markdown"} }
 
 // Errors callers branch on.
 var (
@@ -96,15 +96,15 @@ type Connector struct {
 	// ActiveRunID is the queued or running run, if any.
 	ActiveRunID string
 	LastRun     *RunSummary
-	// Rev versions the configuration; the ETag is derived from it.
-	Rev int64
+	// Version is the item's `v`, bumped by every write of it; the ETag is derived from it.
+	Version int64
 }
 
 // ETag is the connector's strong entity tag.
-func (c *Connector) ETag() string { return `"` + strconv.FormatInt(c.Rev, 10) + `"` }
+func (c *Connector) ETag() string { return `"` + strconv.FormatInt(c.Version, 10) + `"` }
 
-// ParseETag returns the revision an If-Match value names; ok is false for anything this API never issued.
-func ParseETag(s string) (rev int64, ok bool) {
+// ParseETag returns the version an If-Match value names; ok is false for anything this API never issued.
+func ParseETag(s string) (version int64, ok bool) {
 	s = strings.TrimSpace(s)
 	if len(s) < 3 || s[0] != '"' || s[len(s)-1] != '"' {
 		return 0, false
@@ -197,14 +197,15 @@ func (s *Spec) Validate() (*schedule.Schedule, []problem.FieldError) {
 			add("schedule", "is invalid")
 		}
 	}
-	if len(s.Formats) > len(Formats) {
-		add("formats", "must list each of %s at most once", strings.Join(Formats, ", "))
+	formats := Formats()
+	if len(s.Formats) > len(formats) {
+		add("formats", "must list each of %s at most once", strings.Join(formats, ", "))
 	} else {
 		seen := map[string]bool{}
 		for i, f := range s.Formats {
 			switch {
-			case !slices.Contains(Formats, f):
-				add("formats["+strconv.Itoa(i)+"]", "must be one of %s", strings.Join(Formats, ", "))
+			case !slices.Contains(formats, f):
+				add("formats["+strconv.Itoa(i)+"]", "must be one of %s", strings.Join(formats, ", "))
 			case seen[f]:
 				add("formats["+strconv.Itoa(i)+"]", "is listed twice")
 			}

@@ -46,7 +46,8 @@ func (it *runItem) run() *Run {
 }
 
 // StartRun queues a run of the connector. Exactly one of concurrent starts succeeds: the others get ErrActiveRun,
-// because the connector's activeRun attribute is claimed in the same transaction that writes the run.
+// because the connector's activeRun attribute is claimed in the same transaction that writes the run. It fails
+// with ErrNotActive when the connection is gone or disconnected.
 func (st *Store) StartRun(ctx context.Context, connID, connectorID, trigger string) (*Run, error) {
 	now := st.now().UTC()
 	it := runItem{
@@ -72,9 +73,13 @@ func (st *Store) StartRun(ctx context.Context, connID, connectorID, trigger stri
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}},
 		{Put: &types.Put{TableName: &st.table, Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		st.connectionActiveItem(connID),
 	}})
 	if err != nil {
 		r := cancelled(err)
+		if condFailedAt(r, 2) {
+			return nil, ErrNotActive
+		}
 		if condFailedAt(r, 0) {
 			if r[0].Item == nil {
 				return nil, ErrNotFound

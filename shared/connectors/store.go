@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/connections"
 )
 
 // Item types and keys (see .notes/contracts.md).
@@ -27,7 +29,7 @@ const (
 	connectorsList = "connectors"
 )
 
-func connPK(connID string) string            { return "CONN#" + connID }
+func connPK(connID string) string            { return connections.PK(connID) }
 func connectorSK(id string) string           { return "CONNECTOR#" + id }
 func runPrefix(connectorID string) string    { return "RUN#" + connectorID + "#" }
 func runSK(connectorID, runID string) string { return runPrefix(connectorID) + runID }
@@ -88,7 +90,6 @@ type connectorItem struct {
 	SK        string       `dynamodbav:"sk"`
 	Type      string       `dynamodbav:"type"`
 	V         int64        `dynamodbav:"v"`
-	Rev       int64        `dynamodbav:"rev"`
 	ID        string       `dynamodbav:"id"`
 	ConnID    string       `dynamodbav:"connId"`
 	Name      string       `dynamodbav:"name"`
@@ -112,7 +113,7 @@ func (it *connectorItem) connector() *Connector {
 		Spec: Spec{Name: it.Name, SiteID: it.SiteID, JQL: it.JQL, Schedule: it.Schedule, Enabled: it.Enabled,
 			Include: it.Include, Formats: it.Formats},
 		ID: it.ID, ConnectionID: it.ConnID, CreatedAt: parseTime(it.CreatedAt), UpdatedAt: parseTime(it.UpdatedAt),
-		NextRunAt: timePtr(it.NextRunAt), ActiveRunID: it.ActiveRun, Rev: it.Rev,
+		NextRunAt: timePtr(it.NextRunAt), ActiveRunID: it.ActiveRun, Version: it.V,
 	}
 	if c.Formats == nil {
 		c.Formats = []string{}
@@ -164,7 +165,7 @@ func condFailedAt(reasons []types.CancellationReason, i int) bool {
 func (st *Store) Create(ctx context.Context, connID string, spec Spec, next time.Time) (*Connector, error) {
 	now := st.now().UTC()
 	it := connectorItem{
-		PK: connPK(connID), Type: ItemTypeConnector, V: 1, Rev: 1, ID: NewID(now), ConnID: connID,
+		PK: connPK(connID), Type: ItemTypeConnector, V: 1, ID: NewID(now), ConnID: connID,
 		Name: spec.Name, SiteID: spec.SiteID, JQL: spec.JQL, Schedule: spec.Schedule, Enabled: spec.Enabled,
 		Include: spec.Include, Formats: spec.Formats, CreatedAt: fmtTime(now), UpdatedAt: fmtTime(now),
 	}
@@ -186,12 +187,7 @@ func (st *Store) Create(ctx context.Context, connID string, spec Spec, next time
 			ExpressionAttributeNames:  map[string]string{"#type": "type", "#n": "n"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":type": s(ItemTypeCount), ":zero": n(0), ":one": n(1), ":max": n(MaxConnectors)},
 		}},
-		{ConditionCheck: &types.ConditionCheck{
-			TableName: &st.table, Key: st.key(connPK(connID), "META"),
-			ConditionExpression:       aws.String("attribute_exists(pk) AND #st <> :disc"),
-			ExpressionAttributeNames:  map[string]string{"#st": "status"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":disc": s("disconnected")},
-		}},
+		st.connectionActiveItem(connID),
 	}})
 	if err != nil {
 		r := cancelled(err)
@@ -204,6 +200,17 @@ func (st *Store) Create(ctx context.Context, connID string, spec Spec, next time
 		return nil, fmt.Errorf("create connector: %w", err)
 	}
 	return it.connector(), nil
+}
+
+// connectionActiveItem fails a transaction unless the connection exists and is not disconnected, so nothing new
+// is written under a connection that a disconnect is tearing down.
+func (st *Store) connectionActiveItem(connID string) types.TransactWriteItem {
+	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName: &st.table, Key: st.key(connPK(connID), connections.MetaSK),
+		ConditionExpression:       aws.String("attribute_exists(pk) AND #st <> :disc"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":disc": s(string(connections.StatusDisconnected))},
+	}}
 }
 
 func (st *Store) getItem(ctx context.Context, connID, id string) (*connectorItem, error) {
@@ -281,9 +288,9 @@ func (st *Store) List(ctx context.Context, connID string, limit int, cur string)
 	return out, next, nil
 }
 
-// Update replaces the connector's configuration when its revision is still rev (ErrStale otherwise, ErrNotFound
+// Update replaces the connector's configuration when its version is still version (ErrStale otherwise, ErrNotFound
 // when it does not exist). next is its next run (ignored when disabled).
-func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, rev int64, next time.Time) (*Connector, error) {
+func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, version int64, next time.Time) (*Connector, error) {
 	now := st.now().UTC()
 	incl, err := attributevalue.Marshal(spec.Include)
 	if err != nil {
@@ -300,10 +307,10 @@ func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, rev i
 	vals := map[string]types.AttributeValue{
 		":name": s(spec.Name), ":site": s(spec.SiteID), ":jql": s(spec.JQL), ":sched": sched,
 		":enabled": &types.AttributeValueMemberBOOL{Value: spec.Enabled}, ":incl": incl, ":formats": formats,
-		":now": s(fmtTime(now)), ":one": n(1), ":rev": n(rev),
+		":now": s(fmtTime(now)), ":one": n(1), ":v": n(version),
 	}
 	expr := "SET #name = :name, siteId = :site, jql = :jql, #schedule = :sched, enabled = :enabled, #include = :incl, " +
-		"formats = :formats, updatedAt = :now, rev = rev + :one, v = v + :one"
+		"formats = :formats, updatedAt = :now, v = v + :one"
 	if spec.Enabled && !next.IsZero() {
 		expr += ", nextRunAt = :next, gsi1pk = :due, gsi1sk = :duekey"
 		vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(DueGSIPK), s(dueKey(next, connID, id))
@@ -313,7 +320,7 @@ func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, rev i
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)),
 		UpdateExpression:                    aws.String(expr),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND rev = :rev"),
+		ConditionExpression:                 aws.String("attribute_exists(pk) AND v = :v"),
 		ExpressionAttributeNames:            map[string]string{"#name": "name", "#schedule": "schedule", "#include": "include"},
 		ExpressionAttributeValues:           vals,
 		ReturnValues:                        types.ReturnValueAllNew,
@@ -336,21 +343,21 @@ func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, rev i
 	return it.connector(), nil
 }
 
-// Delete removes a connector (when rev is 0 or still its revision), cancels its active run in the same
+// Delete removes a connector (when version is 0 or still its version), cancels its active run in the same
 // transaction, and then removes its run history.
-func (st *Store) Delete(ctx context.Context, connID, id string, rev int64) error {
+func (st *Store) Delete(ctx context.Context, connID, id string, version int64) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		it, err := st.getItem(ctx, connID, id)
 		if err != nil {
 			return err
 		}
-		if rev != 0 && it.Rev != rev {
+		if version != 0 && it.V != version {
 			return ErrStale
 		}
-		cond := "attribute_exists(pk) AND rev = :rev AND attribute_not_exists(activeRun)"
-		vals := map[string]types.AttributeValue{":rev": n(it.Rev)}
+		cond := "attribute_exists(pk) AND v = :v AND attribute_not_exists(activeRun)"
+		vals := map[string]types.AttributeValue{":v": n(it.V)}
 		if it.ActiveRun != "" {
-			cond = "attribute_exists(pk) AND rev = :rev AND activeRun = :run"
+			cond = "attribute_exists(pk) AND v = :v AND activeRun = :run"
 			vals[":run"] = s(it.ActiveRun)
 		}
 		items := []types.TransactWriteItem{
@@ -378,16 +385,22 @@ func (st *Store) Delete(ctx context.Context, connID, id string, rev int64) error
 }
 
 func (st *Store) deleteRuns(ctx context.Context, connID, connectorID string) error {
+	return st.deletePrefix(ctx, connID, runPrefix(connectorID))
+}
+
+// deletePrefix deletes every item under the connection whose sort key starts with prefix.
+func (st *Store) deletePrefix(ctx context.Context, connID, prefix string) error {
 	var start map[string]types.AttributeValue
 	for {
 		out, err := st.db.Query(ctx, &dynamodb.QueryInput{
 			TableName: &st.table, ExclusiveStartKey: start,
 			KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(connPK(connID)), ":prefix": s(runPrefix(connectorID))},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(connPK(connID)), ":prefix": s(prefix)},
 			ProjectionExpression:      aws.String("pk, sk"),
+			ConsistentRead:            aws.Bool(true),
 		})
 		if err != nil {
-			return fmt.Errorf("list runs to delete: %w", err)
+			return fmt.Errorf("list %s items to delete: %w", prefix, err)
 		}
 		for i := 0; i < len(out.Items); i += 25 {
 			batch := out.Items[i:min(i+25, len(out.Items))]
@@ -397,11 +410,11 @@ func (st *Store) deleteRuns(ctx context.Context, connID, connectorID string) err
 			}
 			for try := 0; len(reqs) > 0; try++ {
 				if try == 5 {
-					return errors.New("delete runs: unprocessed items remain")
+					return fmt.Errorf("delete %s items: unprocessed items remain", prefix)
 				}
 				res, err := st.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{st.table: reqs}})
 				if err != nil {
-					return fmt.Errorf("delete runs: %w", err)
+					return fmt.Errorf("delete %s items: %w", prefix, err)
 				}
 				reqs = res.UnprocessedItems[st.table]
 			}
@@ -411,6 +424,38 @@ func (st *Store) deleteRuns(ctx context.Context, connID, connectorID string) err
 		}
 		start = out.LastEvaluatedKey
 	}
+}
+
+// MarkDisconnected sets the connection's status to disconnected, the first step of a disconnect: from then on
+// every transaction that creates a connector, a run or an API key checks the status and fails, so requests racing
+// the disconnect cannot leave anything behind. A connection that no longer exists is left alone (a retried
+// disconnect). The connections package owns the item; this lives here until it offers the update itself.
+func (st *Store) MarkDisconnected(ctx context.Context, connID string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.table, Key: st.key(connPK(connID), connections.MetaSK),
+		UpdateExpression:          aws.String("SET #st = :disc, statusReason = :why, updatedAt = :now ADD v :one"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":disc": s(string(connections.StatusDisconnected)), ":why": s("user_disconnected"), ":now": s(fmtTime(st.now())), ":one": n(1)},
+	})
+	if err != nil && !isCondFailed(err) {
+		return fmt.Errorf("mark connection disconnected: %w", err)
+	}
+	return nil
+}
+
+// DeleteAll removes every connector of the connection, their runs and the connector count (disconnect, purge).
+// Call it after MarkDisconnected and DisableAll, so nothing starts meanwhile. It is idempotent.
+func (st *Store) DeleteAll(ctx context.Context, connID string) error {
+	for _, prefix := range []string{"RUN#", "CONNECTOR#"} {
+		if err := st.deletePrefix(ctx, connID, prefix); err != nil {
+			return err
+		}
+	}
+	if _, err := st.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &st.table, Key: st.key(connPK(connID), countSK)}); err != nil {
+		return fmt.Errorf("delete connector count: %w", err)
+	}
+	return nil
 }
 
 // DisableAll disables every connector of the connection and cancels their active runs (disconnect): nothing of
@@ -443,7 +488,7 @@ func (st *Store) disable(ctx context.Context, connID, id, reason string) error {
 		now := fmtTime(st.now())
 		vals := map[string]types.AttributeValue{":f": &types.AttributeValueMemberBOOL{Value: false}, ":one": n(1), ":now": s(now)}
 		upd := &types.Update{TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)),
-			UpdateExpression:          aws.String("SET enabled = :f, updatedAt = :now, rev = rev + :one, v = v + :one REMOVE nextRunAt, gsi1pk, gsi1sk"),
+			UpdateExpression:          aws.String("SET enabled = :f, updatedAt = :now, v = v + :one REMOVE nextRunAt, gsi1pk, gsi1sk"),
 			ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(activeRun)"),
 			ExpressionAttributeValues: vals,
 		}
@@ -454,7 +499,7 @@ func (st *Store) disable(ctx context.Context, connID, id, reason string) error {
 			vals[":run"] = s(it.ActiveRun)
 			items = []types.TransactWriteItem{st.cancelRunItem(connID, id, it.ActiveRun, reason), {Update: &types.Update{
 				TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)),
-				UpdateExpression: aws.String("SET enabled = :f, updatedAt = :now, rev = rev + :one, v = v + :one, lastRun.#st = :cancelled, lastRun.finishedAt = :now " +
+				UpdateExpression: aws.String("SET enabled = :f, updatedAt = :now, v = v + :one, lastRun.#st = :cancelled, lastRun.finishedAt = :now " +
 					"REMOVE nextRunAt, gsi1pk, gsi1sk, activeRun"),
 				ConditionExpression:       aws.String("attribute_exists(pk) AND activeRun = :run"),
 				ExpressionAttributeNames:  map[string]string{"#st": "status"},

@@ -198,8 +198,18 @@ func TestRuns(t *testing.T) {
 		t.Errorf("StartRun(other connection) = %v, want ErrNotFound", err)
 	}
 	got, err := f.store.Get(ctx, conn, c.ID)
-	if err != nil || got.ActiveRunID != run.ID || got.LastRun == nil || got.LastRun.Status != connectors.RunQueued || got.ETag() != c.ETag() {
-		t.Errorf("Get(after start) = %+v, %v, want active run %s, lastRun queued, unchanged ETag", got, err, run.ID)
+	if err != nil || got.ActiveRunID != run.ID || got.LastRun == nil || got.LastRun.Status != connectors.RunQueued || got.ETag() == c.ETag() {
+		t.Errorf("Get(after start) = %+v, %v, want active run %s, lastRun queued, a new ETag", got, err, run.ID)
+	}
+	// Every change of the representation changes the ETag (If-None-Match must never answer 304 for a stale body).
+	etag := got.ETag()
+	changedETag := func(what string) {
+		t.Helper()
+		c, err := f.store.Get(ctx, conn, c.ID)
+		if err != nil || c.ETag() == etag {
+			t.Errorf("Get(after %s) ETag = %v (%v), want a new ETag, not %s", what, c.ETag(), err, etag)
+		}
+		etag = c.ETag()
 	}
 
 	// Progress.
@@ -216,6 +226,7 @@ func TestRuns(t *testing.T) {
 	if err != nil || r.Status != connectors.RunCancelled || r.FinishedAt == nil || r.CancelReason != "user" {
 		t.Fatalf("CancelRun() = %+v, %v", r, err)
 	}
+	changedETag("cancel")
 	if _, err := f.store.CancelRun(ctx, conn, c.ID, run.ID, "user"); !errors.Is(err, connectors.ErrRunFinished) {
 		t.Errorf("CancelRun(again) = %v, want ErrRunFinished", err)
 	}
@@ -231,9 +242,11 @@ func TestRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("StartRun(after cancel) = %v", err)
 	}
+	changedETag("second start")
 	if _, err := f.store.UpdateProgress(ctx, conn, c.ID, run2.ID, connectors.Progress{Status: connectors.RunSucceeded, Phase: "done"}); err != nil {
 		t.Fatal(err)
 	}
+	changedETag("success")
 	got, _ = f.store.Get(ctx, conn, c.ID)
 	if got.ActiveRunID != "" || got.LastRun.Status != connectors.RunSucceeded || got.LastRun.FinishedAt == nil {
 		t.Errorf("Get(after success) = %+v, want no active run and lastRun succeeded", got)
@@ -279,5 +292,79 @@ func TestDisableAll(t *testing.T) {
 	r, err := f.store.GetRun(ctx, conn, a.ID, run.ID)
 	if err != nil || r.Status != connectors.RunCancelled || r.CancelReason != "disconnected" {
 		t.Errorf("GetRun() after DisableAll = %+v, %v; want cancelled (disconnected)", r, err)
+	}
+}
+
+// TestDisconnectedConnection: once a connection is marked disconnected, no connector or run can be added to it,
+// and DeleteAll leaves nothing of its connectors in the partition.
+func TestDisconnectedConnection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := t.Context()
+	conn, other := f.connection(t), f.connection(t)
+	c, err := f.store.Create(ctx, conn, spec("a"), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.StartRun(ctx, conn, c.ID, connectors.TriggerManual); err != nil {
+		t.Fatal(err)
+	}
+	oc, err := f.store.Create(ctx, other, spec("other"), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.MarkDisconnected(ctx, conn); err != nil {
+		t.Fatalf("MarkDisconnected() = %v", err)
+	}
+	if got, err := f.conns.Get(ctx, conn); err != nil || got.Status != connections.StatusDisconnected {
+		t.Errorf("connection after MarkDisconnected = %+v, %v; want disconnected", got, err)
+	}
+	if err := f.store.DisableAll(ctx, conn, "disconnected"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Create", func() error { _, err := f.store.Create(ctx, conn, spec("late"), time.Time{}); return err }},
+		{"StartRun", func() error { _, err := f.store.StartRun(ctx, conn, c.ID, connectors.TriggerManual); return err }},
+	}
+	for _, tt := range tests {
+		if err := tt.call(); !errors.Is(err, connectors.ErrNotActive) {
+			t.Errorf("%s(disconnected connection) = %v, want ErrNotActive", tt.name, err)
+		}
+	}
+
+	for range 2 { // idempotent
+		if err := f.store.DeleteAll(ctx, conn); err != nil {
+			t.Fatalf("DeleteAll() = %v", err)
+		}
+	}
+	out, err := f.env.Clients.DynamoDB.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(f.env.Table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: connections.PK(conn)}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range out.Items {
+		if sk := it["sk"].(*types.AttributeValueMemberS).Value; sk != connections.MetaSK {
+			t.Errorf("item %s left after DeleteAll", sk)
+		}
+	}
+	if _, err := f.store.Get(ctx, other, oc.ID); err != nil {
+		t.Errorf("Get(other connection's connector) after DeleteAll = %v, want it untouched", err)
+	}
+	// A connection that is already gone is not recreated by a retried mark.
+	if err := f.conns.Delete(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.MarkDisconnected(ctx, conn); err != nil {
+		t.Errorf("MarkDisconnected(deleted connection) = %v, want nil", err)
+	}
+	if _, err := f.conns.Get(ctx, conn); !errors.Is(err, connections.ErrNotFound) {
+		t.Errorf("Get(deleted connection) after MarkDisconnected = %v, want ErrNotFound", err)
 	}
 }

@@ -9,6 +9,7 @@ package connectorsapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -68,9 +69,12 @@ type Store interface {
 	Create(ctx context.Context, connID string, spec connectors.Spec, next time.Time) (*connectors.Connector, error)
 	Get(ctx context.Context, connID, id string) (*connectors.Connector, error)
 	List(ctx context.Context, connID string, limit int, cursor string) ([]connectors.Connector, string, error)
-	Update(ctx context.Context, connID, id string, spec connectors.Spec, rev int64, next time.Time) (*connectors.Connector, error)
-	Delete(ctx context.Context, connID, id string, rev int64) error
+	Update(ctx context.Context, connID, id string, spec connectors.Spec, version int64, next time.Time) (*connectors.Connector, error)
+	Delete(ctx context.Context, connID, id string, version int64) error
 	DisableAll(ctx context.Context, connID, reason string) error
+	// MarkDisconnected and DeleteAll are the first and the last connector steps of a disconnect.
+	MarkDisconnected(ctx context.Context, connID string) error
+	DeleteAll(ctx context.Context, connID string) error
 	StartRun(ctx context.Context, connID, connectorID, trigger string) (*connectors.Run, error)
 	GetRun(ctx context.Context, connID, connectorID, runID string) (*connectors.Run, error)
 	ListRuns(ctx context.Context, connID, connectorID string, limit int, cursor string) ([]connectors.Run, string, error)
@@ -103,6 +107,8 @@ type Config struct {
 	// PublicBaseURL is the API's public base URL; empty means "https://" + the request's domain name.
 	PublicBaseURL string
 	Now           func() time.Time
+	// RequestTimeout bounds each request; zero means DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
 
 // Limits of requests (documented in openapi.yaml).
@@ -111,7 +117,10 @@ const (
 	DefaultPageLimit = 20
 	MaxPageLimit     = 100
 	MaxKeyNameLen    = 100
-	MaxKeys          = 20 // active keys per connection
+	MaxKeys          = apikeys.MaxActive // active keys per connection
+	// DefaultRequestTimeout stays below API Gateway's 29 s integration timeout, so a slow request still gets a
+	// problem document from us rather than the platform's bare error.
+	DefaultRequestTimeout = 20 * time.Second
 	// GrantLifetime is how long Atlassian keeps a refresh-token family alive, however often it rotates.
 	GrantLifetime = 365 * 24 * time.Hour
 )
@@ -136,6 +145,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	a := &api{Config: cfg}
 	authed := http.NewServeMux()
@@ -175,14 +187,40 @@ func New(cfg Config) http.Handler {
 	root := http.NewServeMux()
 	root.Handle("GET /v1/openapi.json", http.HandlerFunc(serveOpenAPI))
 	root.Handle("/", a.authenticate(authed))
-	return a.recoverer(root)
+	return a.recoverer(a.deadline(root))
+}
+
+// deadline gives every request RequestTimeout to answer; the AWS and Jira calls under it honour the context.
+func (a *api) deadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// fail writes err as a problem; once the request's deadline has passed, whatever failed failed because of it, and
+// the answer is a 504 timeout problem instead.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		a.Log.ErrorContext(r.Context(), "request timed out", "timeout", a.RequestTimeout, "error", err)
+		// shared/problem has no timeout code; this one document is written here.
+		w.Header().Set("Content-Type", problem.ContentType)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		_ = json.NewEncoder(w).Encode(problem.Body{Type: problem.TypeBase + "timeout", Title: "The request took too long",
+			Status: http.StatusGatewayTimeout, Detail: "the request did not finish in time; retry it", Instance: r.URL.Path})
+		return
+	}
+	problem.Write(w, r, a.Log, err)
 }
 
 // wrap turns a handler that returns an error into an http.Handler that writes the error as a problem.
 func (a *api) wrap(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			problem.Write(w, r, a.Log, err)
+			a.fail(w, r, err)
 		}
 	})
 }
@@ -246,16 +284,19 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		if err != nil {
-			problem.Write(w, r, a.Log, problem.Wrap(err))
+			a.fail(w, r, problem.Wrap(err))
 			return
 		}
 		conn, err := a.Connections.Get(ctx, k.ConnectionID)
-		if errors.Is(err, connections.ErrNotFound) || (err == nil && conn.Status == connections.StatusDisconnected) {
+		// A disconnected connection whose keys still exist is a disconnect that failed half-way: its keys may
+		// only retry it.
+		retry := r.Method == http.MethodDelete && r.URL.Path == "/v1/connection"
+		if errors.Is(err, connections.ErrNotFound) || (err == nil && conn.Status == connections.StatusDisconnected && !retry) {
 			fail(errUnauthenticated)
 			return
 		}
 		if err != nil {
-			problem.Write(w, r, a.Log, problem.Wrap(err))
+			a.fail(w, r, problem.Wrap(err))
 			return
 		}
 		ctx = context.WithValue(ctx, ctxKey{}, &principal{conn: conn, keyID: k.ID})

@@ -2,6 +2,7 @@ package connectorsapi_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -10,7 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
+	"jiraexport/shared/connectorsapi"
 )
 
 func TestOpenAPIServed(t *testing.T) {
@@ -160,14 +167,62 @@ func testLifecycle(t *testing.T, w *world) {
 		t.Errorf("disconnect = %v", d)
 	}
 	w.expect(req{method: "GET", path: "/v1/connection", key: a}, 401)
-	after, err := w.store.Get(t.Context(), w.a.connID, otherID)
-	if err != nil || after.Spec.Enabled || after.ActiveRunID != "" {
-		t.Errorf("connector after disconnect = %+v, %v; want disabled with no active run", after, err)
+	if _, err := w.store.Get(t.Context(), w.a.connID, otherID); !errors.Is(err, connectors.ErrNotFound) {
+		t.Errorf("connector after disconnect: Get = %v, want ErrNotFound", err)
 	}
 	if _, err := w.tok.Metadata(t.Context(), w.a.connID); err == nil {
 		t.Errorf("tokens survive disconnect")
 	}
+	w.assertErased(w.a.connID)
 	w.expect(req{method: "GET", path: "/v1/connection", key: w.b.key}, 200)
+}
+
+// assertErased fails the test if anything of connection connID is left in the table: no item in its partition
+// and no API-key hash item naming it.
+func (w *world) assertErased(connID string) {
+	t := w.t
+	t.Helper()
+	out, err := w.env.Clients.DynamoDB.Query(t.Context(), &dynamodb.QueryInput{
+		TableName:                 aws.String(w.env.Table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: connections.PK(connID)}},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range out.Items {
+		t.Errorf("after disconnect, partition %s still holds %s", connections.PK(connID), canonical(it))
+	}
+	for _, row := range strings.Split(w.scan(), "\n") {
+		if strings.Contains(row, `pk="APIKEY#`) && strings.Contains(row, `connId="`+connID+`"`) {
+			t.Errorf("after disconnect, an API key of the connection remains: %s", row)
+		}
+	}
+}
+
+// TestDisconnectRetry: a disconnect that failed after marking the connection can be finished with the same key,
+// which serves nothing else meanwhile.
+func TestDisconnectRetry(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	a := w.a.key
+	id := w.expect(req{method: "POST", path: "/v1/connectors", key: a, body: w.connectorBody("x", w.sites[0])}, 201).str(t, "id")
+	w.expect(req{method: "POST", path: "/v1/connectors/" + id + "/runs", key: a}, 201)
+	if err := w.store.MarkDisconnected(t.Context(), w.a.connID); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []req{
+		{method: "GET", path: "/v1/connection"},
+		{method: "POST", path: "/v1/connection/keys", body: map[string]any{"name": "late"}},
+		{method: "POST", path: "/v1/connectors/" + id + "/runs"},
+	} {
+		r.key = a
+		w.expect(r, 401)
+	}
+	w.expect(req{method: "DELETE", path: "/v1/connection", key: a}, 200)
+	w.assertErased(w.a.connID)
+	w.expect(req{method: "DELETE", path: "/v1/connection", key: a}, 401)
 }
 
 func TestValidationErrors(t *testing.T) {
@@ -292,15 +347,19 @@ func TestReauthRequired(t *testing.T) {
 	etag := w.expect(req{method: "GET", path: "/v1/connectors/" + id, key: a}, 200).header.Get("ETag")
 	w.expect(req{method: "PATCH", path: "/v1/connectors/" + id, key: a, body: map[string]any{"name": "z"}, header: map[string]string{"If-Match": etag}}, 200)
 
-	// A revoked grant found by a Jira call (not yet marked) answers the same way.
+	// A revoked grant found by a Jira call (not yet marked) answers the same way. b's access token is stored as
+	// expired, so the call must refresh it, and the refresh is what finds the grant revoked.
 	if err := w.sim.RevokeGrant(w.sim.ConsentingUsers()[0].AccountID); err != nil {
 		t.Fatal(err)
 	}
-	got := w.do(req{method: "POST", path: "/v1/connectors", key: w.b.key, body: w.connectorBody("y", w.sites[0])})
-	if got.status != 409 && got.status != 201 {
-		// 201 is possible while b's access token is still valid: the simulator revokes refresh families, and
-		// Jira keeps honouring unexpired access tokens.
-		t.Errorf("POST after grant revoked = %d %s, want 409 (or 201 while the access token lives)", got.status, got.body)
+	expired := *w.b.tok
+	expired.Expiry = time.Now().Add(-time.Minute)
+	if err := w.tok.Put(t.Context(), w.b.connID, &expired, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	got := w.expect(req{method: "POST", path: "/v1/connectors", key: w.b.key, body: w.connectorBody("y", w.sites[0])}, 409)
+	if got.str(t, "type") != "https://jiraexport.dev/problems/reauth-required" {
+		t.Errorf("POST after grant revoked = %s, want a reauth-required problem", got.body)
 	}
 }
 
@@ -428,3 +487,111 @@ func normalise(b []byte, ids ...string) string {
 }
 
 var _ = http.MethodGet
+
+// TestKeyLimitConcurrent creates keys concurrently past the limit: the connection ends with exactly MaxKeys
+// active keys and every other create is a 409.
+func TestKeyLimitConcurrent(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	const n = connectorsapi.MaxKeys + 5 // the seeded key is active already
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = w.do(req{method: "POST", path: "/v1/connection/keys", key: w.a.key, body: map[string]any{"name": "k"}}).status
+		}()
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	if count[201] != connectorsapi.MaxKeys-1 || count[409] != n-(connectorsapi.MaxKeys-1) {
+		t.Errorf("concurrent key creates = %v, want %d 201 and %d 409", count, connectorsapi.MaxKeys-1, n-(connectorsapi.MaxKeys-1))
+	}
+	keys := w.expect(req{method: "GET", path: "/v1/connection/keys", key: w.a.key}, 200).json(t)["items"].([]any)
+	if len(keys) != connectorsapi.MaxKeys {
+		t.Errorf("GET /v1/connection/keys = %d keys, want %d", len(keys), connectorsapi.MaxKeys)
+	}
+}
+
+// TestNextRunAtKept: only a change of schedule, time zone or enabling moves nextRunAt; other edits keep it.
+func TestNextRunAtKept(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	a := w.a.key
+	t0 := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	w.clock.Store(&t0)
+	created := w.expect(req{method: "POST", path: "/v1/connectors", key: a, body: w.connectorBody("x", w.sites[0])}, 201)
+	id, etag := created.str(t, "id"), created.header.Get("ETag")
+	h := func(m int) time.Duration { return time.Duration(m) * time.Minute }
+	tests := []struct {
+		name  string
+		at    time.Duration // the API's clock, after t0
+		patch map[string]any
+		want  time.Duration // nextRunAt after t0; -1: none
+	}{
+		{"rename keeps it", h(90), map[string]any{"name": "renamed"}, h(60)},
+		{"formats keep it", h(90), map[string]any{"formats": []string{"json"}}, h(60)},
+		{"same schedule keeps it", h(90), map[string]any{"schedule": map[string]any{"expression": "rate(1 hour)"}}, h(60)},
+		{"new expression moves it", h(90), map[string]any{"schedule": map[string]any{"expression": "rate(2 hours)"}}, h(90 + 120)},
+		{"new time zone moves it", h(91), map[string]any{"schedule": map[string]any{"timezone": "UTC"}}, h(91 + 120)},
+		{"disabling clears it", h(92), map[string]any{"enabled": false}, -1},
+		{"enabling sets it", h(93), map[string]any{"enabled": true}, h(93 + 120)},
+	}
+	for _, tt := range tests {
+		now := t0.Add(tt.at)
+		w.clock.Store(&now)
+		got := w.expect(req{method: "PATCH", path: "/v1/connectors/" + id, key: a, body: tt.patch, header: map[string]string{"If-Match": etag}}, 200)
+		etag = got.header.Get("ETag")
+		want := ""
+		if tt.want >= 0 {
+			want = t0.Add(tt.want).Format(time.RFC3339)
+		}
+		if next, _ := got.json(t)["nextRunAt"].(string); next != want {
+			t.Errorf("PATCH %v (%s): nextRunAt = %q, want %q", tt.patch, tt.name, next, want)
+		}
+	}
+}
+
+// TestConditionalRequests: the ETag changes with every change of the body; If-Match "*" matches an existing
+// connector; a merge patch cannot null a field.
+func TestConditionalRequests(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	a := w.a.key
+	created := w.expect(req{method: "POST", path: "/v1/connectors", key: a, body: w.connectorBody("x", w.sites[0])}, 201)
+	id, etag := created.str(t, "id"), created.header.Get("ETag")
+	path := "/v1/connectors/" + id
+
+	w.expect(req{method: "POST", path: path + "/runs", key: a}, 201)
+	got := w.expect(req{method: "GET", path: path, key: a, header: map[string]string{"If-None-Match": etag}}, 200)
+	if got.header.Get("ETag") == etag || got.json(t)["activeRunId"] == nil {
+		t.Errorf("GET with the pre-run ETag = ETag %s, body %s; want a new ETag and the active run", got.header.Get("ETag"), got.body)
+	}
+	w.expect(req{method: "PATCH", path: path, key: a, body: map[string]any{"name": "y"}, header: map[string]string{"If-Match": etag}}, 412)
+
+	merge := map[string]string{"If-Match": "*", "Content-Type": "application/merge-patch+json"}
+	tests := []struct {
+		name       string
+		path, body string
+		status     int
+		wantFields []string
+	}{
+		{"star matches", path, `{"name":"star"}`, 200, nil},
+		{"star on a missing connector", "/v1/connectors/01HZZZZZZZZZZZZZZZZZZZZZZZ", `{"name":"star"}`, 404, nil},
+		{"null field", path, `{"name":null}`, 400, []string{"name"}},
+		{"null nested fields", path, `{"schedule":{"timezone":null},"include":null,"jql":"project = A"}`, 400, []string{"include", "schedule.timezone"}},
+	}
+	for _, tt := range tests {
+		got := w.expect(req{method: "PATCH", path: tt.path, key: a, body: tt.body, header: merge}, tt.status)
+		if f := got.fields(t); !reflect.DeepEqual(f, tt.wantFields) {
+			t.Errorf("PATCH %s (%s) fields = %v, want %v (%s)", tt.body, tt.name, f, tt.wantFields, got.body)
+		}
+	}
+	if name := w.expect(req{method: "GET", path: path, key: a}, 200).str(t, "name"); name != "star" {
+		t.Errorf("name after the refused patches = %q, want star", name)
+	}
+}

@@ -148,21 +148,14 @@ func (a *api) createKey(w http.ResponseWriter, r *http.Request) error {
 		return problem.Fields("invalid key name", problem.FieldError{Field: "name",
 			Reason: fmt.Sprintf("must be at most %d characters without control characters", MaxKeyNameLen)})
 	}
-	keys, err := a.Keys.List(r.Context(), p.conn.ID)
-	if err != nil {
-		return problem.Wrap(err)
-	}
-	active := 0
-	for _, k := range keys {
-		if k.RevokedAt == nil {
-			active++
-		}
-	}
-	if active >= MaxKeys {
-		return problem.New(problem.Conflict, "a connection has at most %d active keys; revoke one first", MaxKeys)
-	}
+	// The limit is enforced by Issue's transaction: a count read here would race concurrent creates.
 	plain, k, err := a.Keys.Issue(r.Context(), p.conn.ID, name)
-	if err != nil {
+	switch {
+	case errors.Is(err, apikeys.ErrTooMany):
+		return problem.New(problem.Conflict, "a connection has at most %d active keys; revoke one first", MaxKeys)
+	case errors.Is(err, apikeys.ErrNoConnection):
+		return problem.New(problem.Conflict, "the connection is not active")
+	case err != nil:
 		return problem.Wrap(err)
 	}
 	w.Header().Set("Location", "/v1/connection/keys/"+k.ID)
@@ -197,13 +190,19 @@ func (a *api) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// disconnect stops everything at once: connectors are disabled and their active runs cancelled first (so no
-// worker starts anything new), then the tokens are deleted (so nothing can call Jira), then the keys and the
-// connection. Every step is idempotent, so a failed disconnect can be retried with the same key until the keys
-// are gone. Erasing exported data is the purge core's job (Purger).
+// disconnect stops everything and leaves nothing of the connection in the table. The connection is marked
+// disconnected first, so requests racing this one can no longer create connectors, runs or keys; then connectors
+// are disabled and their active runs cancelled (so no worker starts anything new), the tokens are deleted (so
+// nothing can call Jira), and the connectors, runs, keys and the connection item are deleted. Every step is
+// idempotent, and a disconnected connection's key still reaches this route, so a failed disconnect can be retried
+// with the same key until the keys are gone; they go last for that reason. Erasing exported data is the purge
+// core's job (Purger).
 func (a *api) disconnect(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id := from(ctx).conn.ID
+	if err := a.Store.MarkDisconnected(ctx, id); err != nil {
+		return problem.Wrap(err)
+	}
 	if err := a.Store.DisableAll(ctx, id, "disconnected"); err != nil {
 		return problem.Wrap(err)
 	}
@@ -217,6 +216,9 @@ func (a *api) disconnect(w http.ResponseWriter, r *http.Request) error {
 		} else {
 			erasure = "done"
 		}
+	}
+	if err := a.Store.DeleteAll(ctx, id); err != nil {
+		return problem.Wrap(err)
 	}
 	if err := a.Keys.DeleteAll(ctx, id); err != nil {
 		return problem.Wrap(err)

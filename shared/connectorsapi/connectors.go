@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"jiraexport/shared/connections"
@@ -212,17 +213,22 @@ func (a *api) getConnector(w http.ResponseWriter, r *http.Request) error {
 	return writeConnector(w, http.StatusOK, c)
 }
 
-// ifMatch reads the required If-Match header: 428 when absent, 412 when it cannot be one of our ETags.
-func ifMatch(r *http.Request) (int64, error) {
+// ifMatch checks the required If-Match header against cur and returns the version a conditional write must
+// still find: 428 when absent, 412 when it names another version. "*" matches any existing connector (RFC 9110
+// 13.1.1), so it yields cur's version: the write then still fails rather than overwrite a change made since.
+func ifMatch(r *http.Request, cur *connectors.Connector) (int64, error) {
 	v := r.Header.Get("If-Match")
 	if v == "" {
 		return 0, problem.New(problem.PreconditionRequired, "send If-Match with the connector's ETag (from GET)")
 	}
-	rev, ok := connectors.ParseETag(v)
-	if !ok {
-		return 0, problem.New(problem.PreconditionFailed, "If-Match does not match the connector's current ETag")
+	if strings.TrimSpace(v) == "*" {
+		return cur.Version, nil
 	}
-	return rev, nil
+	version, ok := connectors.ParseETag(v)
+	if !ok || version != cur.Version {
+		return 0, storeProblem(connectors.ErrStale, "connector")
+	}
+	return version, nil
 }
 
 func (a *api) replaceConnector(w http.ResponseWriter, r *http.Request) error {
@@ -240,23 +246,31 @@ func (a *api) updateConnector(w http.ResponseWriter, r *http.Request, merge bool
 	if err != nil {
 		return err
 	}
-	rev, err := ifMatch(r)
+	version, err := ifMatch(r, cur)
 	if err != nil {
 		return err
-	}
-	if rev != cur.Rev {
-		return storeProblem(connectors.ErrStale, "connector")
 	}
 	var in connectorIn
 	mediaTypes := []string{"application/json"}
 	if merge {
 		mediaTypes = append(mediaTypes, "application/merge-patch+json")
 	}
-	if err := decodeJSON(w, r, &in, mediaTypes...); err != nil {
+	body, err := readJSON(w, r, mediaTypes...)
+	if err != nil {
+		return err
+	}
+	if err := decodeBytes(body, &in); err != nil {
 		return err
 	}
 	var spec connectors.Spec
 	if merge {
+		if nulls := nullFields(body); len(nulls) > 0 {
+			errs := make([]problem.FieldError, len(nulls))
+			for i, f := range nulls {
+				errs[i] = problem.FieldError{Field: f, Reason: "must not be null: a connector field cannot be removed; send its new value"}
+			}
+			return problem.Fields("the patch sets fields to null", errs...)
+		}
 		spec = cur.Spec
 		spec.Include.Attachments.MediaTypes = append([]string{}, cur.Spec.Include.Attachments.MediaTypes...)
 		in.apply(&spec)
@@ -281,7 +295,13 @@ func (a *api) updateConnector(w http.ResponseWriter, r *http.Request, merge bool
 	if err != nil {
 		return err
 	}
-	c, err := a.Store.Update(r.Context(), conn.ID, cur.ID, spec, rev, a.next(sched, spec))
+	next := a.next(sched, spec)
+	// Only a change of schedule, time zone or enabling moves the next run: recomputing it on every edit would
+	// let a rename postpone a rate schedule indefinitely.
+	if spec.Enabled && cur.Spec.Enabled && spec.Schedule == cur.Spec.Schedule && cur.NextRunAt != nil {
+		next = *cur.NextRunAt
+	}
+	c, err := a.Store.Update(r.Context(), conn.ID, cur.ID, spec, version, next)
 	if err != nil {
 		return storeProblem(err, "connector")
 	}
@@ -293,16 +313,13 @@ func (a *api) deleteConnector(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var rev int64
+	var version int64 // 0: no precondition
 	if r.Header.Get("If-Match") != "" {
-		if rev, err = ifMatch(r); err != nil {
+		if version, err = ifMatch(r, c); err != nil {
 			return err
 		}
-		if rev != c.Rev {
-			return storeProblem(connectors.ErrStale, "connector")
-		}
 	}
-	if err := a.Store.Delete(r.Context(), from(r.Context()).conn.ID, c.ID, rev); err != nil {
+	if err := a.Store.Delete(r.Context(), from(r.Context()).conn.ID, c.ID, version); err != nil {
 		return storeProblem(err, "connector")
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,6 +18,16 @@ import (
 // decodeJSON reads a JSON request body into v strictly: application/json only (415), at most MaxBodyBytes (413),
 // no unknown fields, no trailing data, the right types (400 naming the field).
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any, mediaTypes ...string) error {
+	body, err := readJSON(w, r, mediaTypes...)
+	if err != nil {
+		return err
+	}
+	return decodeBytes(body, v)
+}
+
+// readJSON checks the media type (application/json unless mediaTypes say otherwise) and reads at most
+// MaxBodyBytes of body.
+func readJSON(w http.ResponseWriter, r *http.Request, mediaTypes ...string) ([]byte, error) {
 	if len(mediaTypes) == 0 {
 		mediaTypes = []string{"application/json"}
 	}
@@ -33,17 +44,42 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, mediaTypes ...str
 		}
 	}
 	if !ok {
-		return problem.New(problem.UnsupportedMediaType, "send the body as %s (charset utf-8)", strings.Join(mediaTypes, " or "))
+		return nil, problem.New(problem.UnsupportedMediaType, "send the body as %s (charset utf-8)", strings.Join(mediaTypes, " or "))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return problem.New(problem.TooLarge, "the body must be at most %d bytes", MaxBodyBytes)
+			return nil, problem.New(problem.TooLarge, "the body must be at most %d bytes", MaxBodyBytes)
 		}
-		return problem.New(problem.Invalid, "the body could not be read")
+		return nil, problem.New(problem.Invalid, "the body could not be read")
 	}
-	return decodeBytes(body, v)
+	return body, nil
+}
+
+// nullFields returns the dotted paths of the object members of body that are null, sorted. In a merge patch a
+// null removes a member (RFC 7396); no connector field can be removed, so each one is refused by name rather
+// than silently ignored. body must already have decoded as an object.
+func nullFields(body []byte) []string {
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil {
+		return nil
+	}
+	var out []string
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			switch v := v.(type) {
+			case nil:
+				out = append(out, prefix+k)
+			case map[string]any:
+				walk(prefix+k+".", v)
+			}
+		}
+	}
+	walk("", m)
+	slices.Sort(out)
+	return out
 }
 
 // decodeBytes is the part of decodeJSON that fuzzing exercises.

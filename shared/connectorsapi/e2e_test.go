@@ -44,6 +44,23 @@ func TestThroughEmulator(t *testing.T) {
 		} {
 			w.expect(r.req, r.status)
 		}
+		// Field errors name the field: Jira's parser refusing the JQL (a round trip to the simulator through the
+		// function) and a schedule below the minimum rate.
+		for _, r := range []struct {
+			name  string
+			mod   func(m map[string]any)
+			field string
+		}{
+			{"jql parse error", func(m map[string]any) { m["jql"] = "project = " }, "jql"},
+			{"schedule error", func(m map[string]any) { m["schedule"] = map[string]any{"expression": "rate(5 minutes)"} }, "schedule.expression"},
+		} {
+			body := w.connectorBody("x", w.sites[0])
+			r.mod(body)
+			got := w.expect(req{method: "POST", path: "/v1/connectors", key: bKey, body: body}, 400)
+			if f := got.fields(t); len(f) != 1 || f[0] != r.field {
+				t.Errorf("POST /v1/connectors (%s) fields = %v, want [%s] (%s)", r.name, f, r.field, got.body)
+			}
+		}
 	})
 	t.Run("concurrent starts", func(t *testing.T) {
 		id := w.expect(req{method: "POST", path: "/v1/connectors", key: bKey, body: w.connectorBody("race", w.sites[0])}, 201).str(t, "id")

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,12 +44,15 @@ type world struct {
 	base   string // API base URL (httptest server or the emulated HTTP API)
 	a, b   party
 	sites  []atlassiansim.Site
+	// clock, when set, is the API's time (scheduling); otherwise it is time.Now.
+	clock atomic.Pointer[time.Time]
 }
 
 type party struct {
 	connID string
 	key    string
 	keyID  string
+	tok    *oauth2.Token // as first stored
 }
 
 func newSim(t *testing.T) (*atlassiansim.Server, string) {
@@ -102,6 +106,12 @@ func (w *world) handler() http.Handler {
 			return jira.New(w.simURL, ts, jira.Options{Timeout: 5 * time.Second})
 		},
 		PublicBaseURL: "https://api.example.test",
+		Now: func() time.Time {
+			if t := w.clock.Load(); t != nil {
+				return *t
+			}
+			return time.Now()
+		},
 	})
 }
 
@@ -149,7 +159,7 @@ func (w *world) seed(sites ...atlassiansim.Site) party {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return party{connID: c.ID, key: plain, keyID: k.ID}
+	return party{connID: c.ID, key: plain, keyID: k.ID, tok: tok}
 }
 
 // resp is a response, already checked against the OpenAPI description.

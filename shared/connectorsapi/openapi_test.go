@@ -3,9 +3,12 @@ package connectorsapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"mime"
+	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,4 +238,45 @@ func TestValidatorRejectsMismatches(t *testing.T) {
 	if err := validateResponse("GET", "/v1/connectors/01HZZZZZZZZZZZZZZZZZZZZZZZ", 404, "application/problem+json", []byte(ok)); err != nil {
 		t.Errorf("validateResponse(valid problem) = %v", err)
 	}
+}
+
+// TestMain fails a complete run of the package when some operation of the description was never answered with
+// each of its documented 2xx statuses: every response is validated, but only responses that happen.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 && flag.Lookup("test.run").Value.String() == "" {
+		if missing := uncovered(); len(missing) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: operations never exercised with their success status:\n\t%s\n", strings.Join(missing, "\n\t"))
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// uncovered lists "METHOD /path STATUS" for each documented 2xx response no checked response had.
+func uncovered() []string {
+	ix, err := loadSpec()
+	if err != nil {
+		return []string{"load OpenAPI: " + err.Error()}
+	}
+	var missing []string
+	for p, item := range ix.doc["paths"].(map[string]any) {
+		for m, op := range item.(map[string]any) {
+			o, ok := op.(map[string]any)
+			if !ok || m == "parameters" {
+				continue
+			}
+			for code := range o["responses"].(map[string]any) {
+				if !strings.HasPrefix(code, "2") {
+					continue
+				}
+				k := strings.ToUpper(m) + " " + p + " " + code
+				if _, ok := covered.Load(k); !ok {
+					missing = append(missing, k)
+				}
+			}
+		}
+	}
+	slices.Sort(missing)
+	return missing
 }
