@@ -23,7 +23,7 @@ import (
 )
 
 func main() {
-	log := config.Logger()
+	log := logger()
 	h, err := build(context.Background(), log)
 	if err != nil {
 		// An init failure: Lambda reports it and retries the cold start.
@@ -31,6 +31,14 @@ func main() {
 		os.Exit(1)
 	}
 	lambda.Start(httpadapter.NewV2(h).ProxyWithContext)
+}
+
+// logger returns the redacting logger and makes it the default, so what libraries log through slog is redacted
+// too.
+func logger() *slog.Logger {
+	log := config.Logger()
+	slog.SetDefault(log)
+	return log
 }
 
 func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
@@ -49,7 +57,9 @@ func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
 	db := dynamodb.NewFromConfig(awsCfg)
 	conns := connections.NewStore(db, cfg.Table)
 	toks := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.KeyID, cfg.OAuth2(secret),
-		tokens.WithLogger(log), tokens.WithReauthCallback(conns.MarkReauthRequired))
+		// This function stores grants but never refreshes them, so the callback is a safeguard; stopping the
+		// connection's work is the connectors function's (this one may not query the connectors).
+		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(nil)))
 	return oauthflow.New(oauthflow.Config{
 		ClientID: cfg.ClientID, ClientSecret: secret,
 		AuthURL: cfg.AuthURL, APIURL: cfg.APIURL,

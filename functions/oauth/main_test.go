@@ -12,6 +12,7 @@ import (
 	"errors"
 	"html"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -33,6 +34,7 @@ import (
 	"jiraexport/infra/lambdarun"
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/apikeys"
+	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
@@ -331,8 +333,8 @@ func TestEndToEnd(t *testing.T) {
 		// The export side of the product: the tokens store, told by Atlassian that the grant is gone.
 		later := time.Now().Add(2 * atlassiansim.AccessTokenTTL)
 		toks := tokens.NewStore(e.env.Clients.DynamoDB, e.env.Clients.KMS, e.env.Table, e.env.KeyARN, &oauth2.Config{
-			ClientID: "sim-client-id", ClientSecret: e2eSecret, Endpoint: oauthflow.Endpoint(e.sim.URL()),
-		}, tokens.WithClock(func() time.Time { return later }), tokens.WithReauthCallback(e.conns.MarkReauthRequired),
+			ClientID: "sim-client-id", ClientSecret: e2eSecret, Endpoint: config.Endpoint(e.sim.URL()),
+		}, tokens.WithClock(func() time.Time { return later }), tokens.WithGrantReauthCallback(e.conns.OnGrantRejected(nil)),
 			tokens.WithRetryPolicy(tokens.RetryPolicy{Attempts: 1}))
 		if err := e.sim.RevokeGrant(e.sim.ConsentingUsers()[0].AccountID); err != nil {
 			t.Fatal(err)
@@ -448,4 +450,14 @@ func (e *e2e) scanAll(t *testing.T) string {
 		t.Fatal("the table is empty: nothing to scan")
 	}
 	return b.String()
+}
+
+// TestLoggerIsDefault: libraries that log through slog's default logger must go through the redacting one.
+func TestLoggerIsDefault(t *testing.T) {
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	log := logger()
+	if got := slog.Default().Handler(); got != log.Handler() {
+		t.Errorf("slog.Default().Handler() = %T, want the redacting logger's %T", got, log.Handler())
+	}
 }

@@ -58,14 +58,18 @@ func FromEnv() (*Config, error) {
 	return c, nil
 }
 
-// OAuth2 returns the Atlassian OAuth 2.0 (3LO) client configuration. Client credentials go in the request body
-// (AuthStyleInParams): auto-detection would retry a failed exchange with the same single-use code or
-// rotating refresh token.
+// OAuth2 returns the Atlassian OAuth 2.0 (3LO) client configuration, on Endpoint(c.AuthURL).
 func (c *Config) OAuth2(clientSecret string) *oauth2.Config {
-	return &oauth2.Config{
-		ClientID:     c.ClientID,
-		ClientSecret: clientSecret,
-		Endpoint:     oauth2.Endpoint{AuthURL: c.AuthURL + "/authorize", TokenURL: c.AuthURL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams},
+	return &oauth2.Config{ClientID: c.ClientID, ClientSecret: clientSecret, Endpoint: Endpoint(c.AuthURL)}
+}
+
+// Endpoint is Atlassian's OAuth endpoint under authURL (ATLASSIAN_AUTH_URL), the one place it is built. Client
+// credentials go in the request body (AuthStyleInParams): Atlassian reads them there, and auto-detection would
+// retry a failed exchange with the same single-use code or rotating refresh token.
+func Endpoint(authURL string) oauth2.Endpoint {
+	authURL = strings.TrimRight(authURL, "/")
+	return oauth2.Endpoint{
+		AuthURL: authURL + "/authorize", TokenURL: authURL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams,
 	}
 }
 

@@ -49,3 +49,23 @@ func TestFromEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestEndpoint(t *testing.T) {
+	tests := []struct {
+		authURL string
+		want    oauth2.Endpoint
+	}{
+		{"https://auth.atlassian.com", oauth2.Endpoint{AuthURL: "https://auth.atlassian.com/authorize",
+			TokenURL: "https://auth.atlassian.com/oauth/token", AuthStyle: oauth2.AuthStyleInParams}},
+		{"http://127.0.0.1:9/", oauth2.Endpoint{AuthURL: "http://127.0.0.1:9/authorize",
+			TokenURL: "http://127.0.0.1:9/oauth/token", AuthStyle: oauth2.AuthStyleInParams}},
+	}
+	for _, tt := range tests {
+		if got := Endpoint(tt.authURL); got != tt.want {
+			t.Errorf("Endpoint(%q) = %+v, want %+v", tt.authURL, got, tt.want)
+		}
+		if got := (&Config{AuthURL: tt.authURL}).OAuth2("s").Endpoint; got != tt.want {
+			t.Errorf("OAuth2() with AuthURL %q: endpoint %+v, want %+v", tt.authURL, got, tt.want)
+		}
+	}
+}

@@ -216,35 +216,112 @@ func (s *Store) Create(ctx context.Context, c *Connection, also ...types.Transac
 // MarkReauthRequired flags the connection: its grant is revoked or expired and only the user can fix it by
 // re-authorising. reason is a short machine-readable cause (e.g. "invalid_grant"), shown to the user through the
 // API. A disconnected connection stays disconnected.
+//
+// It flags whatever the current grant is; a report about a particular grant goes through
+// MarkGrantReauthRequired, so that it cannot undo a newer consent.
 func (s *Store) MarkReauthRequired(ctx context.Context, id, reason string) error {
+	_, err := s.mark(ctx, id, reason, nil)
+	return err
+}
+
+// MarkGrantReauthRequired is MarkReauthRequired for the grant that began at grantStartedAt (the token family's
+// start). When the connection's grant began later, the user has consented again since that grant died, and the
+// connection is left as it is. A zero grantStartedAt flags the current grant.
+func (s *Store) MarkGrantReauthRequired(ctx context.Context, id, reason string, grantStartedAt time.Time) error {
+	_, err := s.markGrant(ctx, id, reason, grantStartedAt)
+	return err
+}
+
+// markGrant reports whether it flagged the connection.
+func (s *Store) markGrant(ctx context.Context, id, reason string, grantStartedAt time.Time) (bool, error) {
+	if grantStartedAt.IsZero() {
+		return s.mark(ctx, id, reason, nil)
+	}
+	// Times are stored as strings that do not sort as times, so the comparison is made here, on a read, and the
+	// write holds only if the grant is still the one read.
+	for range 3 {
+		c, err := s.Get(ctx, id)
+		if err != nil {
+			return false, fmt.Errorf("mark connection reauth required: %w", err)
+		}
+		if c.Status == StatusDisconnected || c.GrantStartedAt.After(grantStartedAt) {
+			return false, nil
+		}
+		flagged, err := s.mark(ctx, id, reason, &c.GrantStartedAt)
+		if !errors.Is(err, errGrantChanged) {
+			return flagged, err
+		}
+	}
+	return false, fmt.Errorf("mark connection %s reauth required: its grant keeps changing", id)
+}
+
+// errGrantChanged means the connection was re-authorised between markGrant's read and its write.
+var errGrantChanged = errors.New("connection grant changed")
+
+// mark sets reauth_required, only while the grant start is still ifGrant when that is set.
+func (s *Store) mark(ctx context.Context, id, reason string, ifGrant *time.Time) (bool, error) {
+	cond := "attribute_exists(pk) AND #st <> :disc"
+	vals := map[string]types.AttributeValue{
+		":rr":   &types.AttributeValueMemberS{Value: string(StatusReauthRequired)},
+		":why":  &types.AttributeValueMemberS{Value: reason},
+		":now":  &types.AttributeValueMemberS{Value: fmtTime(s.now())},
+		":one":  &types.AttributeValueMemberN{Value: "1"},
+		":disc": &types.AttributeValueMemberS{Value: string(StatusDisconnected)},
+	}
+	if ifGrant != nil {
+		cond += " AND grantStartedAt = :gs"
+		vals[":gs"] = &types.AttributeValueMemberS{Value: fmtTime(*ifGrant)}
+	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(s.table),
-		Key:                 key(id),
-		UpdateExpression:    aws.String("SET #st = :rr, statusReason = :why, updatedAt = :now ADD v :one"),
-		ConditionExpression: aws.String("attribute_exists(pk) AND #st <> :disc"),
-		ExpressionAttributeNames: map[string]string{
-			"#st": "status",
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":rr":   &types.AttributeValueMemberS{Value: string(StatusReauthRequired)},
-			":why":  &types.AttributeValueMemberS{Value: reason},
-			":now":  &types.AttributeValueMemberS{Value: fmtTime(s.now())},
-			":one":  &types.AttributeValueMemberN{Value: "1"},
-			":disc": &types.AttributeValueMemberS{Value: string(StatusDisconnected)},
-		},
+		TableName:                           aws.String(s.table),
+		Key:                                 key(id),
+		UpdateExpression:                    aws.String("SET #st = :rr, statusReason = :why, updatedAt = :now ADD v :one"),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            map[string]string{"#st": "status"},
+		ExpressionAttributeValues:           vals,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
 		var cf *types.ConditionalCheckFailedException
 		if errors.As(err, &cf) {
 			if cf.Item == nil {
-				return fmt.Errorf("mark connection %s reauth required: %w", id, ErrNotFound)
+				return false, fmt.Errorf("mark connection %s reauth required: %w", id, ErrNotFound)
 			}
-			return nil // disconnected: nothing to flag
+			var old item
+			if uerr := attributevalue.UnmarshalMap(cf.Item, &old); uerr == nil && old.Status != StatusDisconnected && ifGrant != nil {
+				return false, errGrantChanged
+			}
+			return false, nil // disconnected: nothing to flag
 		}
-		return fmt.Errorf("mark connection reauth required: %w", err)
+		return false, fmt.Errorf("mark connection reauth required: %w", err)
 	}
-	return nil
+	return true, nil
+}
+
+// WorkStopper stops the work of a connection (connectors.Store.CancelActiveRuns: it cancels the connection's
+// queued and running runs with reason). Connectors stay as the user configured them, so re-authorising resumes
+// their schedules without the user having to re-enable anything.
+type WorkStopper interface {
+	CancelActiveRuns(ctx context.Context, connID, reason string) error
+}
+
+// OnGrantRejected is the tokens store's re-authorisation callback (tokens.WithGrantReauthCallback): it flags the
+// connection with MarkGrantReauthRequired and, when it did, stops its work through work (nil: flag only), with
+// reason "reauth_required". A report about a grant the user has already replaced changes nothing.
+//
+// The connectors API refuses Jira work while a connection is reauth_required; whatever later starts runs on its
+// own (the scheduler, the export worker) must likewise skip runs whose connection is not active.
+func (s *Store) OnGrantRejected(work WorkStopper) func(ctx context.Context, connID, reason string, grantStartedAt time.Time) error {
+	return func(ctx context.Context, connID, reason string, grantStartedAt time.Time) error {
+		flagged, err := s.markGrant(ctx, connID, reason, grantStartedAt)
+		if err != nil || !flagged || work == nil {
+			return err
+		}
+		if err := work.CancelActiveRuns(ctx, connID, string(StatusReauthRequired)); err != nil {
+			return fmt.Errorf("stop the work of connection %s: %w", connID, err)
+		}
+		return nil
+	}
 }
 
 // Reauthorize records a new consent for an existing connection: its sites are replaced by the new grant's, its

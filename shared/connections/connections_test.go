@@ -109,6 +109,99 @@ func TestReauthLifecycle(t *testing.T) {
 	}
 }
 
+// stopper is a connections.WorkStopper whose behaviour each test sets.
+type stopper struct {
+	cancelActiveRuns func(ctx context.Context, connID, reason string) error
+}
+
+func (f stopper) CancelActiveRuns(ctx context.Context, connID, reason string) error {
+	return f.cancelActiveRuns(ctx, connID, reason)
+}
+
+func TestOnGrantRejected(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	g1 := time.Date(2026, 2, 1, 10, 0, 0, 123456789, time.UTC)
+	g2 := g1.Add(time.Hour)
+
+	tests := []struct {
+		name string
+		// setup creates the connection and returns its id and the start of the grant the report is about.
+		setup      func(t *testing.T) (id string, reported time.Time)
+		stopErr    error
+		wantErr    error // matched with errors.Is; nil: no error
+		wantStatus connections.Status
+		wantGrant  time.Time
+		wantStops  int
+	}{
+		{"report about the current grant", func(t *testing.T) (string, time.Time) {
+			return create(t, s, connections.StatusActive, g1), g1
+		}, nil, nil, connections.StatusReauthRequired, g1, 1},
+		{"late report after re-authorisation", func(t *testing.T) (string, time.Time) {
+			id := create(t, s, connections.StatusActive, g1)
+			if err := s.MarkGrantReauthRequired(ctx, id, "invalid_grant", g1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Reauthorize(ctx, id, nil, g2); err != nil {
+				t.Fatal(err)
+			}
+			return id, g1 // a second refresher of the old grant reports its rejection only now
+		}, nil, nil, connections.StatusActive, g2, 0},
+		{"grant start unknown", func(t *testing.T) (string, time.Time) {
+			return create(t, s, connections.StatusActive, g2), time.Time{}
+		}, nil, nil, connections.StatusReauthRequired, g2, 1},
+		{"disconnected", func(t *testing.T) (string, time.Time) {
+			return create(t, s, connections.StatusDisconnected, g1), g1
+		}, nil, nil, connections.StatusDisconnected, g1, 0},
+		{"missing", func(t *testing.T) (string, time.Time) { return "missing", g1 }, nil, connections.ErrNotFound, "", time.Time{}, 0},
+		{"stopping the work fails", func(t *testing.T) (string, time.Time) {
+			return create(t, s, connections.StatusActive, g1), g1
+		}, errBoom, errBoom, connections.StatusReauthRequired, g1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, reported := tt.setup(t)
+			var stops []string
+			cb := s.OnGrantRejected(stopper{cancelActiveRuns: func(_ context.Context, connID, reason string) error {
+				stops = append(stops, connID+" "+reason)
+				return tt.stopErr
+			}})
+			err := cb(ctx, id, "invalid_grant", reported)
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("OnGrantRejected(%s) = %v, want %v", tt.name, err, tt.wantErr)
+			}
+			if len(stops) != tt.wantStops || tt.wantStops > 0 && stops[0] != id+" reauth_required" {
+				t.Errorf("CancelActiveRuns calls = %q, want %d for %s with reason reauth_required", stops, tt.wantStops, id)
+			}
+			if tt.wantStatus == "" {
+				return
+			}
+			got, err := s.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tt.wantStatus || !got.GrantStartedAt.Equal(tt.wantGrant) {
+				t.Errorf("connection = %q, grant %v; want %q, grant %v", got.Status, got.GrantStartedAt, tt.wantStatus, tt.wantGrant)
+			}
+			if tt.wantStatus == connections.StatusReauthRequired && got.StatusReason != "invalid_grant" {
+				t.Errorf("status reason = %q, want invalid_grant", got.StatusReason)
+			}
+		})
+	}
+}
+
+var errBoom = errors.New("boom")
+
+func create(t *testing.T, s *connections.Store, st connections.Status, grant time.Time) string {
+	t.Helper()
+	c := &connections.Connection{Status: st, GrantStartedAt: grant}
+	if err := s.Create(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
 func TestNewIDRandom(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {

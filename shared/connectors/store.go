@@ -479,6 +479,31 @@ func (st *Store) DisableAll(ctx context.Context, connID, reason string) error {
 	}
 }
 
+// CancelActiveRuns cancels every queued or running run of the connection with reason (a rejected grant: the
+// work cannot go on until the user re-authorises). Connectors keep their configuration and schedule.
+func (st *Store) CancelActiveRuns(ctx context.Context, connID, reason string) error {
+	cur := ""
+	for {
+		page, next, err := st.List(ctx, connID, 100, cur)
+		if err != nil {
+			return err
+		}
+		for _, c := range page {
+			if c.ActiveRunID == "" {
+				continue
+			}
+			if _, err := st.CancelRun(ctx, connID, c.ID, c.ActiveRunID, reason); err != nil &&
+				!errors.Is(err, ErrNotFound) && !errors.Is(err, ErrRunFinished) {
+				return fmt.Errorf("cancel run %s: %w", c.ActiveRunID, err)
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		cur = next
+	}
+}
+
 func (st *Store) disable(ctx context.Context, connID, id, reason string) error {
 	for attempt := 0; attempt < 5; attempt++ {
 		it, err := st.getItem(ctx, connID, id)

@@ -295,6 +295,36 @@ func TestDisableAll(t *testing.T) {
 	}
 }
 
+// TestCancelActiveRuns: a rejected grant cancels the work in flight but keeps every connector as configured.
+func TestCancelActiveRuns(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	conn := f.connection(t)
+	a, _ := f.store.Create(ctx, conn, spec("a"), time.Now().Add(time.Hour))
+	b, _ := f.store.Create(ctx, conn, spec("b"), time.Now().Add(time.Hour))
+	run, err := f.store.StartRun(ctx, conn, a.ID, connectors.TriggerManual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.CancelActiveRuns(ctx, conn, "reauth_required"); err != nil {
+		t.Fatalf("CancelActiveRuns() = %v", err)
+	}
+	r, err := f.store.GetRun(ctx, conn, a.ID, run.ID)
+	if err != nil || r.Status != connectors.RunCancelled || r.CancelReason != "reauth_required" {
+		t.Errorf("GetRun() after CancelActiveRuns = %+v, %v; want cancelled (reauth_required)", r, err)
+	}
+	for _, id := range []string{a.ID, b.ID} {
+		c, err := f.store.Get(ctx, conn, id)
+		if err != nil || !c.Spec.Enabled || c.NextRunAt == nil || c.ActiveRunID != "" {
+			t.Errorf("Get(%s) after CancelActiveRuns = %+v, %v; want enabled, scheduled, idle", id, c, err)
+		}
+	}
+	if err := f.store.CancelActiveRuns(ctx, conn, "reauth_required"); err != nil {
+		t.Errorf("CancelActiveRuns() again = %v, want nil (idempotent)", err)
+	}
+}
+
 // TestDisconnectedConnection: once a connection is marked disconnected, no connector or run can be added to it,
 // and DeleteAll leaves nothing of its connectors in the partition.
 func TestDisconnectedConnection(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/apikeys"
+	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/logging"
 	"jiraexport/shared/oauthflow"
@@ -105,8 +107,8 @@ func newHarness(t *testing.T, wrap ...func(*oauthflow.Deps)) *harness {
 	h.conns = connections.NewStore(db, env.Table)
 	h.keys = apikeys.NewStore(db, env.Table)
 	h.toks = tokens.NewStore(db, env.Clients.KMS, env.Table, env.KeyARN, &oauth2.Config{
-		ClientID: "sim-client-id", ClientSecret: clientSecret, Endpoint: oauthflow.Endpoint(simURL),
-	}, tokens.WithClock(h.clock.Now), tokens.WithLogger(log), tokens.WithReauthCallback(h.conns.MarkReauthRequired),
+		ClientID: "sim-client-id", ClientSecret: clientSecret, Endpoint: config.Endpoint(simURL),
+	}, tokens.WithClock(h.clock.Now), tokens.WithLogger(log), tokens.WithGrantReauthCallback(h.conns.OnGrantRejected(nil)),
 		tokens.WithRetryPolicy(tokens.RetryPolicy{Attempts: 1}))
 	deps := oauthflow.Deps{States: h.states, Tokens: h.toks, Connections: h.conns, Keys: h.keys}
 	for _, w := range wrap {
@@ -542,6 +544,56 @@ func TestRefusals(t *testing.T) {
 	checkPrivacy(t, h, nil, nil)
 }
 
+// TestForgedCallbackKeepsFlow: a page can make the user's browser load our callback with any query while the
+// user's own flow is at Atlassian; that must not end the flow.
+func TestForgedCallbackKeepsFlow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	unknown := strings.Repeat("Z", 43)
+
+	tests := []struct {
+		name   string
+		forged func(t *testing.T) string // the callback URL the victim's browser is lured to
+		want   oauthflow.Reason
+	}{
+		{"malformed", func(*testing.T) string { return h.base + "/oauth/callback?code=a&code=b&state=c" }, oauthflow.ReasonBadRequest},
+		{"malformed state", func(*testing.T) string { return h.base + "/oauth/callback?code=x&state=y" }, oauthflow.ReasonStateUnknown},
+		{"unknown state", func(*testing.T) string { return h.base + "/oauth/callback?code=x&state=" + unknown }, oauthflow.ReasonStateUnknown},
+		{"error with unknown state", func(*testing.T) string {
+			return h.base + "/oauth/callback?error=access_denied&state=" + unknown
+		}, oauthflow.ReasonDenied},
+		{"attacker's pending state", func(t *testing.T) string {
+			return newBrowser(t).consent(t, h.base+"/oauth/authorize", "accept")
+		}, oauthflow.ReasonForeignCookie},
+		{"attacker's used state", func(t *testing.T) string {
+			attacker := newBrowser(t)
+			cb := attacker.consent(t, h.base+"/oauth/authorize", "accept")
+			if p := attacker.get(t, cb); p.reason != string(oauthflow.ReasonConnected) {
+				t.Fatalf("attacker's own callback = %q, want connected", p.reason)
+			}
+			return cb
+		}, oauthflow.ReasonForeignCookie},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			victim := newBrowser(t)
+			real := victim.consent(t, h.base+"/oauth/authorize", "accept")
+			if p := victim.get(t, tt.forged(t)); p.reason != string(tt.want) {
+				t.Fatalf("forged callback = %d %q, want %q", p.status, p.reason, tt.want)
+			}
+			if victim.nonce(t, h.base) == "" {
+				t.Fatalf("forged callback cleared the victim's OAuth cookie")
+			}
+			if p := victim.get(t, real); p.reason != string(oauthflow.ReasonConnected) {
+				t.Fatalf("real callback after a forged one = %d %q, want connected; body: %s", p.status, p.reason, p.body)
+			}
+			if victim.nonce(t, h.base) != "" {
+				t.Errorf("OAuth cookie still set after the real callback")
+			}
+		})
+	}
+}
+
 func TestExpiredState(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -674,6 +726,17 @@ func TestRevokedGrantRequiresReauth(t *testing.T) {
 		t.Errorf("connection after revocation = %q (%q), want reauth_required with a reason", conn.Status, conn.StatusReason)
 	}
 	checkPrivacy(t, h, nil, nil)
+}
+
+func TestScopesCannotBeChangedByCallers(t *testing.T) {
+	t.Parallel()
+	want := []string{"read:jira-work", "read:jira-user", "offline_access"}
+	mine := oauthflow.Scopes()
+	mine[0] = "write:jira-work"
+	_ = append(mine[:1], "manage:jira-configuration")
+	if got := oauthflow.Scopes(); !slices.Equal(got, want) {
+		t.Errorf("Scopes() after a caller changed its copy = %q, want %q", got, want)
+	}
 }
 
 func TestNotFound(t *testing.T) {

@@ -27,12 +27,14 @@ import (
 	"golang.org/x/oauth2"
 
 	"jiraexport/shared/apikeys"
+	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/oauthstate"
 )
 
-// Scopes the product asks for: read issues, read users (for fields that reference them), and a refresh token.
-var Scopes = []string{"read:jira-work", "read:jira-user", "offline_access"}
+// Scopes returns the scopes the product asks for: read issues, read users (for fields that reference them), and
+// a refresh token. Each call returns a new slice, so no caller can change what another asks for.
+func Scopes() []string { return []string{"read:jira-work", "read:jira-user", "offline_access"} }
 
 // Audience is Atlassian's API audience.
 const Audience = "api.atlassian.com"
@@ -109,15 +111,6 @@ type Handler struct {
 	log *slog.Logger
 }
 
-// Endpoint is Atlassian's OAuth endpoint under authURL, with client credentials sent in the body: Atlassian reads
-// them there, and auto-detection would send a failed request twice (fatal with rotating refresh tokens).
-func Endpoint(authURL string) oauth2.Endpoint {
-	authURL = strings.TrimRight(authURL, "/")
-	return oauth2.Endpoint{
-		AuthURL: authURL + "/authorize", TokenURL: authURL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams,
-	}
-}
-
 // New returns the handler.
 func New(cfg Config, d Deps) (*Handler, error) {
 	if cfg.ClientID == "" || cfg.ClientSecret == "" || cfg.AuthURL == "" || cfg.APIURL == "" {
@@ -175,8 +168,8 @@ func (h *Handler) baseURL(r *http.Request) string {
 
 func (h *Handler) oauthConfig(r *http.Request) *oauth2.Config {
 	return &oauth2.Config{
-		ClientID: h.cfg.ClientID, ClientSecret: h.cfg.ClientSecret, Endpoint: Endpoint(h.cfg.AuthURL),
-		RedirectURL: h.baseURL(r) + "/oauth/callback", Scopes: Scopes,
+		ClientID: h.cfg.ClientID, ClientSecret: h.cfg.ClientSecret, Endpoint: config.Endpoint(h.cfg.AuthURL),
+		RedirectURL: h.baseURL(r) + "/oauth/callback", Scopes: Scopes(),
 	}
 }
 
@@ -185,6 +178,14 @@ func (h *Handler) setCookie(w http.ResponseWriter, value string, maxAge int) {
 		Name: CookieName, Value: value, Path: "/", MaxAge: maxAge,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
+}
+
+// clearCookieIfOver clears the browser's nonce when consumeErr says the flow it belongs to is over: consumed
+// now, or used or expired before. An unknown or foreign state says nothing about the browser's own flow.
+func (h *Handler) clearCookieIfOver(w http.ResponseWriter, consumeErr error) {
+	if consumeErr == nil || errors.Is(consumeErr, oauthstate.ErrUsed) || errors.Is(consumeErr, oauthstate.ErrExpired) {
+		h.setCookie(w, "", -1)
+	}
 }
 
 // authorize starts a flow: a new connection, or (with ?reauth=<ticket>) a new consent for the connection the
@@ -235,9 +236,8 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 // callback finishes a flow.
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	// The cookie has done its job whatever happens next.
-	h.setCookie(w, "", -1)
-
+	// The cookie is cleared only once its flow is over (the state consumed here, or already used or expired):
+	// anyone can make the browser load this URL, and a forged callback must not end the user's real flow.
 	q, err := parseCallback(r.URL.RawQuery)
 	if err != nil {
 		h.render(w, r, ReasonBadRequest, pageData{})
@@ -251,7 +251,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	if q.Error != "" {
 		// Use up the state so the flow is over, whatever it was; the outcome does not depend on it.
 		if q.State != "" && nonce != "" {
-			_, _ = h.d.States.Consume(ctx, q.State, nonce)
+			_, err := h.d.States.Consume(ctx, q.State, nonce)
+			h.clearCookieIfOver(w, err)
 		}
 		if q.Error == "access_denied" {
 			h.render(w, r, ReasonDenied, pageData{})
@@ -263,6 +264,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 
 	flow, err := h.d.States.Consume(ctx, q.State, nonce)
+	h.clearCookieIfOver(w, err)
 	switch {
 	case errors.Is(err, oauthstate.ErrNoSession):
 		h.render(w, r, ReasonNoCookie, pageData{})

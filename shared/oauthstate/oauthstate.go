@@ -162,9 +162,9 @@ func (s *Store) Begin(ctx context.Context, connID string) (state, nonce string, 
 }
 
 // Consume verifies state against the browser's cookie nonce and marks it used, in one conditional write. It
-// returns ErrNoSession, ErrUnknown, ErrExpired, ErrUsed or ErrForeign when the callback must be refused. A
-// refused state stays usable by its own browser (unless used or expired), so a forged callback cannot burn a
-// user's flow.
+// returns ErrNoSession, ErrUnknown, ErrExpired, ErrUsed or ErrForeign when the callback must be refused;
+// ErrExpired and ErrUsed only for the browser the state was issued to (any other gets ErrForeign). A refused
+// state stays usable by its own browser (unless used or expired), so a forged callback cannot burn a user's flow.
 func (s *Store) Consume(ctx context.Context, state, nonce string) (*Flow, error) {
 	if nonce == "" {
 		return nil, ErrNoSession
@@ -226,13 +226,15 @@ func classify(old map[string]types.AttributeValue, now time.Time, nonceHash stri
 	if err := attributevalue.UnmarshalMap(old, &it); err != nil {
 		return ErrUnknown
 	}
+	// Another browser's state is foreign whatever its stage, so ErrUsed and ErrExpired always speak of the
+	// caller's own flow (the callback clears its cookie on them, which a foreign state must not cause).
 	switch {
+	case nonceHash != "" && it.NonceHash != nonceHash:
+		return ErrForeign
 	case it.UsedAt != 0:
 		return ErrUsed
 	case it.TTL <= now.Unix():
 		return ErrExpired
-	case nonceHash != "" && it.NonceHash != nonceHash:
-		return ErrForeign
 	}
 	return ErrUnknown
 }

@@ -60,10 +60,20 @@ func TestConsume(t *testing.T) {
 			}
 			return st, n
 		}, oauthstate.ErrUsed},
+		{"replayed from another browser", func(st, n string) (string, string) {
+			if _, err := s.Consume(ctx, st, n); err != nil {
+				t.Fatalf("first Consume = %v, want nil", err)
+			}
+			return st, otherNonce
+		}, oauthstate.ErrForeign},
 		{"expired", func(st, n string) (string, string) {
 			clk.Advance(oauthstate.TTL + time.Second)
 			return st, n
 		}, oauthstate.ErrExpired},
+		{"expired, another browser", func(st, n string) (string, string) {
+			clk.Advance(oauthstate.TTL + time.Second)
+			return st, otherNonce
+		}, oauthstate.ErrForeign},
 	}
 	for _, tt := range tests {
 		// Sequential: "expired" moves the shared clock.

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"sync"
@@ -57,14 +58,18 @@ func newFixture(t *testing.T) *fixture {
 
 // store returns a Store with its own SDK clients and HTTP client, as a separate Lambda would have.
 func (f *fixture) store(opts ...Option) *Store {
+	return f.storeOn(dynamodb.NewFromConfig(f.env.AWS), opts...)
+}
+
+// storeOn is store with the given DynamoDB client.
+func (f *fixture) storeOn(db *dynamodb.Client, opts ...Option) *Store {
 	base := []Option{
 		WithClock(f.clock.Now),
-		WithReauthCallback(f.reauth.record),
+		WithGrantReauthCallback(f.reauth.record),
 		WithHTTPClient(&http.Client{Timeout: 10 * time.Second}),
 		WithRetryPolicy(RetryPolicy{BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}),
 	}
-	return NewStore(dynamodb.NewFromConfig(f.env.AWS), kms.NewFromConfig(f.env.AWS), f.env.Table, f.env.KeyARN, f.cfg,
-		append(base, opts...)...)
+	return NewStore(db, kms.NewFromConfig(f.env.AWS), f.env.Table, f.env.KeyARN, f.cfg, append(base, opts...)...)
 }
 
 // grant issues a token pair through the simulator's consent and code exchange, as the OAuth function gets it.
@@ -141,17 +146,24 @@ func (f *fixture) setLease(t *testing.T, connID, owner string, until time.Time) 
 	}
 }
 
-type reauthCall struct{ connID, reason string }
+type reauthCall struct {
+	connID, reason string
+	grantStartedAt time.Time
+}
 
 type reauthRecorder struct {
 	mu    sync.Mutex
 	calls []reauthCall
+	fail  int // how many calls, from the first, fail
 }
 
-func (r *reauthRecorder) record(_ context.Context, connID, reason string) error {
+func (r *reauthRecorder) record(_ context.Context, connID, reason string, grantStartedAt time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls = append(r.calls, reauthCall{connID, reason})
+	r.calls = append(r.calls, reauthCall{connID, reason, grantStartedAt})
+	if len(r.calls) <= r.fail {
+		return errors.New("connections table unavailable")
+	}
 	return nil
 }
 

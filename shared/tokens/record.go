@@ -20,7 +20,10 @@ import (
 //	enc S envelope format; edk B KMS-encrypted data key; nonce B; ct B AES-256-GCM of {access, refresh}
 //	scope S, tokenType S, expiry S (access token, RFC 3339), familyStartedAt S, refreshedAt S
 //	leaseOwner S, leaseUntil N (Unix ms): present only while a refresh is in flight
-//	reauthReason S, reauthAt S, ttl N: a tombstone left when the grant died; it holds no token material
+//	reauthReason S, reauthAt S, ttl N: a tombstone left when the grant died; it holds no token material (it keeps
+//	familyStartedAt, which says which grant died)
+//	reauthNotified BOOL: on a tombstone, set once the re-authorisation callback succeeded; until then every
+//	Token call tries it again
 const (
 	itemType = "token"
 	skToken  = "TOKEN"
@@ -49,6 +52,8 @@ type record struct {
 	leaseOwner                           string
 	leaseUntil                           time.Time
 	reauthReason                         string
+	reauthAt                             time.Time
+	reauthNotified                       bool
 }
 
 // needsRefresh reports whether the access token is inside the refresh-ahead window (or past expiry). A token
@@ -127,7 +132,10 @@ func decodeRecord(item map[string]ddbtypes.AttributeValue) (*record, error) {
 	if ms := getN("leaseUntil"); ms != 0 {
 		r.leaseUntil = time.UnixMilli(ms)
 	}
-	r.reauthReason = getS("reauthReason")
+	r.reauthReason, r.reauthAt = getS("reauthReason"), getT("reauthAt")
+	if v, ok := item["reauthNotified"].(*ddbtypes.AttributeValueMemberBOOL); ok {
+		r.reauthNotified = v.Value
+	}
 	return r, err
 }
 

@@ -47,6 +47,11 @@ func (s *Store) Token(ctx context.Context, connID string) (*oauth2.Token, error)
 			return nil, err
 		}
 		if rec.reauthReason != "" {
+			// A callback not recorded as done is tried again, once the one that made the tombstone has had its
+			// time: before that it may still be running.
+			if !rec.reauthNotified && s.onReauth != nil && !s.now().Before(rec.reauthAt.Add(writeTimeout)) {
+				return nil, errors.Join(rec.reauthErr(), s.notify(ctx, connID, rec.version, rec.reauthReason, rec.familyStartedAt))
+			}
 			return nil, rec.reauthErr()
 		}
 		now := s.now()
@@ -101,13 +106,22 @@ func (s *Store) refresh(ctx context.Context, connID string, rec *record) (tok *o
 	u.values[":now"] = num(now.UnixMilli())
 	u.cond = append(u.cond, "(attribute_not_exists(#leaseUntil) OR #leaseUntil < :now)", "attribute_not_exists(#reauthReason)")
 	u.names["#reauthReason"] = "reauthReason"
-	if _, err := s.db.UpdateItem(ctx, u.input(s.table, connID)); err != nil {
-		if isConditionFailed(err) {
+	in := u.input(s.table, connID)
+	in.ReturnValuesOnConditionCheckFailure = ddbtypes.ReturnValuesOnConditionCheckFailureAllOld
+	leaseV := rec.version + 1
+	if _, err := s.db.UpdateItem(ctx, in); err != nil {
+		// The SDK retries a write whose response was lost; the retry then fails the condition against our own
+		// lease. Only that lease carries our owner id, so it is ours, not one to wait out.
+		var cf *ddbtypes.ConditionalCheckFailedException
+		if !errors.As(err, &cf) {
+			return nil, fmt.Errorf("tokens: lease %s: %w", connID, err)
+		}
+		cur, derr := decodeRecord(cf.Item)
+		if derr != nil || len(cf.Item) == 0 || cur.leaseOwner != owner {
 			return nil, errLostRace
 		}
-		return nil, fmt.Errorf("tokens: lease %s: %w", connID, err)
+		leaseV = cur.version
 	}
-	leaseV := rec.version + 1
 	settled := false // true once the lease is gone: persisted, tombstoned, or taken over
 	defer func() {
 		if !settled {
@@ -121,7 +135,7 @@ func (s *Store) refresh(ctx context.Context, connID string, rec *record) (tok *o
 	}
 	if sec.RefreshToken == "" {
 		settled = true
-		return nil, s.reauth(ctx, connID, leaseV, "no refresh token", nil)
+		return nil, s.reauth(ctx, connID, leaseV, rec.familyStartedAt, "no refresh token", nil)
 	}
 	// Finish the exchange inside the lease, leaving room to persist, so no one takes over a live refresh.
 	exCtx, cancel := context.WithTimeout(ctx, until.Sub(s.now())-min(persistMargin, s.lease/4))
@@ -130,7 +144,7 @@ func (s *Store) refresh(ctx context.Context, connID string, rec *record) (tok *o
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		settled = true
-		return nil, s.reauth(ctx, connID, leaseV, "invalid_grant", re)
+		return nil, s.reauth(ctx, connID, leaseV, rec.familyStartedAt, "invalid_grant", re)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tokens: refresh %s: %w", connID, err)
@@ -232,7 +246,7 @@ func statusOf(err error) int {
 
 // reauth replaces the record with a tombstone holding no token material, then tells the callback. When the
 // record moved on (a new grant was put meanwhile) neither happens.
-func (s *Store) reauth(ctx context.Context, connID string, leaseV int64, reason string, cause error) error {
+func (s *Store) reauth(ctx context.Context, connID string, leaseV int64, familyStartedAt time.Time, reason string, cause error) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
 	now := s.now()
@@ -240,20 +254,24 @@ func (s *Store) reauth(ctx context.Context, connID string, leaseV int64, reason 
 	u.set("reauthReason", "reauthReason", str(reason))
 	u.setTime("reauthAt", now)
 	u.set("ttl", "ttl", num(now.Add(tombstoneTTL).Unix()))
-	u.remove("enc", "edk", "nonce", "ct", "leaseOwner", "leaseUntil", "scope", "tokenType", "expiry", "refreshedAt", "familyStartedAt")
+	u.remove("enc", "edk", "nonce", "ct", "leaseOwner", "leaseUntil", "scope", "tokenType", "expiry", "refreshedAt")
 	u.bumpVersion(false)
 	u.expectVersion(leaseV)
 	var errs []error
+	tombstoned := true
 	if _, err := s.db.UpdateItem(wctx, u.input(s.table, connID)); err != nil {
 		if isConditionFailed(err) {
 			return errLostRace
 		}
 		// Without the tombstone a later caller meets invalid_grant again; the user still has to be told now.
+		tombstoned = false
 		errs = append(errs, fmt.Errorf("tokens: tombstone %s: %w", connID, err))
 	}
 	s.log.WarnContext(ctx, "grant rejected, re-authorisation required", slog.String("connectionId", connID), slog.String("reason", reason))
 	if s.onReauth != nil {
-		if err := s.onReauth(wctx, connID, reason); err != nil {
+		if tombstoned {
+			errs = append(errs, s.notify(wctx, connID, leaseV+1, reason, familyStartedAt))
+		} else if err := s.onReauth(wctx, connID, reason, familyStartedAt); err != nil {
 			errs = append(errs, fmt.Errorf("tokens: reauth callback for %s: %w", connID, err))
 		}
 	}
@@ -262,6 +280,26 @@ func (s *Store) reauth(ctx context.Context, connID string, leaseV int64, reason 
 		base = fmt.Errorf("%w: %w", ErrReauthRequired, cause)
 	}
 	return errors.Join(append([]error{base}, errs...)...)
+}
+
+// notify runs the re-authorisation callback for the tombstone at version tombV and records on it that the
+// callback succeeded. A failed callback leaves the mark unset, so the next Token call tries again: the tombstone
+// stops Atlassian being asked, and without the callback nothing else would tell the connection.
+func (s *Store) notify(ctx context.Context, connID string, tombV int64, reason string, familyStartedAt time.Time) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+	defer cancel()
+	if err := s.onReauth(wctx, connID, reason, familyStartedAt); err != nil {
+		return fmt.Errorf("tokens: reauth callback for %s: %w", connID, err)
+	}
+	u := newUpdate()
+	u.set("reauthNotified", "reauthNotified", &ddbtypes.AttributeValueMemberBOOL{Value: true})
+	u.bumpVersion(false)
+	u.expectVersion(tombV)
+	if _, err := s.db.UpdateItem(wctx, u.input(s.table, connID)); err != nil && !isConditionFailed(err) {
+		// The callback is told again later, which it tolerates; nothing is lost.
+		s.log.WarnContext(ctx, "re-authorisation notice not recorded", slog.String("connectionId", connID), slog.Any("error", err))
+	}
+	return nil
 }
 
 // release gives the lease back after a failed refresh so the next caller need not wait for it to expire.

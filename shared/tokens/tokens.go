@@ -34,8 +34,14 @@ var (
 	ErrReauthRequired = errors.New("tokens: re-authorisation required")
 )
 
-// ReauthFunc is told, once per dead grant, that a connection needs the user to consent again.
+// ReauthFunc is told, once per dead grant, that a connection needs the user to consent again; when it fails, a
+// later Token call tells it again, so it must tolerate being told twice.
 type ReauthFunc func(ctx context.Context, connID, reason string) error
+
+// GrantReauthFunc is a ReauthFunc that is also told when the dead grant began (its familyStartedAt; zero when
+// unknown). The report can arrive after the user has already consented again, so the callee compares this with
+// the connection's current grant rather than trusting the report's order.
+type GrantReauthFunc func(ctx context.Context, connID, reason string, grantStartedAt time.Time) error
 
 // RetryPolicy bounds the retries of one refresh exchange after 5xx answers, 429s and transport errors. Retrying
 // is safe because Atlassian accepts the refresh token just sent again within its 10-minute leeway.
@@ -65,8 +71,16 @@ func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 // WithHTTPClient sets the client used for the token endpoint; default has a 15s timeout.
 func WithHTTPClient(c *http.Client) Option { return func(s *Store) { s.http = c } }
 
-// WithReauthCallback sets the function told when a grant is dead (wired to connections.MarkReauthRequired).
-func WithReauthCallback(f ReauthFunc) Option { return func(s *Store) { s.onReauth = f } }
+// WithReauthCallback sets the function told when a grant is dead, without the grant's start: a late report can
+// then not be told from one about the current grant. Prefer WithGrantReauthCallback.
+func WithReauthCallback(f ReauthFunc) Option {
+	return WithGrantReauthCallback(func(ctx context.Context, connID, reason string, _ time.Time) error {
+		return f(ctx, connID, reason)
+	})
+}
+
+// WithGrantReauthCallback sets the function told when a grant is dead (wired to connections.OnGrantRejected).
+func WithGrantReauthCallback(f GrantReauthFunc) Option { return func(s *Store) { s.onReauth = f } }
 
 // WithRetryPolicy overrides the refresh retry policy; zero fields keep their defaults.
 func WithRetryPolicy(p RetryPolicy) Option { return func(s *Store) { s.retry = p } }
@@ -82,7 +96,7 @@ type Store struct {
 	lease        time.Duration
 	log          *slog.Logger
 	http         *http.Client
-	onReauth     ReauthFunc
+	onReauth     GrantReauthFunc
 	retry        RetryPolicy
 
 	// afterRead, when set (tests only), runs between reading a record and trying to take its lease.
@@ -173,7 +187,7 @@ func (s *Store) Put(ctx context.Context, connID string, tok *oauth2.Token, famil
 	u.setTime("expiry", tok.Expiry)
 	u.setTime("familyStartedAt", familyStartedAt)
 	u.setTime("refreshedAt", now)
-	u.remove("leaseOwner", "leaseUntil", "reauthReason", "reauthAt", "ttl")
+	u.remove("leaseOwner", "leaseUntil", "reauthReason", "reauthAt", "reauthNotified", "ttl")
 	u.bumpVersion(true)
 	in := u.input(s.table, connID)
 	if _, err := s.db.UpdateItem(ctx, in); err != nil {

@@ -3,8 +3,10 @@ package tokens
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -329,7 +331,8 @@ func TestRevokedGrantRequiresReauth(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := t.Context()
-	if err := f.store().Put(ctx, "c", f.grant(t), time.Time{}); err != nil {
+	family := f.clock.Now().Add(-time.Hour).UTC()
+	if err := f.store().Put(ctx, "c", f.grant(t), family); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.sim.RevokeGrant(f.account); err != nil {
@@ -370,8 +373,10 @@ func TestRevokedGrantRequiresReauth(t *testing.T) {
 	if got := f.tokenPosts(); got != 1 {
 		t.Errorf("token endpoint calls = %d, want 1 (invalid_grant is never retried)", got)
 	}
-	if got := f.reauth.list(); len(got) != 1 || got[0] != (reauthCall{"c", "invalid_grant"}) {
-		t.Errorf("reauth callback calls = %v, want one for connection c", got)
+	// The callback learns which grant died, so it can ignore the report once a newer grant exists.
+	if got := f.reauth.list(); len(got) != 1 || got[0].connID != "c" || got[0].reason != "invalid_grant" ||
+		!got[0].grantStartedAt.Equal(family) {
+		t.Errorf("reauth callback calls = %v, want one for connection c, invalid_grant, grant started %v", got, family)
 	}
 	for _, a := range []string{"edk", "ct", "nonce", "leaseOwner"} {
 		if _, ok := f.rawItem(t, "c")[a]; ok {
@@ -386,6 +391,56 @@ func TestRevokedGrantRequiresReauth(t *testing.T) {
 	}
 	if got, err := s.Token(ctx, "c"); err != nil || got.AccessToken != tok.AccessToken {
 		t.Errorf("Token() after re-consent error = %v, want the new access token", err)
+	}
+}
+
+// TestFailedReauthCallbackIsRetried: the tombstone stops further exchanges, so the callback is the only way the
+// connection learns its grant died; a failed one must be tried again by a later caller.
+func TestFailedReauthCallbackIsRetried(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		fail      int // failing callback calls
+		wantCalls []int
+	}{
+		{"first call succeeds", 0, []int{1, 1, 1}},
+		{"first call fails", 1, []int{1, 2, 2}},
+		{"first two calls fail", 2, []int{1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.reauth.fail = tt.fail
+			family := f.clock.Now().Add(-time.Hour).UTC()
+			s := f.store()
+			if err := s.Put(t.Context(), "c", f.grant(t), family); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.sim.RevokeGrant(f.account); err != nil {
+				t.Fatal(err)
+			}
+			f.expire()
+			f.sim.ResetCounters()
+			for i, want := range tt.wantCalls {
+				if i > 0 {
+					f.clock.Advance(writeTimeout) // past the time the callback before had to finish
+				}
+				if _, err := s.Token(t.Context(), "c"); !errors.Is(err, ErrReauthRequired) {
+					t.Fatalf("Token() #%d error = %v, want ErrReauthRequired", i+1, err)
+				}
+				calls := f.reauth.list()
+				if len(calls) != want {
+					t.Fatalf("after Token() #%d: %d callback calls, want %d", i+1, len(calls), want)
+				}
+				if last := calls[len(calls)-1]; last.connID != "c" || last.reason != "invalid_grant" || !last.grantStartedAt.Equal(family) {
+					t.Errorf("callback call %+v, want connection c, invalid_grant, grant started %v", last, family)
+				}
+			}
+			if n := f.tokenPosts(); n != 1 {
+				t.Errorf("token endpoint calls = %d, want 1 (retrying the callback never asks Atlassian again)", n)
+			}
+		})
 	}
 }
 
@@ -527,6 +582,67 @@ func TestLeases(t *testing.T) {
 			t.Errorf("token endpoint calls = %d, want 1", n)
 		}
 	})
+}
+
+// TestLeaseResponseLost: the lease write reaches DynamoDB but its response does not, so the SDK sends it again
+// and that retry fails the condition against the lease it just took.
+func TestLeaseResponseLost(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	lossy := &loseFirstResponse{match: []byte(`":leaseOwner"`)}
+	db := dynamodb.NewFromConfig(f.env.AWS, func(o *dynamodb.Options) {
+		lossy.next = o.HTTPClient
+		o.HTTPClient = lossy
+	})
+	// A short lease bounds the test without the fix: the caller would wait out its own lease, then give up.
+	s := f.storeOn(db, WithLeaseDuration(2*time.Second))
+	tok := f.grant(t)
+	if err := s.Put(t.Context(), "c", tok, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	f.expire()
+	f.sim.ResetCounters()
+	got, err := s.Token(t.Context(), "c")
+	if err != nil || got.AccessToken == tok.AccessToken {
+		t.Fatalf("Token() error = %v, want a refreshed token", err)
+	}
+	if !lossy.lost.Load() {
+		t.Fatal("no lease response was lost; the test did not exercise the retry")
+	}
+	if n := f.tokenPosts(); n != 1 {
+		t.Errorf("token endpoint calls = %d, want 1", n)
+	}
+	if _, ok := f.rawItem(t, "c")["leaseOwner"]; ok {
+		t.Error("lease still held after the refresh, want it gone with the persisted pair")
+	}
+}
+
+// loseFirstResponse sends the first request whose body contains match, then reports a lost connection instead
+// of its response.
+type loseFirstResponse struct {
+	next  aws.HTTPClient
+	match []byte
+	lost  atomic.Bool
+}
+
+func (l *loseFirstResponse) Do(req *http.Request) (*http.Response, error) {
+	if l.lost.Load() || req.Body == nil {
+		return l.next.Do(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	if !bytes.Contains(body, l.match) || !l.lost.CompareAndSwap(false, true) {
+		return l.next.Do(req)
+	}
+	resp, err := l.next.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	return nil, errors.New("read tcp: connection reset by peer")
 }
 
 func clone(m map[string]ddbtypes.AttributeValue) map[string]ddbtypes.AttributeValue {
