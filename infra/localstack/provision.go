@@ -398,3 +398,25 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// ResolveEnv resolves environment variables as template.yaml declares them (intrinsics included) against what
+// was provisioned.
+func (p *Provisioned) ResolveEnv(vars map[string]any) (map[string]string, error) {
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		s, err := p.Resolver.ResolveString(v)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", k, err)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+// GlobalEnv is the environment every function gets from the template's Globals (table, key, bucket, secret,
+// Atlassian endpoints), resolved against what was provisioned: what the env files give to scripts and the CLI.
+func (p *Provisioned) GlobalEnv(t *samtemplate.Template) (map[string]string, error) {
+	env, _ := t.Globals.Function["Environment"].(map[string]any)
+	vars, _ := env["Variables"].(map[string]any)
+	return p.ResolveEnv(vars)
+}

@@ -164,15 +164,18 @@ func (e *Env) FunctionEnv(tb testing.TB, logicalID string, overrides map[string]
 			continue
 		}
 		found = true
+		vars := map[string]any{}
 		for k, v := range fn.Env {
-			if _, ok := overrides[k]; ok {
-				continue
+			if _, ok := overrides[k]; !ok {
+				vars[k] = v
 			}
-			s, err := e.Prov.Resolver.ResolveString(v)
-			if err != nil {
-				tb.Fatalf("function %s env %s: %v", logicalID, k, err)
-			}
-			out[k] = s
+		}
+		own, err := e.Prov.ResolveEnv(vars)
+		if err != nil {
+			tb.Fatalf("function %s: %v", logicalID, err)
+		}
+		for k, v := range own {
+			out[k] = v
 		}
 	}
 	if !found {

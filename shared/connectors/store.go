@@ -461,40 +461,40 @@ func (st *Store) DeleteAll(ctx context.Context, connID string) error {
 // DisableAll disables every connector of the connection and cancels their active runs (disconnect): nothing of
 // the connection runs again until a user enables it.
 func (st *Store) DisableAll(ctx context.Context, connID, reason string) error {
-	cur := ""
-	for {
-		page, next, err := st.List(ctx, connID, 100, cur)
-		if err != nil {
+	return st.eachConnector(ctx, connID, func(c *Connector) error {
+		if err := st.disable(ctx, connID, c.ID, reason); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		for _, c := range page {
-			if err := st.disable(ctx, connID, c.ID, reason); err != nil && !errors.Is(err, ErrNotFound) {
-				return err
-			}
-		}
-		if next == "" {
-			return nil
-		}
-		cur = next
-	}
+		return nil
+	})
 }
 
 // CancelActiveRuns cancels every queued or running run of the connection with reason (a rejected grant: the
 // work cannot go on until the user re-authorises). Connectors keep their configuration and schedule.
 func (st *Store) CancelActiveRuns(ctx context.Context, connID, reason string) error {
+	return st.eachConnector(ctx, connID, func(c *Connector) error {
+		if c.ActiveRunID == "" {
+			return nil
+		}
+		if _, err := st.CancelRun(ctx, connID, c.ID, c.ActiveRunID, reason); err != nil &&
+			!errors.Is(err, ErrNotFound) && !errors.Is(err, ErrRunFinished) {
+			return fmt.Errorf("cancel run %s: %w", c.ActiveRunID, err)
+		}
+		return nil
+	})
+}
+
+// eachConnector calls fn for every connector of the connection, page by page.
+func (st *Store) eachConnector(ctx context.Context, connID string, fn func(*Connector) error) error {
 	cur := ""
 	for {
 		page, next, err := st.List(ctx, connID, 100, cur)
 		if err != nil {
 			return err
 		}
-		for _, c := range page {
-			if c.ActiveRunID == "" {
-				continue
-			}
-			if _, err := st.CancelRun(ctx, connID, c.ID, c.ActiveRunID, reason); err != nil &&
-				!errors.Is(err, ErrNotFound) && !errors.Is(err, ErrRunFinished) {
-				return fmt.Errorf("cancel run %s: %w", c.ActiveRunID, err)
+		for i := range page {
+			if err := fn(&page[i]); err != nil {
+				return err
 			}
 		}
 		if next == "" {

@@ -148,12 +148,12 @@ func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64
 				fenv[k] = v
 			}
 		}
-		for k, v := range fn.Env {
-			s, err := prov.Resolver.ResolveString(v)
-			if err != nil {
-				return fmt.Errorf("function %s env %s: %w", fn.LogicalID, k, err)
-			}
-			fenv[k] = s
+		own, err := prov.ResolveEnv(fn.Env)
+		if err != nil {
+			return fmt.Errorf("function %s: %w", fn.LogicalID, err)
+		}
+		for k, v := range own {
+			fenv[k] = v
 		}
 		f, err := lambdarun.Start(ctx, lambdarun.Options{
 			Name: fn.LogicalID, RIE: rie, Bootstrap: bootstrap, Env: fenv,
@@ -179,10 +179,13 @@ func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64
 
 	env["API_URL"] = apiURL
 	env["ATLASSIAN_SIM_URL"] = simURL
-	env["TABLE_NAME"] = prov.Ref("Table")
-	env["BUCKET_NAME"] = prov.Ref("ExportBucket")
-	env["KMS_KEY_ID"] = prov.Attr("DataKey", "Arn")
-	env["ATLASSIAN_CLIENT_SECRET_ARN"] = prov.Ref("AtlassianClientSecret")
+	globals, err := prov.GlobalEnv(tmpl)
+	if err != nil {
+		return err
+	}
+	for k, v := range globals {
+		env[k] = v
+	}
 	if err := localstack.WriteEnvFile(envFile, env); err != nil {
 		return err
 	}

@@ -95,10 +95,13 @@ func up(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	env["TABLE_NAME"] = prov.Ref("Table")
-	env["BUCKET_NAME"] = prov.Ref("ExportBucket")
-	env["KMS_KEY_ID"] = prov.Attr("DataKey", "Arn")
-	env["ATLASSIAN_CLIENT_SECRET_ARN"] = prov.Ref("AtlassianClientSecret")
+	globals, err := prov.GlobalEnv(tmpl)
+	if err != nil {
+		return err
+	}
+	for k, v := range globals {
+		env[k] = v
+	}
 	if err := localstack.WriteEnvFile(*envFile, env); err != nil {
 		return err
 	}
