@@ -28,6 +28,9 @@ const (
 	StatusActive         Status = "active"
 	StatusReauthRequired Status = "reauth_required"
 	StatusDisconnected   Status = "disconnected"
+	// StatusErasing is the purge's fence: nothing new is written under the connection and every export of it
+	// stops at its next checkpoint, while its data is erased.
+	StatusErasing Status = "erasing"
 )
 
 // Site is one Jira Cloud site the grant covers.

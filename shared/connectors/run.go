@@ -5,17 +5,20 @@ import "time"
 // RunStatus is a run's lifecycle state.
 type RunStatus string
 
-// The statuses. Queued and running are active; the others are final.
+// The statuses. Queued, running and paused are active (they hold the connector's run slot); the others are final.
+// A paused run stopped unfinished (its invocation's deadline, a spent quota) and waits for the dispatcher to
+// resume it, no earlier than its ResumeAfter.
 const (
 	RunQueued    RunStatus = "queued"
 	RunRunning   RunStatus = "running"
+	RunPaused    RunStatus = "paused"
 	RunSucceeded RunStatus = "succeeded"
 	RunFailed    RunStatus = "failed"
 	RunCancelled RunStatus = "cancelled"
 )
 
 // Active reports whether a run in status s still holds its connector's run slot.
-func (s RunStatus) Active() bool { return s == RunQueued || s == RunRunning }
+func (s RunStatus) Active() bool { return s == RunQueued || s == RunRunning || s == RunPaused }
 
 // Triggers of a run.
 const (
@@ -58,6 +61,23 @@ type Run struct {
 	FinishedAt *time.Time
 	// CancelReason says why a cancelled run was cancelled (user, connector_deleted, disconnected).
 	CancelReason string
+	// LeaseOwner and LeaseUntil name the worker that owns a running run and until when; a lease that expired
+	// belongs to a crashed worker and may be taken over.
+	LeaseOwner string
+	LeaseUntil *time.Time
+	// ResumeAfter is the earliest time a paused run may be taken again (a quota reset); PauseReason says why it
+	// paused (deadline, quota, ...).
+	ResumeAfter *time.Time
+	PauseReason string
+	// Invocations counts the leases taken on the run (one per export invocation that worked on it).
+	Invocations int64
+}
+
+// RunRef names one run.
+type RunRef struct {
+	ConnectionID string `json:"connectionId"`
+	ConnectorID  string `json:"connectorId"`
+	RunID        string `json:"runId"`
 }
 
 // Progress is an update a worker writes to a run.

@@ -28,6 +28,11 @@ type runItem struct {
 	StartedAt    string     `dynamodbav:"startedAt,omitempty"`
 	FinishedAt   string     `dynamodbav:"finishedAt,omitempty"`
 	CancelReason string     `dynamodbav:"cancelReason,omitempty"`
+	LeaseOwner   string     `dynamodbav:"leaseOwner,omitempty"`
+	LeaseUntil   int64      `dynamodbav:"leaseUntil,omitempty"`  // epoch ms, so conditions compare numbers
+	ResumeAfter  int64      `dynamodbav:"resumeAfter,omitempty"` // epoch ms
+	PauseReason  string     `dynamodbav:"pauseReason,omitempty"`
+	Invocations  int64      `dynamodbav:"invocations,omitempty"`
 	GSI1PK       string     `dynamodbav:"gsi1pk,omitempty"`
 	GSI1SK       string     `dynamodbav:"gsi1sk,omitempty"`
 }
@@ -37,7 +42,8 @@ func (it *runItem) run() *Run {
 		ID: it.ID, ConnectorID: it.ConnectorID, ConnectionID: it.ConnID, Status: it.Status, Phase: it.Phase,
 		Trigger: it.Trigger, Counters: it.Counters, Errors: it.Errors, CreatedAt: parseTime(it.CreatedAt),
 		UpdatedAt: parseTime(it.UpdatedAt), StartedAt: timePtr(it.StartedAt), FinishedAt: timePtr(it.FinishedAt),
-		CancelReason: it.CancelReason,
+		CancelReason: it.CancelReason, LeaseOwner: it.LeaseOwner, LeaseUntil: msPtr(it.LeaseUntil),
+		ResumeAfter: msPtr(it.ResumeAfter), PauseReason: it.PauseReason, Invocations: it.Invocations,
 	}
 	if r.Errors == nil {
 		r.Errors = []RunError{}
@@ -137,10 +143,10 @@ func (st *Store) cancelRunItem(connID, connectorID, runID, reason string) types.
 	now := fmtTime(st.now())
 	return types.TransactWriteItem{Update: &types.Update{
 		TableName: &st.table, Key: st.key(connPK(connID), runSK(connectorID, runID)),
-		UpdateExpression:                    aws.String("SET #st = :cancelled, finishedAt = :now, updatedAt = :now, cancelReason = :why, v = v + :one REMOVE gsi1pk, gsi1sk"),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND #st IN (:queued, :running)"),
+		UpdateExpression:                    aws.String("SET #st = :cancelled, finishedAt = :now, updatedAt = :now, cancelReason = :why, v = v + :one REMOVE gsi1pk, gsi1sk, leaseOwner, leaseUntil, resumeAfter"),
+		ConditionExpression:                 aws.String("attribute_exists(pk) AND #st IN (:queued, :running, :paused)"),
 		ExpressionAttributeNames:            map[string]string{"#st": "status"},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":cancelled": s(string(RunCancelled)), ":now": s(now), ":why": s(reason), ":one": n(1), ":queued": s(string(RunQueued)), ":running": s(string(RunRunning))},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":cancelled": s(string(RunCancelled)), ":now": s(now), ":why": s(reason), ":one": n(1), ":queued": s(string(RunQueued)), ":running": s(string(RunRunning)), ":paused": s(string(RunPaused))},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}}
 }
@@ -157,7 +163,8 @@ func (st *Store) releaseItem(connID, connectorID, runID string, status RunStatus
 	}}
 }
 
-// CancelRun cancels an active run at once (the worker sees the status at its next checkpoint and stops). It
+// CancelRun cancels an active run at once (the worker sees the status at its next checkpoint and stops: its
+// conditional writes fail with ErrRunFinished). It
 // returns ErrNotFound for an unknown run and ErrRunFinished for a run that already ended.
 func (st *Store) CancelRun(ctx context.Context, connID, connectorID, runID, reason string) (*Run, error) {
 	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
@@ -209,7 +216,7 @@ func (st *Store) UpdateProgress(ctx context.Context, connID, connectorID, runID 
 	}
 	vals := map[string]types.AttributeValue{
 		":counters": counters, ":errors": errs, ":now": s(fmtTime(now)), ":one": n(1),
-		":queued": s(string(RunQueued)), ":running": s(string(RunRunning)),
+		":queued": s(string(RunQueued)), ":running": s(string(RunRunning)), ":paused": s(string(RunPaused)),
 	}
 	expr := "SET counters = :counters, #errors = :errors, updatedAt = :now, v = v + :one"
 	if p.Phase != "" {
@@ -229,7 +236,7 @@ func (st *Store) UpdateProgress(ctx context.Context, connID, connectorID, runID 
 	items := []types.TransactWriteItem{{Update: &types.Update{
 		TableName: &st.table, Key: st.key(connPK(connID), runSK(connectorID, runID)),
 		UpdateExpression:                    aws.String(expr),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND #st IN (:queued, :running)"),
+		ConditionExpression:                 aws.String("attribute_exists(pk) AND #st IN (:queued, :running, :paused)"),
 		ExpressionAttributeNames:            map[string]string{"#st": "status", "#errors": "errors"},
 		ExpressionAttributeValues:           vals,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,

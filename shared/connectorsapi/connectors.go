@@ -23,7 +23,7 @@ func storeProblem(err error, what string) error {
 	case errors.Is(err, connectors.ErrStale):
 		return problem.New(problem.PreconditionFailed, "the connector changed since you read it; GET it again and retry with its new ETag")
 	case errors.Is(err, connectors.ErrActiveRun):
-		return problem.New(problem.Conflict, "the connector already has a queued or running run; wait for it or cancel it")
+		return problem.New(problem.Conflict, "the connector already has an active (queued, running or paused) run; wait for it or cancel it")
 	case errors.Is(err, connectors.ErrTooMany):
 		return problem.New(problem.Conflict, "a connection has at most %d connectors", connectors.MaxConnectors)
 	case errors.Is(err, connectors.ErrNotActive):
