@@ -84,11 +84,11 @@ func (a Allocator) withDefaults() Allocator {
 	if a.HourlyBudget <= 0 {
 		a.HourlyBudget = DefaultHourlyBudget
 	}
-	if a.Margin == 0 {
+	switch {
+	case a.Margin == 0:
 		a.Margin = DefaultMargin
-	}
-	if a.Margin < 0 {
-		a.Margin = 0
+	case a.Margin < 0:
+		a.Margin = -1 // explicit "none"; kept negative so defaulting twice cannot restore the default
 	}
 	a.Margin = min(a.Margin, 1)
 	if a.Horizon == 0 {
@@ -101,9 +101,10 @@ func (a Allocator) withDefaults() Allocator {
 }
 
 // Limit is the hourly budget after the safety margin.
-func (a Allocator) Limit() int64 {
-	a = a.withDefaults()
-	return a.HourlyBudget - int64(math.Ceil(float64(a.HourlyBudget)*a.Margin))
+func (a Allocator) Limit() int64 { return a.withDefaults().limit() }
+
+func (a Allocator) limit() int64 {
+	return a.HourlyBudget - int64(math.Ceil(float64(a.HourlyBudget)*max(a.Margin, 0)))
 }
 
 // Allocate admits runs and gives each an allowance, max-min fair across connections: every connection with
@@ -113,7 +114,7 @@ func (a Allocator) Limit() int64 {
 // connection MinGrant, the connections that spent least this hour are admitted first.
 func (a Allocator) Allocate(in Input) Allocation {
 	a = a.withDefaults()
-	out := Allocation{Hour: Hour(in.Now), Limit: a.Limit()}
+	out := Allocation{Hour: Hour(in.Now), Limit: a.limit()}
 	out.Remaining = max(0, out.Limit-max(in.Spent, 0)-max(in.Outstanding, 0))
 	out.Pool = out.Remaining
 	if left := out.Hour.Add(time.Hour).Sub(in.Now); a.Horizon > 0 && left > a.Horizon {

@@ -114,6 +114,8 @@ func (l *Ledger) Record(ctx context.Context, connID string, at time.Time, points
 // pending points; on error the rest stays pending for the next Flush. t.Points() is unaffected: it is the run's
 // counter.
 func (l *Ledger) Flush(ctx context.Context, connID string, t *Tally) error {
+	t.flushing.Lock()
+	defer t.flushing.Unlock()
 	for h, p := range t.snapshot() {
 		if err := l.Record(ctx, connID, h, p); err != nil {
 			return err

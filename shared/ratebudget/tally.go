@@ -9,6 +9,7 @@ import (
 // It is safe for concurrent use. Points are kept per UTC hour until Ledger.Flush records them, so a run that
 // crosses the top of an hour charges each hour what it spent in it.
 type Tally struct {
+	flushing sync.Mutex // one Flush at a time, so concurrent checkpoints never record the same points twice
 	mu       sync.Mutex
 	now      func() time.Time
 	points   int64
