@@ -68,6 +68,9 @@ func (p *Pauses) Put(ctx context.Context, connID string, ps Pause) error {
 	sk, owner := pauseGlobalSK, appConnID
 	item := map[string]types.AttributeValue{}
 	if ps.Scope == ScopeSite {
+		if ps.CloudID == "" {
+			return errors.New("ratebudget: site pause without a site")
+		}
 		sk, owner = pauseSiteSK+ps.CloudID, connID
 		item["cloudId"] = &types.AttributeValueMemberS{Value: ps.CloudID}
 	} else if ps.Scope != ScopeGlobal {
