@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"jiraexport/shared/backoff"
 	"jiraexport/shared/connections"
 )
 
@@ -293,19 +293,14 @@ func conflicted(tc *types.TransactionCanceledException) bool {
 	return false
 }
 
-// pause waits a jittered, growing delay before retry attempt+1, or until ctx ends.
-func pause(ctx context.Context, attempt int) error {
-	d := time.Duration(10<<min(attempt, 5)) * time.Millisecond
-	d = d/2 + time.Duration(mrand.Int64N(int64(d)))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+// conflictBackoff spaces retries of a transaction that lost a race: short, because the conflicting writer
+// finishes within milliseconds.
+func conflictBackoff() backoff.Policy {
+	return backoff.Policy{Base: 10 * time.Millisecond, Max: 320 * time.Millisecond, Retries: issueAttempts - 1}
 }
+
+// pause waits a jittered, growing delay before retry attempt+1, or until ctx ends.
+func pause(ctx context.Context, attempt int) error { return conflictBackoff().Wait(ctx, attempt, 0) }
 
 // Authenticate returns the key plaintext belongs to, or ErrInvalid. Other errors are infrastructure failures
 // (answer 5xx, not 401).

@@ -7,26 +7,6 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-func TestBackoffStaysInBounds(t *testing.T) {
-	tests := []struct {
-		base, max time.Duration
-	}{
-		{50 * time.Millisecond, time.Second},
-		{250 * time.Millisecond, 2 * time.Second},
-		{time.Second, time.Second},
-	}
-	for _, tt := range tests {
-		b := backoff{base: tt.base, max: tt.max}
-		for i := range 40 {
-			d := b.next()
-			ceil := min(tt.base<<min(i, 16), tt.max)
-			if d < ceil/2 || d > ceil {
-				t.Errorf("backoff{%v, %v}.next() #%d = %v, want within [%v, %v]", tt.base, tt.max, i, d, ceil/2, ceil)
-			}
-		}
-	}
-}
-
 func TestRecordWindows(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {

@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net/http"
 	"time"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/oauth2"
+
+	"jiraexport/shared/backoff"
 )
 
 const (
@@ -40,8 +41,8 @@ var errWaitTimeout = errors.New("tokens: timed out waiting for a concurrent refr
 func (s *Store) Token(ctx context.Context, connID string) (*oauth2.Token, error) {
 	// The wait outlasts one lease, so a caller waiting on a crashed refresher takes over when its lease ends.
 	waitUntil := time.Now().Add(s.lease + persistMargin)
-	wait := backoff{base: 50 * time.Millisecond, max: time.Second}
-	for {
+	wait := backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second}
+	for waits := 0; ; {
 		rec, err := s.get(ctx, connID)
 		if err != nil {
 			return nil, err
@@ -74,9 +75,10 @@ func (s *Store) Token(ctx context.Context, connID string) (*oauth2.Token, error)
 				continue // the record moved on: its new state decides, no need to sleep first
 			}
 		}
-		if err := sleep(ctx, wait.next(), waitUntil); err != nil {
+		if err := sleep(ctx, wait.Delay(waits, 0), waitUntil); err != nil {
 			return nil, fmt.Errorf("tokens: token for %s: %w", connID, err)
 		}
+		waits++
 	}
 }
 
@@ -201,7 +203,7 @@ func (s *Store) refresh(ctx context.Context, connID string, rec *record) (tok *o
 // exchange performs one refresh through x/oauth2, retrying 5xx, 429 and transport failures with backoff.
 func (s *Store) exchange(ctx context.Context, connID, refreshToken string) (*oauth2.Token, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, s.http)
-	b := backoff{base: s.retry.BaseDelay, max: s.retry.MaxDelay}
+	b := backoff.Policy{Base: s.retry.BaseDelay, Max: s.retry.MaxDelay}
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, s.retry.AttemptTimeout)
 		// A fresh source per attempt: the same refresh token each time, never one the library rotated in memory.
@@ -215,7 +217,7 @@ func (s *Store) exchange(ctx context.Context, connID, refreshToken string) (*oau
 		}
 		s.log.WarnContext(ctx, "token refresh attempt failed, retrying", slog.String("connectionId", connID),
 			slog.Int("attempt", attempt), slog.Int("status", statusOf(err)))
-		if serr := sleep(ctx, b.next(), time.Time{}); serr != nil {
+		if serr := sleep(ctx, b.Delay(attempt-1, 0), time.Time{}); serr != nil {
 			return nil, errors.Join(err, serr)
 		}
 	}
@@ -335,23 +337,6 @@ func newOwnerID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // never fails on supported platforms
 	return hex.EncodeToString(b)
-}
-
-// backoff yields exponentially growing delays with "equal jitter" (half fixed, half random), so waiters spread
-// out without ever retrying at once.
-type backoff struct {
-	base, max time.Duration
-	n         int
-}
-
-func (b *backoff) next() time.Duration {
-	d := b.base << min(b.n, 16)
-	if d > b.max || d <= 0 {
-		d = b.max
-	}
-	b.n++
-	half := d / 2
-	return half + time.Duration(mrand.Int64N(int64(half)+1))
 }
 
 // sleep waits d, failing early when ctx ends or when the wait would pass until (zero: no bound).
