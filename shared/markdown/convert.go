@@ -218,6 +218,12 @@ func (r *renderer) block(n Node, depth int) []string {
 	if depth > maxDepth {
 		return r.plain(n)
 	}
+	if leafTypes[n.Type] && len(n.Content) > 0 {
+		// Not in the specification, but kept: the node's own rendering, then its content.
+		bare := n
+		bare.Content = nil
+		return joinBlocks(r.block(bare, depth), r.blocks(n.Content, depth+1, false))
+	}
 	switch n.Type {
 	case "paragraph":
 		return r.paragraph(n.Content)
@@ -275,6 +281,23 @@ func (r *renderer) block(n Node, depth int) []string {
 		return r.blocks(n.Content, depth+1, false)
 	}
 	return paragraphLines(r.leaf(n, modeParagraph))
+}
+
+// leafTypes are the nodes the specification gives no content. Content found on one anyway is rendered after it.
+var leafTypes = map[string]bool{
+	"text": true, "hardBreak": true, "mention": true, "emoji": true, "date": true, "status": true,
+	"inlineCard": true, "blockCard": true, "embedCard": true, "placeholder": true, "inlineExtension": true,
+	"extension": true, "syncBlock": true, "rule": true, "media": true, "mediaInline": true,
+}
+
+func joinBlocks(a, b []string) []string {
+	switch {
+	case len(a) == 0:
+		return b
+	case len(b) == 0:
+		return a
+	}
+	return append(append(a, ""), b...)
 }
 
 func parentListOf(item string) string {
@@ -346,12 +369,17 @@ func paragraphLines(s string) []string {
 
 func codeBlock(n Node) []string {
 	var b strings.Builder
-	for _, c := range n.Content {
-		b.WriteString(c.Text)
-		if c.Type == "hardBreak" {
-			b.WriteByte('\n')
+	var collect func(ns []Node)
+	collect = func(ns []Node) {
+		for _, c := range ns {
+			b.WriteString(c.Text)
+			if c.Type == "hardBreak" {
+				b.WriteByte('\n')
+			}
+			collect(c.Content)
 		}
 	}
+	collect(n.Content)
 	code := strings.ReplaceAll(normalizeNewlines(b.String()), "\x00", "\uFFFD")
 	fence := strings.Repeat("`", max(3, longestRun(code, '`')+1))
 	lang := codeLanguage(str(n.Attrs, "language"))
@@ -441,7 +469,7 @@ func (r *renderer) list(n Node, depth int, marker byte) []string {
 				pending = append(pending, nested...)
 				continue
 			}
-			out = append(out, indent(nested, len(lastMarker(out)))...)
+			out = append(blankAfterHTML(out), indent(nested, len(lastMarker(out)))...)
 			continue
 		case it.Type == "taskItem":
 			prefix = checkbox(it)
@@ -461,10 +489,14 @@ func (r *renderer) list(n Node, depth int, marker byte) []string {
 			content = r.blocks([]Node{it}, depth+1, true)
 		}
 		if prefix != "" {
-			if len(content) == 0 {
+			switch {
+			case len(content) == 0:
 				content = []string{strings.TrimRight(prefix, " ")}
-			} else {
+			case startsParagraph(it):
 				content[0] = prefix + content[0]
+			default:
+				// The checkbox or label must open a paragraph; before a list or code fence it would swallow it.
+				content = append([]string{strings.TrimRight(prefix, " "), ""}, content...)
 			}
 		}
 		m := string(marker)
@@ -474,7 +506,7 @@ func (r *renderer) list(n Node, depth int, marker byte) []string {
 		}
 		if len(out) == 0 && len(pending) > 0 {
 			// Hang the leading nested list from an empty item so it stays nested.
-			out = append(out, m)
+			out = append(out, m+" "+emptyItem)
 			out = append(out, indent(pending, len(m)+1)...)
 			pending = nil
 			if ordered {
@@ -482,11 +514,29 @@ func (r *renderer) list(n Node, depth int, marker byte) []string {
 				num++
 			}
 		}
-		out = append(out, item(m, content)...)
+		out = append(blankAfterHTML(out), item(m, content)...)
 	}
 	if len(pending) > 0 {
-		out = append(out, string(marker))
+		out = append(out, string(marker)+" "+emptyItem)
 		out = append(out, indent(pending, 2)...)
+	}
+	return out
+}
+
+// startsParagraph reports whether an item's rendering begins with paragraph text.
+func startsParagraph(it Node) bool {
+	switch it.Type {
+	case "taskItem", "decisionItem":
+		return true
+	}
+	return len(it.Content) == 0 || isInline(it.Content[0]) || it.Content[0].Type == "paragraph"
+}
+
+// blankAfterHTML ends an HTML block (an expand's closing </details>) with a blank line before more list content:
+// CommonMark's HTML block runs on to the next blank line and would swallow the next item.
+func blankAfterHTML(out []string) []string {
+	if len(out) > 0 && strings.HasSuffix(out[len(out)-1], "</details>") {
+		return append(out, "")
 	}
 	return out
 }
@@ -513,9 +563,14 @@ func lastMarker(out []string) string {
 	return "- "
 }
 
+// emptyItem fills an item that has no content. CommonMark allows a bare marker, but readers disagree about what
+// belongs to an empty item once a blank line follows (goldmark takes the next paragraph into it, or makes it a code
+// block); an HTML comment makes the item non-empty and renders as nothing.
+const emptyItem = "<!-- -->"
+
 func item(marker string, content []string) []string {
 	if len(content) == 0 {
-		return []string{marker}
+		return []string{marker + " " + emptyItem}
 	}
 	out := make([]string, 0, len(content))
 	out = append(out, marker+" "+content[0])
@@ -561,6 +616,9 @@ func (r *renderer) mediaSingle(n Node, depth int) []string {
 // media renders one media node as a link to the exported attachment, or as a note saying why there is none.
 func (r *renderer) media(n Node, inline bool, mode inlineMode) string {
 	md := r.mediaLink(n, inline, mode)
+	if len(n.Content) > 0 {
+		md += " " + r.inlineOrFlat(n.Content, mode)
+	}
 	for _, mk := range n.Marks {
 		href := str(mk.Attrs, "href")
 		if mk.Type != "link" || href == "" {

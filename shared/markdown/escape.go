@@ -163,7 +163,7 @@ func linkDestination(href string) string {
 		switch {
 		case c <= ' ' || c == 0x7f:
 			b.WriteString("%" + strings.ToUpper(hex2(c)))
-		case c == '(' || c == ')' || c == '\\' || c == '<' || c == '>':
+		case c == '(' || c == ')' || c == '\\' || c == '<' || c == '>' || c == '&' && entityAt(href[i:]):
 			b.WriteByte('\\')
 			b.WriteByte(c)
 		default:
@@ -183,8 +183,8 @@ func linkTitle(t string) string {
 	t = strings.Join(strings.Fields(normalizeNewlines(t)), " ")
 	var b strings.Builder
 	b.WriteByte('"')
-	for _, r := range t {
-		if r == '"' || r == '\\' {
+	for i, r := range t {
+		if r == '"' || r == '\\' || r == '&' && entityAt(t[i:]) {
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)

@@ -248,3 +248,21 @@ func accountIDs(v any) []string {
 	})
 	return ids
 }
+
+func mustGlob(tb testing.TB, pattern string) []string {
+	tb.Helper()
+	m, err := filepath.Glob(pattern)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+func mustRead(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}

@@ -113,7 +113,7 @@ func (r *renderer) codeGroup(nodes []Node, applied map[markKey]bool, mode inline
 		run.Reset()
 	}
 	for _, n := range nodes {
-		if n.Type == "text" {
+		if n.Type == "text" && len(n.Content) == 0 {
 			run.WriteString(n.Text)
 			continue
 		}
@@ -171,6 +171,15 @@ func around(inner, open, close string) string {
 
 // leaf renders one inline node (and degrades block nodes met in running text to their flattened text).
 func (r *renderer) leaf(n Node, mode inlineMode) string {
+	if leafTypes[n.Type] && len(n.Content) > 0 {
+		bare := n
+		bare.Content = nil
+		own, rest := r.leaf(bare, mode), r.inlineOrFlat(n.Content, mode)
+		if own == "" || rest == "" {
+			return own + rest
+		}
+		return own + " " + rest
+	}
 	switch n.Type {
 	case "text":
 		return escapeText(n.Text, mode)
@@ -224,13 +233,16 @@ func (r *renderer) leaf(n Node, mode inlineMode) string {
 		parts = append(parts, escapeText(t, mode))
 	}
 	if len(n.Content) > 0 {
-		if allInline(n.Content) {
-			parts = append(parts, r.inline(n.Content, mode))
-		} else {
-			parts = append(parts, r.flatJoin(n.Content, 0, mode))
-		}
+		parts = append(parts, r.inlineOrFlat(n.Content, mode))
 	}
 	return strings.Join(parts, " ")
+}
+
+func (r *renderer) inlineOrFlat(nodes []Node, mode inlineMode) string {
+	if allInline(nodes) {
+		return r.inline(nodes, mode)
+	}
+	return r.flatJoin(nodes, 0, mode)
 }
 
 func allInline(nodes []Node) bool {
@@ -284,6 +296,10 @@ func (r *renderer) flat(nodes []Node, depth int, mode inlineMode) []string {
 			continue
 		}
 		i++
+		if leafTypes[n.Type] && len(n.Content) > 0 {
+			add(r.leaf(n, mode))
+			continue
+		}
 		if depth > maxDepth {
 			var words []string
 			collectText(n, &words)
@@ -319,10 +335,13 @@ func (r *renderer) flat(nodes []Node, depth int, mode inlineMode) []string {
 					prefix = "Decision: "
 				}
 				var body []string
-				if it.Type == "taskItem" || it.Type == "decisionItem" {
+				switch it.Type {
+				case "taskItem", "decisionItem":
 					body = []string{r.inline(it.Content, mode)}
-				} else {
+				case "listItem", "blockTaskItem":
 					body = r.flat(it.Content, depth+1, mode)
+				default:
+					body = r.flat([]Node{it}, depth+1, mode)
 				}
 				if len(body) == 0 {
 					add(strings.TrimSpace(prefix))
@@ -357,8 +376,12 @@ func (r *renderer) flat(nodes []Node, depth int, mode inlineMode) []string {
 		case "table":
 			for _, row := range n.Content {
 				var cells []string
-				for _, c := range row.Content {
-					cells = append(cells, strings.Join(r.flat(c.Content, depth+1, mode), " "))
+				for _, c := range wrapRow(row).Content {
+					content := c.Content
+					if c.Type != "tableCell" && c.Type != "tableHeader" {
+						content = []Node{c}
+					}
+					cells = append(cells, strings.Join(r.flat(content, depth+1, mode), " "))
 				}
 				add(strings.Join(cells, " / "))
 			}
