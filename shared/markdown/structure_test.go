@@ -134,7 +134,6 @@ func markdownShape(t *testing.T, md string) shape {
 	src := []byte(md)
 	doc := gfm.Parser().Parse(text.NewReader(src))
 	var s shape
-	var txt strings.Builder
 	inTable := 0
 	err := ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
 		if _, ok := n.(*extast.Table); ok {
@@ -148,12 +147,7 @@ func markdownShape(t *testing.T, md string) shape {
 			return ast.WalkContinue, nil
 		}
 		switch x := n.(type) {
-		case *ast.Text:
-			txt.Write(x.Segment.Value(src))
-		case *ast.String:
-			txt.Write(x.Value)
 		case *ast.AutoLink:
-			txt.Write(x.Label(src))
 			s.Links = append(s.Links, string(x.URL(src)))
 		case *ast.Link:
 			s.Links = append(s.Links, string(util.UnescapePunctuations(x.Destination)))
@@ -196,7 +190,6 @@ func markdownShape(t *testing.T, md string) shape {
 				seg := x.Lines().At(i)
 				b.Write(seg.Value(src))
 			}
-			txt.WriteString(b.String())
 			s.Code = append(s.Code, string(x.Language(src))+"\x00"+strings.TrimSuffix(b.String(), "\n"))
 		case *ast.Blockquote:
 			s.Quotes++
@@ -208,7 +201,8 @@ func markdownShape(t *testing.T, md string) shape {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.TextLetters = letters(txt.String())
+	// The AST's text is the source, escapes and all; what a reader sees is the rendering.
+	s.TextLetters = letters(renderedText(t, md))
 	return s
 }
 
