@@ -4,7 +4,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -200,8 +199,7 @@ func timestamp(t time.Time) string {
 
 // writeFrontMatter writes the YAML front matter by hand, every string double-quoted: a YAML 1.1 reader (still the
 // most common in pipelines) would otherwise turn a label "no" into false, a summary "1.10" into a number or an
-// unquoted timestamp into a date object. strconv.Quote's escapes (\n, \t, \x.., \u...., \U........) are all YAML
-// double-quoted escapes, so the result is the string itself for any YAML reader.
+// unquoted timestamp into a date object.
 func writeFrontMatter(b *strings.Builder, is Issue) {
 	b.WriteString("---\n")
 	field := func(k, v string) { b.WriteString(k + ": " + yamlString(v) + "\n") }
@@ -251,6 +249,30 @@ func writeFrontMatter(b *strings.Builder, is Issue) {
 	b.WriteString("---\n")
 }
 
+// yamlString writes s as a YAML double-quoted scalar. Only the escapes YAML shares with JSON are used (\" \\ \n
+// \t \r \uXXXX), and every character outside YAML's printable set is escaped, so YAML 1.1 and 1.2 readers (and a
+// JSON reader) all read back s.
 func yamlString(s string) string {
-	return strconv.Quote(strings.ToValidUTF8(s, "\uFFFD"))
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f, r == 0x2028, r == 0x2029, r == 0xfeff, r == 0xfffe, r == 0xffff:
+			fmt.Fprintf(&b, `\u%04X`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
