@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	gmhtml "github.com/yuin/goldmark/renderer/html"
 	"github.com/yuin/goldmark/text"
 
 	"jiraexport/shared/markdown"
@@ -222,5 +225,64 @@ func TestDeepNestingIsBounded(t *testing.T) {
 	}
 	if len(out) > 64*1024 {
 		t.Errorf("2000 nested lists produce %d bytes; nesting beyond the limit should be flattened", len(out))
+	}
+}
+
+// TestEmphasisIsReadAsEmphasis: whatever surrounds a marked run, a reader sees exactly one element per run and no
+// stray delimiters, whether the converter chose Markdown delimiters or the HTML element.
+func TestEmphasisIsReadAsEmphasis(t *testing.T) {
+	unsafe := goldmark.New(goldmark.WithExtensions(extension.GFM), goldmark.WithRendererOptions(gmhtml.WithUnsafe()))
+	txt := func(s string, marks ...string) markdown.Node {
+		n := markdown.Node{Type: "text", Text: s}
+		for _, m := range marks {
+			mk := markdown.Mark{Type: m}
+			if m == "link" {
+				mk.Attrs = map[string]any{"href": "https://x.test/"}
+			}
+			n.Marks = append(n.Marks, mk)
+		}
+		return n
+	}
+	tests := []struct {
+		name  string
+		nodes []markdown.Node
+		want  map[string]int // element -> count
+	}{
+		{"quoted bold between letters", []markdown.Node{txt("x"), txt(`"q"`, "strong"), txt("y")}, map[string]int{"strong": 1}},
+		{"parenthesised italics between letters", []markdown.Node{txt("x"), txt("(p)", "em"), txt("y")}, map[string]int{"em": 1}},
+		{"blank edges", []markdown.Node{txt("a"), txt(" b ", "strong"), txt("c")}, map[string]int{"strong": 1}},
+		{"bold italic between letters", []markdown.Node{txt("a"), txt("x", "strong", "em"), txt("b")}, map[string]int{"strong": 1, "em": 1}},
+		{"bold then italic", []markdown.Node{txt("a", "strong"), txt("b", "em")}, map[string]int{"strong": 1, "em": 1}},
+		{"italic then bold", []markdown.Node{txt("a", "em"), txt("b", "strong")}, map[string]int{"strong": 1, "em": 1}},
+		{"struck tildes", []markdown.Node{txt("a"), txt("~t~", "strike"), txt("b")}, map[string]int{"del": 1}},
+		{"bold code", []markdown.Node{txt("a"), txt("x", "strong", "code"), txt("b")}, map[string]int{"strong": 1, "code": 1}},
+		{"bold link", []markdown.Node{txt("a"), txt("x", "strong", "link"), txt("b")}, map[string]int{"strong": 1, "a": 1}},
+		{"every mark", []markdown.Node{txt("a"), txt("x", "strong", "em", "strike", "underline", "link"), txt("b")}, map[string]int{"strong": 1, "em": 1, "del": 1, "ins": 1, "a": 1}},
+		{"sentence end", []markdown.Node{txt("a"), txt("end.", "strong"), txt("b")}, map[string]int{"strong": 1}},
+		{"emoji", []markdown.Node{txt("a"), txt("🚀", "em"), txt("b")}, map[string]int{"em": 1}},
+		{"escaped star inside", []markdown.Node{txt("a"), txt("*x*", "em"), txt("b")}, map[string]int{"em": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			md := markdown.Convert(markdown.Node{Type: "paragraph", Content: tt.nodes}, markdown.Options{})
+			var b bytes.Buffer
+			if err := unsafe.Convert([]byte(md), &b); err != nil {
+				t.Fatal(err)
+			}
+			h := b.String()
+			for el, n := range tt.want {
+				if got := strings.Count(h, "<"+el+">") + strings.Count(h, "<"+el+" "); got != n {
+					t.Errorf("%q renders as %q: %d <%s>, want %d", md, h, got, el, n)
+				}
+			}
+			var in strings.Builder
+			for _, n := range tt.nodes {
+				in.WriteString(n.Text)
+			}
+			plain := html.UnescapeString(tags.ReplaceAllString(h, ""))
+			if strings.Count(plain, "*") != strings.Count(in.String(), "*") || strings.Count(plain, "~") != strings.Count(in.String(), "~") {
+				t.Errorf("%q renders as %q: stray delimiters", md, h)
+			}
+		})
 	}
 }

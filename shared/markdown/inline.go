@@ -4,12 +4,14 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Marks are written outermost first in this order; code is always innermost because nothing inside a code span
-// is parsed. Marks not listed (textColor, backgroundColor, annotation, fontSize, border, dataConsumer, fragment,
+// is parsed, and the HTML-only marks (underline, sub/superscript) go outside the delimiter ones, whose edges must
+// be letters to be read as emphasis (see emphasis). Marks not listed (textColor, backgroundColor, annotation, fontSize, border, dataConsumer, fragment,
 // alignment, indentation, breakout and any unknown mark) have no Markdown form: their text is kept, the mark is not.
-var markRank = map[string]int{"link": 1, "strike": 2, "strong": 3, "em": 4, "underline": 5, "subsup": 6, "code": 7}
+var markRank = map[string]int{"link": 1, "underline": 2, "subsup": 3, "strike": 4, "strong": 5, "em": 6, "code": 7}
 
 type markKey struct {
 	typ, a, b string
@@ -150,13 +152,36 @@ func wrap(k markKey, inner string, mode inlineMode) string {
 	case "subsup":
 		return around(inner, "<"+k.a+">", "</"+k.a+">")
 	case "strong":
-		return around(inner, "**", "**")
+		return emphasis(inner, "**", "strong")
 	case "em":
-		return around(inner, "*", "*")
+		return emphasis(inner, "*", "em")
 	case "strike":
-		return around(inner, "~~", "~~")
+		return emphasis(inner, "~~", "del")
 	}
 	return inner
+}
+
+// emphasis wraps inner in Markdown delimiters when a reader will take them as such whatever surrounds them, else
+// in the equivalent HTML element. CommonMark's flanking rules read "**" as opening only when it is followed by a
+// non-punctuation character or preceded by a blank or punctuation: x**"q"**y stays literal. Content whose edges
+// are not punctuation (after the same delimiter character, which merges into one run) is safe anywhere.
+func emphasis(inner, delim, tag string) string {
+	core := strings.TrimFunc(inner, unicode.IsSpace)
+	if core == "" || strings.HasSuffix(core, "\\") && !strings.HasSuffix(core, "\\\\") {
+		return inner
+	}
+	c := delim[:1]
+	first, _ := utf8.DecodeRuneInString(strings.TrimLeft(core, c))
+	last, _ := utf8.DecodeLastRuneInString(strings.TrimRight(core, c))
+	if wordish(first) && wordish(last) {
+		return around(inner, delim, delim)
+	}
+	return around(inner, "<"+tag+">", "</"+tag+">")
+}
+
+// wordish: neither blank nor what CommonMark calls punctuation (Unicode P and S categories).
+func wordish(r rune) bool {
+	return r != utf8.RuneError && !unicode.IsSpace(r) && !unicode.IsPunct(r) && !unicode.IsSymbol(r)
 }
 
 func around(inner, open, close string) string {
