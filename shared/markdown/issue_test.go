@@ -92,10 +92,13 @@ func sampleIssue() markdown.Issue {
 		{"type":"heading","attrs":{"level":1},"content":[{"type":"text","text":"Context"}]},
 		{"type":"paragraph","content":[{"type":"text","text":"Exports fail for "},{"type":"mention","attrs":{"id":"5b10a2844c20165700ede21g","text":"@Alice Example"}},{"type":"text","text":" since "},{"type":"date","attrs":{"timestamp":"1735689600000"}},{"type":"text","text":"."}]},
 		{"type":"orderedList","attrs":{"order":2},"content":[{"type":"listItem","content":[{"type":"paragraph","content":[{"type":"text","text":"Open the "},{"type":"text","text":"settings","marks":[{"type":"strong"}]}]}]}]},
-		{"type":"mediaSingle","attrs":{"layout":"center"},"content":[{"type":"media","attrs":{"type":"file","id":"c0ffee00-0000-4000-8000-000000000001","collection":"jira-10001","alt":"diagram.png"}}]}
+		{"type":"mediaSingle","attrs":{"layout":"center"},"content":[{"type":"media","attrs":{"type":"file","id":"c0ffee00-0000-4000-8000-000000000001","collection":"jira-10001","alt":"diagram.png"}}]},
+		{"type":"mediaGroup","content":[{"type":"media","attrs":{"type":"file","id":"c0ffee00-0000-4000-8000-000000000003","collection":"jira-10001"}}]},
+		{"type":"table","content":[{"type":"tableRow","content":[{"type":"tableHeader","content":[{"type":"paragraph","content":[{"type":"text","text":"Step"}]}]},{"type":"tableHeader","content":[{"type":"paragraph","content":[{"type":"text","text":"Result"}]}]}]},{"type":"tableRow","content":[{"type":"tableCell","content":[{"type":"paragraph","content":[{"type":"text","text":"run export"}]}]},{"type":"tableCell","content":[{"type":"paragraph","content":[{"type":"status","attrs":{"text":"FAILED","color":"red"}}]}]}]}]},
+		{"type":"taskList","attrs":{"localId":"tl"},"content":[{"type":"taskItem","attrs":{"localId":"a","state":"DONE"},"content":[{"type":"text","text":"collect logs"}]},{"type":"taskItem","attrs":{"localId":"b","state":"TODO"},"content":[{"type":"text","text":"fix the retry"}]}]}
 	]}`)
 	return markdown.Issue{
-		Key: "PROJ-123", ID: "10123", Summary: "Export fails: \"quotes\", #hash & colon",
+		Key: "PROJ-123", ID: "10123", Summary: "Export fails when a label is \"no\"",
 		Type: "Bug", Status: "In Progress", Priority: "High", Labels: []string{"export", "no", "1.10"},
 		Components: []string{"Connector"}, Parent: &markdown.IssueRef{ID: "10100", Key: "PROJ-100"},
 		Created: at("2025-01-02T09:30:00Z"), Updated: at("2025-01-03T17:45:12.345+01:00"),
@@ -104,16 +107,28 @@ func sampleIssue() markdown.Issue {
 		Comments: []markdown.Comment{
 			{ID: "20001", Author: "Alice Example", Created: at("2025-01-02T10:00:00Z"), Updated: at("2025-01-02T10:00:00Z"),
 				Body: json.RawMessage(`{"type":"doc","version":1,"content":[{"type":"heading","attrs":{"level":2},"content":[{"type":"text","text":"Repro"}]},{"type":"codeBlock","attrs":{"language":"shell"},"content":[{"type":"text","text":"make demo"}]}]}`)},
-			{ID: "20002", Author: "user-3f9a1c", Created: at("2025-01-03T08:00:00Z"), Updated: at("2025-01-03T09:00:00Z"),
+			{ID: "20002", Author: "Bob Martin", Created: at("2025-01-03T08:00:00Z"), Updated: at("2025-01-03T09:00:00Z"),
 				Body: adfPara("Fixed by *restarting*.")},
 		},
 		History: []markdown.Change{
 			{ID: "30001", Author: "Alice Example", Created: at("2025-01-02T11:00:00Z"), Items: []markdown.ChangeItem{
 				{Field: "status", From: "To Do", To: "In Progress"},
-				{Field: "assignee", From: "", To: "user-3f9a1c"},
+				{Field: "assignee", From: "", To: "Bob Martin"},
 				{Field: "description", From: "line one\nline two", To: "# new"},
 			}},
 		},
+	}
+}
+
+// exportOptions wire the converter as the export does: attachments from the issue's attachment index, links
+// relative to issues/<issueId>.md.
+func exportOptions() markdown.Options {
+	return markdown.Options{
+		Media: markdown.AttachmentResolver([]markdown.Attachment{
+			{ID: "10001", MediaID: "c0ffee00-0000-4000-8000-000000000001", Filename: "diagram.png", MimeType: "image/png", Href: "../attachments/10001"},
+			{ID: "10002", MediaID: "c0ffee00-0000-4000-8000-000000000003", Filename: "trace.zip", MimeType: "application/zip", Skipped: "larger than the connector's 100 MB limit"},
+		}),
+		Mention: testOptions().Mention,
 	}
 }
 
@@ -122,8 +137,8 @@ func TestRenderIssueGolden(t *testing.T) {
 		name string
 		opts markdown.IssueOptions
 	}{
-		{"issue", markdown.IssueOptions{ADF: testOptions()}},
-		{"issue-with-history", markdown.IssueOptions{ADF: testOptions(), History: true}},
+		{"issue", markdown.IssueOptions{ADF: exportOptions()}},
+		{"issue-with-history", markdown.IssueOptions{ADF: exportOptions(), History: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := markdown.RenderIssue(sampleIssue(), tt.opts)
@@ -165,10 +180,10 @@ func TestRenderIssueGolden(t *testing.T) {
 				return ast.WalkContinue, nil
 			})
 			want2 := []string{
-				`# PROJ-123: Export fails: "quotes", \#hash & colon`,
+				`# PROJ-123: Export fails when a label is "no"`,
 				"## Description", "### Context",
 				"## Comments", "### Alice Example, 2025-01-02T10:00:00.000Z", "##### Repro", // the comment's h2, below its byline
-				"### user-3f9a1c, 2025-01-03T08:00:00.000Z",
+				"### Bob Martin, 2025-01-03T08:00:00.000Z",
 			}
 			if tt.opts.History {
 				want2 = append(want2, "## History", "### Alice Example, 2025-01-02T11:00:00.000Z")
@@ -276,5 +291,20 @@ func TestRenderIssueErrors(t *testing.T) {
 	is = markdown.Issue{Key: "A-1", ID: "1", Description: json.RawMessage(`null`), Comments: []markdown.Comment{{ID: "2", Body: json.RawMessage(`[`)}}}
 	if _, err := markdown.RenderIssue(is, markdown.IssueOptions{}); err == nil {
 		t.Error("RenderIssue(malformed comment) = nil error")
+	}
+}
+
+// TestReadmeExample keeps the README's example document identical to what the renderer writes.
+func TestReadmeExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("testdata", "issue", "issue-with-history.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(readme, append(append([]byte("````markdown\n"), golden...), "````"...)) {
+		t.Error("README.md's Markdown format example differs from testdata/issue/issue-with-history.md: copy it over")
 	}
 }
