@@ -621,7 +621,7 @@ func (r *renderer) media(n Node, inline bool, mode inlineMode) string {
 	}
 	for _, mk := range n.Marks {
 		href := str(mk.Attrs, "href")
-		if mk.Type != "link" || href == "" {
+		if mk.Type != "link" || href == "" || !safeURL(href) {
 			continue
 		}
 		if strings.HasPrefix(md, "![") {
@@ -641,7 +641,7 @@ func (r *renderer) mediaLink(n Node, inline bool, mode inlineMode) string {
 	if r.opts.Media != nil {
 		link = r.opts.Media(m)
 	}
-	if link.Href == "" && link.Skipped == "" && m.Type == "external" && m.URL != "" {
+	if link.Href == "" && link.Skipped == "" && m.Type == "external" && m.URL != "" && safeURL(m.URL) {
 		link = MediaLink{Href: m.URL, Image: true}
 	}
 	name := link.Name
@@ -679,6 +679,9 @@ func card(n Node, mode inlineMode) string {
 			url = str(data, "url")
 		}
 		name = str(data, "name")
+	}
+	if !safeURL(url) {
+		return escapeText(strings.TrimSpace(name+" "+url), mode)
 	}
 	switch {
 	case url != "" && name != "":
@@ -741,4 +744,25 @@ func formatDate(ts string) (string, bool) {
 		return "", false
 	}
 	return time.UnixMilli(ms).UTC().Format("2006-01-02"), true
+}
+
+// safeURL refuses the schemes that run code or smuggle content where a reader renders the Markdown as HTML
+// (javascript:, vbscript:, data:, file:). Such a link keeps its text and loses its target. Browsers ignore tabs and
+// newlines inside a scheme, so they are ignored here too.
+func safeURL(u string) bool {
+	u = strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, strings.TrimLeft(u, "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \t\n\r"))
+	colon := strings.IndexByte(u, ':')
+	if colon < 0 || strings.ContainsAny(u[:colon], "/?#") {
+		return true // relative
+	}
+	switch strings.ToLower(u[:colon]) {
+	case "javascript", "vbscript", "data", "file":
+		return false
+	}
+	return true
 }

@@ -139,6 +139,9 @@ func wrap(k markKey, inner string, mode inlineMode) string {
 		if strings.TrimSpace(text) == "" {
 			text = escapeText(k.a, mode)
 		}
+		if !safeURL(k.a) {
+			return text
+		}
 		if text == "" {
 			return inner
 		}
