@@ -161,6 +161,20 @@ func TestCorpusValidatesAgainstADFSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The validator has teeth: documents a real editor could not produce are refused.
+	for _, bad := range []string{
+		`{"type":"doc","version":1,"content":[{"type":"heading","content":[]}]}`,
+		`{"type":"doc","version":1,"content":[{"type":"mention","attrs":{"id":"x"}}]}`,
+		`{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"x","marks":[{"type":"blink"}]}]}]}`,
+	} {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sch.Validate(v) == nil {
+			t.Errorf("full.json accepts %s", bad)
+		}
+	}
 	for _, d := range corpus(t) {
 		v, err := jsonschema.UnmarshalJSON(bytes.NewReader(d.raw))
 		if err != nil {

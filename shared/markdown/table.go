@@ -38,9 +38,9 @@ func (r *renderer) table(n Node, depth int) []string {
 	return out
 }
 
-// TableWidth returns the number of columns the Markdown table for an ADF table node has: the widest row once
-// colspans and the cells covered by rowspans above are counted. Tests use it to check rendered tables.
-func TableWidth(n Node) int {
+// tableWidth returns the number of columns the Markdown table for an ADF table node has: the widest row once
+// colspans and the cells covered by rowspans above are counted.
+func tableWidth(n Node) int {
 	var rows []Node
 	for _, c := range n.Content {
 		rows = append(rows, wrapRow(c))
