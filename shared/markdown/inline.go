@@ -169,8 +169,8 @@ func wrap(k markKey, inner string, mode inlineMode) string {
 // non-punctuation character or preceded by a blank or punctuation: x**"q"**y stays literal. Content whose edges
 // are not punctuation (after the same delimiter character, which merges into one run) is safe anywhere.
 func emphasis(inner, delim, tag string) string {
-	core := strings.TrimFunc(inner, unicode.IsSpace)
-	if core == "" || strings.HasSuffix(core, "\\") && !strings.HasSuffix(core, "\\\\") {
+	_, core, _ := splitEdges(inner)
+	if core == "" {
 		return inner
 	}
 	c := delim[:1]
@@ -188,13 +188,28 @@ func wordish(r rune) bool {
 }
 
 func around(inner, open, close string) string {
-	core := strings.TrimFunc(inner, unicode.IsSpace)
-	// A trailing hard break belongs outside too: "\" before the closing delimiter would escape it.
-	if core == "" || strings.HasSuffix(core, "\\") && !strings.HasSuffix(core, "\\\\") {
+	lead, core, trail := splitEdges(inner)
+	if core == "" {
 		return inner
 	}
-	start := strings.Index(inner, core)
-	return inner[:start] + open + core + close + inner[start+len(core):]
+	return lead + open + core + close + trail
+}
+
+// splitEdges splits rendered inline content into leading blanks, the core, and trailing blanks and hard breaks:
+// delimiters go around the core only, since blanks inside them stop emphasis and a hard break's "\" before a
+// closing delimiter would escape it.
+func splitEdges(inner string) (lead, core, trail string) {
+	core = strings.TrimLeftFunc(inner, unicode.IsSpace)
+	lead = inner[:len(inner)-len(core)]
+	for {
+		core = strings.TrimRightFunc(core, unicode.IsSpace)
+		n := len(core) - len(strings.TrimRight(core, "\\"))
+		if n%2 == 0 { // no backslash, or escaped ones: text, not a hard break
+			break
+		}
+		core = core[:len(core)-1]
+	}
+	return lead, core, inner[len(lead)+len(core):]
 }
 
 // leaf renders one inline node (and degrades block nodes met in running text to their flattened text).
