@@ -13,17 +13,18 @@ HOST_DIR     := $(BUILD_DIR)/host
 FUNCTIONS    := $(sort $(notdir $(patsubst %/,%,$(wildcard functions/*/))))
 GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags="-s -w -buildid="
 RIE          := $(TOOLS_DIR)/aws-lambda-rie
+GOLANGCI     := $(TOOLS_DIR)/golangci-lint
 DDB_LOCAL    := infra/dynamodb-local/node_modules/.package-lock.json
 ADF_SCHEMA   := infra/adf-schema/node_modules/.package-lock.json
 TEST_TIMEOUT ?= 12m
 FUZZTIME     ?= 15s
 
-.PHONY: all deps build build-host test lint fmt-check vet cfn-lint gotest dev stack bench fuzz clean help
+.PHONY: all deps build build-host test test-short lint golangci fmt-check vet cfn-lint gotest dev stack bench fuzz clean help
 
 all: build
 
 help:
-	@echo "make dev | make test | make build | make bench | make fuzz | make stack | make clean"
+	@echo "make dev | make test | make test-short | make lint | make build | make bench | make fuzz | make stack | make clean"
 
 ## deps: everything the local stack and the tests need, installed by the project itself
 deps: $(DDB_LOCAL) $(ADF_SCHEMA) $(RIE) check-prereqs
@@ -41,6 +42,12 @@ $(ADF_SCHEMA): infra/adf-schema/package.json infra/adf-schema/package-lock.json
 $(RIE): go.mod go.sum
 	@mkdir -p $(TOOLS_DIR)
 	CGO_ENABLED=0 $(GO) build -o $@ github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+
+# golangci-lint is pinned by infra/tools/go.mod's tool directive: a module of its own, so the linters'
+# dependencies never enter the product's module graph.
+$(GOLANGCI): infra/tools/go.mod infra/tools/go.sum
+	@mkdir -p $(TOOLS_DIR)
+	$(GO) -C infra/tools build -o $(abspath $@) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 .PHONY: check-prereqs
 check-prereqs:
@@ -83,7 +90,15 @@ $(TOOLS_DIR)/localstack $(TOOLS_DIR)/dev: FORCE
 	@mkdir -p $(TOOLS_DIR)
 	$(GO) build -o $@ ./infra/cmd/$(notdir $@)
 
-lint: fmt-check vet cfn-lint
+## test-short: only the pure tests (parsers, converters, schedules, problem mapping, scrubber, redaction), no
+## emulator needed; tests that need one are skipped with the reason
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint: fmt-check vet golangci cfn-lint
+
+golangci: $(GOLANGCI)
+	$(GOLANGCI) run ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.build/*')); \

@@ -27,6 +27,7 @@ type Command struct {
 // file (which it does once everything is up).
 func StartCommand(tb testing.TB, extraEnv []string, args ...string) *Command {
 	tb.Helper()
+	SkipIfShort(tb, "a built command and the servers it starts")
 	root := Root(tb)
 	dir := tb.TempDir()
 	bin := filepath.Join(dir, "cmd")

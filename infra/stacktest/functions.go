@@ -67,6 +67,7 @@ func (e *Env) StartFunction(tb testing.TB, logicalID string, overrides map[strin
 // StartTemplateFunction runs a function of any template (for tests with a template of their own) with env.
 func StartTemplateFunction(tb testing.TB, tmpl *samtemplate.Template, root, logicalID string, env map[string]string) *lambdarun.Function {
 	tb.Helper()
+	SkipIfShort(tb, "the Lambda Runtime Interface Emulator and a built bootstrap")
 	fns, err := tmpl.Functions()
 	if err != nil {
 		tb.Fatal(err)

@@ -111,6 +111,7 @@ type Options struct {
 // the stack cannot start (a missing prerequisite is reported with how to install it).
 func New(tb testing.TB, opts ...Options) *Env {
 	tb.Helper()
+	SkipIfShort(tb, "DynamoDB Local and moto")
 	stack.once.Do(start)
 	if stack.err != nil {
 		tb.Fatalf("local AWS stack: %v", stack.err)
@@ -142,6 +143,15 @@ func New(tb testing.TB, opts ...Options) *Env {
 		_, _ = clients.DynamoDB.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(e.Table)})
 	})
 	return e
+}
+
+// SkipIfShort skips a test that needs what (emulators, built binaries) under `go test -short`, the fast tier that
+// runs only pure tests, with a reason that says how to run it.
+func SkipIfShort(tb testing.TB, what string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skipf("-short: needs %s; run `make test` for the full suite", what)
+	}
 }
 
 // FunctionEnv resolves a function's environment from template.yaml against this copy, adds the stack's
