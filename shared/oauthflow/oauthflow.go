@@ -431,7 +431,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 
 	// Whose grant is this? The account id lives only in this function's memory; what is kept is its
 	// fingerprint for this connection.
-	accountID, err := h.myself(xctx, tok, sites[0].CloudID)
+	accountID, err := h.grantAccount(xctx, tok, sites)
 	if err != nil {
 		h.log.WarnContext(ctx, "reading the grant's account failed", slog.String("error", err.Error()))
 		h.render(w, r, ReasonAccountUnknown, pageData{})
@@ -559,6 +559,23 @@ func (h *Handler) accessibleSites(ctx context.Context, tok *oauth2.Token) ([]con
 		return nil, fmt.Errorf("accessible-resources: decode: %w", err)
 	}
 	return jiraSites(rs), nil
+}
+
+// grantAccount asks the first sites of the grant, in Atlassian's order, who the user is; any one answer is the
+// account (one grant is one account on every site), and trying another site rides out one site's outage.
+func (h *Handler) grantAccount(ctx context.Context, tok *oauth2.Token, sites []connections.Site) (string, error) {
+	var errs []error
+	for _, s := range sites[:min(len(sites), 3)] {
+		id, err := h.myself(ctx, tok, s.CloudID)
+		if err == nil {
+			return id, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return "", errors.Join(errs...)
 }
 
 // maxAccountID bounds an account id (Atlassian's are 24 hex digits, or "<6 digits>:<uuid>": well under this).
