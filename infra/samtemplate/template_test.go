@@ -332,6 +332,19 @@ func TestTokenKeyPolicy(t *testing.T) {
 	if decrypters == 0 {
 		t.Error("no role may decrypt token envelopes")
 	}
+	// The data key refuses token envelopes outright, so tokens sealed under the wrong key fail in AWS.
+	denied := map[string]bool{}
+	for _, st := range statements(get(tmpl.Resources["DataKey"].Properties, "KeyPolicy")) {
+		if st["Effect"] == "Deny" && get(st, "Condition", "StringEquals", "kms:EncryptionContext:purpose") == "oauth-token" &&
+			reflect.DeepEqual(principals(st), []any{"*"}) {
+			for _, a := range actionsOf(st) {
+				denied[a] = true
+			}
+		}
+	}
+	if !denied["kms:Decrypt"] || !denied["kms:GenerateDataKey"] {
+		t.Errorf("DataKey does not refuse purpose=oauth-token envelopes (denied: %v)", denied)
+	}
 	// No function grants itself the token key through its own policies (that would bypass this list, and make a
 	// dependency cycle with the key policy naming its role).
 	fns, err := tmpl.Functions()
