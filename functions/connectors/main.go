@@ -55,7 +55,7 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	conns := connections.NewStore(db, cfg.Table)
-	tok := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.KeyID, cfg.OAuth2(secret),
+	tok := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.TokenKeyID, cfg.OAuth2(secret),
 		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(connectors.NewStore(db, cfg.Table))))
 
 	return connectorsapi.New(connectorsapi.Config{

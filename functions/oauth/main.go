@@ -1,9 +1,10 @@
-// Command oauth is the OAuthFunction Lambda: GET /oauth/authorize and GET /oauth/callback (shared/oauthflow)
+// Command oauth is the OAuthFunction Lambda: GET and POST /oauth/authorize and GET /oauth/callback (shared/oauthflow)
 // behind the HTTP API, adapted from API Gateway payload 2.0 events to net/http.
 package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 
@@ -17,6 +18,7 @@ import (
 	"jiraexport/shared/awsconfig"
 	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
+	"jiraexport/shared/fingerprint"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
 	"jiraexport/shared/tokens"
@@ -54,9 +56,13 @@ func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AccountKeyID == "" {
+		return nil, errors.New("missing environment: ACCOUNT_KEY_ID")
+	}
 	db := dynamodb.NewFromConfig(awsCfg)
+	kmsc := kms.NewFromConfig(awsCfg)
 	conns := connections.NewStore(db, cfg.Table)
-	toks := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.KeyID, cfg.OAuth2(secret),
+	toks := tokens.NewStore(db, kmsc, cfg.Table, cfg.TokenKeyID, cfg.OAuth2(secret),
 		// This function stores grants but never refreshes them, so the callback is a safeguard; stopping the
 		// connection's work is the connectors function's (this one may not query the connectors).
 		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(nil)))
@@ -66,9 +72,10 @@ func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
 		PublicBaseURL: cfg.PublicBaseURL,
 		Logger:        log,
 	}, oauthflow.Deps{
-		States:      oauthstate.NewStore(db, cfg.Table),
-		Tokens:      toks,
-		Connections: conns,
-		Keys:        apikeys.NewStore(db, cfg.Table),
+		States:       oauthstate.NewStore(db, cfg.Table),
+		Tokens:       toks,
+		Connections:  conns,
+		Keys:         apikeys.NewStore(db, cfg.Table),
+		Fingerprints: fingerprint.New(kmsc, cfg.AccountKeyID),
 	})
 }

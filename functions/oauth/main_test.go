@@ -47,6 +47,7 @@ type e2e struct {
 	env   *stacktest.Env
 	sim   *atlassiansim.Server
 	fn    *lambdarun.Function
+	api   *lambdarun.Function // ConnectorsFunction, when started
 	base  string
 	conns *connections.Store
 	keys  *apikeys.Store
@@ -54,8 +55,22 @@ type e2e struct {
 	secrets []string
 }
 
-func startE2E(t *testing.T) *e2e {
+// e2eOptions shape the simulator and the functions behind the router.
+type e2eOptions struct {
+	sites int // default 2
+	// connectors also serves the connectors API (ConnectorsFunction) behind the same router.
+	connectors bool
+}
+
+func startE2E(t *testing.T, opts ...e2eOptions) *e2e {
 	t.Helper()
+	var o e2eOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.sites == 0 {
+		o.sites = 2
+	}
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs the bootstrap")
 	}
@@ -67,7 +82,7 @@ func startE2E(t *testing.T) *e2e {
 	}
 	base := "http://" + ln.Addr().String()
 	sim, err := atlassiansim.New(atlassiansim.Config{
-		Seed: 11, Sites: 2, ProjectsPerSite: 1, IssuesPerProject: 1, Users: 2,
+		Seed: 11, Sites: o.sites, ProjectsPerSite: 1, IssuesPerProject: 1, Users: 2,
 		ClientSecret: e2eSecret, RedirectURIs: []string{base + "/oauth/callback"}, TestControls: true,
 	})
 	if err != nil {
@@ -85,7 +100,16 @@ func startE2E(t *testing.T) *e2e {
 		"ATLASSIAN_CLIENT_ID": "sim-client-id", "ATLASSIAN_AUTH_URL": simURL, "ATLASSIAN_API_URL": simURL,
 		"PUBLIC_BASE_URL": base, "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
 	})
-	router, err := devapi.New(env.Tmpl, map[string]devapi.Invoker{fn.Name: fn}, nil)
+	invokers := map[string]devapi.Invoker{fn.Name: fn}
+	var api *lambdarun.Function
+	if o.connectors {
+		api = env.StartFunction(t, "ConnectorsFunction", map[string]string{
+			"ATLASSIAN_CLIENT_ID": "sim-client-id", "ATLASSIAN_AUTH_URL": simURL, "ATLASSIAN_API_URL": simURL,
+			"PUBLIC_BASE_URL": base, "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
+		})
+		invokers[api.Name] = api
+	}
+	router, err := devapi.New(env.Tmpl, invokers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,13 +117,15 @@ func startE2E(t *testing.T) *e2e {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	return &e2e{env: env, sim: sim, fn: fn, base: base,
+	return &e2e{env: env, sim: sim, fn: fn, api: api, base: base,
 		conns: connections.NewStore(env.Clients.DynamoDB, env.Table), keys: apikeys.NewStore(env.Clients.DynamoDB, env.Table)}
 }
 
+// browser is one user agent; account, when set, is who logs in at Atlassian (the simulator's X-Sim-User).
 type browser struct {
-	c   *http.Client
-	jar *cookiejar.Jar
+	c       *http.Client
+	jar     *cookiejar.Jar
+	account string
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -117,17 +143,47 @@ func newBrowser(t *testing.T) *browser {
 		}}}
 }
 
-// consent opens u, consents or denies at the simulator, and returns the callback URL (not yet visited).
+var (
+	reFormAction = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
+	reFormTicket = regexp.MustCompile(`name="reauth" value="([^"]+)"`)
+	reFormCSRF   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+)
+
+// consent opens u, consents or denies at the simulator, and returns the callback URL (not yet visited). A
+// re-authorisation link shows a page first; consent confirms it as a person would (the form's POST, with the
+// browser's Origin and cookie).
 func (e *e2e) consent(t *testing.T, b *browser, u, decision string) string {
 	t.Helper()
+	setHeaders := func(req *http.Request) {
+		req.Header.Set("X-Sim-Consent", decision)
+		if b.account != "" {
+			req.Header.Set("X-Sim-User", b.account)
+		}
+	}
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	req.Header.Set("X-Sim-Consent", decision)
+	setHeaders(req)
 	resp, err := b.c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && reFormCSRF.Match(body) {
+		action := html.UnescapeString(string(reFormAction.FindSubmatch(body)[1]))
+		form := url.Values{
+			"reauth": {html.UnescapeString(string(reFormTicket.FindSubmatch(body)[1]))},
+			"csrf":   {html.UnescapeString(string(reFormCSRF.FindSubmatch(body)[1]))},
+		}
+		req, _ = http.NewRequest(http.MethodPost, action, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", e.base)
+		setHeaders(req)
+		if resp, err = b.c.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/oauth/callback?") {
 		t.Fatalf("GET authorize = %d (Location %q), want a redirect to the callback; body: %s", resp.StatusCode, loc, body)
@@ -332,7 +388,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		// The export side of the product: the tokens store, told by Atlassian that the grant is gone.
 		later := time.Now().Add(2 * atlassiansim.AccessTokenTTL)
-		toks := tokens.NewStore(e.env.Clients.DynamoDB, e.env.Clients.KMS, e.env.Table, e.env.KeyARN, &oauth2.Config{
+		toks := tokens.NewStore(e.env.Clients.DynamoDB, e.env.Clients.KMS, e.env.Table, e.env.TokenKeyARN, &oauth2.Config{
 			ClientID: "sim-client-id", ClientSecret: e2eSecret, Endpoint: config.Endpoint(e.sim.URL()),
 		}, tokens.WithClock(func() time.Time { return later }), tokens.WithGrantReauthCallback(e.conns.OnGrantRejected(nil)),
 			tokens.WithRetryPolicy(tokens.RetryPolicy{Attempts: 1}))

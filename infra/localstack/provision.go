@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -120,17 +121,41 @@ func resolveProps(r *samtemplate.Resolver, res samtemplate.Resource) (map[string
 }
 
 func createKey(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, _ ProvisionOptions) error {
-	p, err := resolveProps(r, res)
+	// Only the properties the emulator honours are resolved: a KeyPolicy names IAM roles (and conditions) that
+	// exist only in AWS, and moto does not enforce key policies anyway.
+	in := &kms.CreateKeyInput{}
+	str := func(name string) (string, error) {
+		v, ok := res.Properties[name]
+		if !ok {
+			return "", nil
+		}
+		return r.ResolveString(v)
+	}
+	desc, err := str("Description")
 	if err != nil {
 		return err
 	}
-	desc, _ := p["Description"].(string)
-	out, err := c.KMS.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String(desc)})
+	in.Description = aws.String(desc)
+	spec, err := str("KeySpec")
+	if err != nil {
+		return err
+	}
+	if spec != "" {
+		in.KeySpec = kmstypes.KeySpec(spec)
+	}
+	usage, err := str("KeyUsage")
+	if err != nil {
+		return err
+	}
+	if usage != "" {
+		in.KeyUsage = kmstypes.KeyUsageType(usage)
+	}
+	out, err := c.KMS.CreateKey(ctx, in)
 	if err != nil {
 		return err
 	}
 	keyID := aws.ToString(out.KeyMetadata.KeyId)
-	if rot, _ := p["EnableKeyRotation"].(bool); rot {
+	if rot, _ := res.Properties["EnableKeyRotation"].(bool); rot {
 		if _, err := c.KMS.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: aws.String(keyID)}); err != nil {
 			return fmt.Errorf("enable rotation: %w", err)
 		}

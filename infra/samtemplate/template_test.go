@@ -1,10 +1,12 @@
 package samtemplate_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"jiraexport/infra/localstack"
@@ -200,5 +202,275 @@ func TestKMSGrantsAreScoped(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// statements lists a policy document's statements, unwrapping Fn::If (both branches count: a conditional grant
+// is still a grant) and dropping AWS::NoValue.
+func statements(doc any) []map[string]any {
+	raw, _ := get(doc, "Statement").([]any)
+	var out []map[string]any
+	var add func(v any)
+	add = func(v any) {
+		m, _ := v.(map[string]any)
+		if m == nil || reflect.DeepEqual(m, map[string]any{"Ref": "AWS::NoValue"}) {
+			return
+		}
+		if branches, ok := m["Fn::If"].([]any); ok && len(branches) == 3 {
+			add(branches[1])
+			add(branches[2])
+			return
+		}
+		out = append(out, m)
+	}
+	for _, st := range raw {
+		add(st)
+	}
+	return out
+}
+
+// list turns a policy field that may be one value or a list into a list.
+func list(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	if v == nil {
+		return nil
+	}
+	return []any{v}
+}
+
+func actionsOf(st map[string]any) []string {
+	var out []string
+	for _, a := range list(st["Action"]) {
+		s, _ := a.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// principals returns a statement's AWS principals as written (strings or intrinsic maps).
+func principals(st map[string]any) []any {
+	if p, ok := st["Principal"].(string); ok {
+		return []any{p}
+	}
+	return list(get(st, "Principal", "AWS"))
+}
+
+// usesKey reports whether action is a cryptographic use of a KMS key (what a key administrator must not get).
+func usesKey(action string) bool {
+	switch {
+	case action == "kms:*", action == "*":
+		return true
+	case strings.HasPrefix(action, "kms:Decrypt"), strings.HasPrefix(action, "kms:Encrypt"),
+		strings.HasPrefix(action, "kms:GenerateDataKey"), strings.HasPrefix(action, "kms:ReEncrypt"),
+		strings.HasPrefix(action, "kms:GenerateMac"), strings.HasPrefix(action, "kms:VerifyMac"),
+		strings.HasPrefix(action, "kms:Sign"), strings.HasPrefix(action, "kms:Verify"),
+		strings.HasPrefix(action, "kms:DeriveSharedSecret"), strings.HasPrefix(action, "kms:GenerateRandom"):
+		return true
+	}
+	return false
+}
+
+// TestTokenKeyPolicy pins who can open OAuth token envelopes: TokenKey's policy does not delegate its use to
+// IAM (an account admin's blanket kms:Decrypt reads nothing), lets only the roles that use tokens (and the
+// optional break-glass role) decrypt, only for purpose=oauth-token, and never the public OAuth function.
+func TestTokenKeyPolicy(t *testing.T) {
+	t.Parallel()
+	tmpl, _ := load(t)
+	key := tmpl.Resources["TokenKey"]
+	if key.Type != "AWS::KMS::Key" {
+		t.Fatalf("TokenKey is %q, want an AWS::KMS::Key", key.Type)
+	}
+	if got := tmpl.Globals.Function["Environment"]; get(got, "Variables", "TOKEN_KEY_ID") == nil ||
+		!reflect.DeepEqual(get(got, "Variables", "TOKEN_KEY_ID"), map[string]any{"Fn::GetAtt": []any{"TokenKey", "Arn"}}) {
+		t.Errorf("Globals TOKEN_KEY_ID = %v, want TokenKey's ARN", get(got, "Variables", "TOKEN_KEY_ID"))
+	}
+	rootArn := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+	allowedDecrypt := map[string]bool{
+		`map[Fn::GetAtt:[ConnectorsFunctionRole Arn]]`: true,
+		`map[Ref:BreakGlassRoleArn]`:                   true,
+	}
+	rootAdmin, decrypters := false, 0
+	for _, st := range statements(get(key.Properties, "KeyPolicy")) {
+		if st["Effect"] != "Allow" {
+			continue
+		}
+		ps := principals(st)
+		for _, p := range ps {
+			if p == "*" {
+				t.Errorf("statement %v allows any principal", st["Sid"])
+			}
+		}
+		for _, a := range actionsOf(st) {
+			if reflect.DeepEqual(ps, []any{rootArn}) {
+				rootAdmin = true
+				if usesKey(a) {
+					t.Errorf("the account root (so any IAM policy) may %s with the token key", a)
+				}
+				continue
+			}
+			if !usesKey(a) {
+				continue
+			}
+			if get(st, "Condition", "StringEquals", "kms:EncryptionContext:purpose") != "oauth-token" {
+				t.Errorf("statement %v: %s without the purpose=oauth-token condition", st["Sid"], a)
+			}
+			if a == "kms:Decrypt" || a == "kms:*" || strings.HasPrefix(a, "kms:ReEncrypt") {
+				for _, p := range ps {
+					if !allowedDecrypt[fmt.Sprint(p)] {
+						t.Errorf("statement %v lets %v decrypt token envelopes, want only the token users and break-glass", st["Sid"], p)
+					}
+					decrypters++
+				}
+			}
+		}
+	}
+	if !rootAdmin {
+		t.Error("the account root cannot administer the token key")
+	}
+	if decrypters == 0 {
+		t.Error("no role may decrypt token envelopes")
+	}
+	// The data key refuses token envelopes outright, so tokens sealed under the wrong key fail in AWS.
+	denied := map[string]bool{}
+	for _, st := range statements(get(tmpl.Resources["DataKey"].Properties, "KeyPolicy")) {
+		if st["Effect"] == "Deny" && get(st, "Condition", "StringEquals", "kms:EncryptionContext:purpose") == "oauth-token" &&
+			reflect.DeepEqual(principals(st), []any{"*"}) {
+			for _, a := range actionsOf(st) {
+				denied[a] = true
+			}
+		}
+	}
+	if !denied["kms:Decrypt"] || !denied["kms:GenerateDataKey"] {
+		t.Errorf("DataKey does not refuse purpose=oauth-token envelopes (denied: %v)", denied)
+	}
+	// No function grants itself the token key through its own policies (that would bypass this list, and make a
+	// dependency cycle with the key policy naming its role).
+	fns, err := tmpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range fns {
+		policies, _ := tmpl.Resources[fn.LogicalID].Properties["Policies"].([]any)
+		for _, p := range policies {
+			for _, st := range statements(p) {
+				if strings.Contains(fmt.Sprint(st["Resource"]), "TokenKey") {
+					t.Errorf("%s grants itself %v on TokenKey in its own policy; add its role to TokenKey's policy instead", fn.LogicalID, st["Action"])
+				}
+			}
+		}
+	}
+}
+
+// TestAccountKey pins the fingerprint key: an HMAC key only the OAuth function can use, so no one else can test
+// a guessed account id against the stored fingerprints.
+func TestAccountKey(t *testing.T) {
+	t.Parallel()
+	tmpl, _ := load(t)
+	key := tmpl.Resources["AccountKey"].Properties
+	if key["KeySpec"] != "HMAC_256" || key["KeyUsage"] != "GENERATE_VERIFY_MAC" {
+		t.Errorf("AccountKey = %v/%v, want HMAC_256 / GENERATE_VERIFY_MAC", key["KeySpec"], key["KeyUsage"])
+	}
+	for _, st := range statements(key["KeyPolicy"]) {
+		for _, a := range actionsOf(st) {
+			if !usesKey(a) {
+				continue
+			}
+			if ps := principals(st); !reflect.DeepEqual(ps, []any{map[string]any{"Fn::GetAtt": []any{"OAuthFunctionRole", "Arn"}}}) || a != "kms:GenerateMac" {
+				t.Errorf("AccountKey statement %v lets %v %s, want only OAuthFunctionRole to GenerateMac", st["Sid"], ps, a)
+			}
+		}
+	}
+	env := get(tmpl.Resources["OAuthFunction"].Properties, "Environment", "Variables", "ACCOUNT_KEY_ID")
+	if !reflect.DeepEqual(env, map[string]any{"Fn::GetAtt": []any{"AccountKey", "Arn"}}) {
+		t.Errorf("OAuthFunction ACCOUNT_KEY_ID = %v, want AccountKey's ARN", env)
+	}
+}
+
+// TestOAuthFunctionTableAccess pins the public OAuth function's table access to the partitions it works on,
+// by key only.
+func TestOAuthFunctionTableAccess(t *testing.T) {
+	t.Parallel()
+	tmpl, _ := load(t)
+	policies, _ := tmpl.Resources["OAuthFunction"].Properties["Policies"].([]any)
+	n := 0
+	for _, p := range policies {
+		for _, st := range statements(p) {
+			var ddb []string
+			for _, a := range actionsOf(st) {
+				if strings.HasPrefix(a, "dynamodb:") {
+					ddb = append(ddb, a)
+				}
+			}
+			if len(ddb) == 0 {
+				continue
+			}
+			n++
+			for _, a := range ddb {
+				switch a {
+				case "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:TransactWriteItems":
+				default:
+					t.Errorf("OAuthFunction may %s, want item operations by key only", a)
+				}
+			}
+			lk := get(st, "Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys")
+			if want := []any{"CONN#*", "APIKEY#*", "STATE#*"}; !reflect.DeepEqual(lk, want) {
+				t.Errorf("OAuthFunction dynamodb:LeadingKeys = %v, want %v", lk, want)
+			}
+			if get(st, "Condition", "Null", "dynamodb:LeadingKeys") != "false" {
+				t.Errorf("OAuthFunction LeadingKeys condition lacks Null=false (ForAllValues holds for an empty set)")
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("OAuthFunction has no table statement")
+	}
+}
+
+func number(v any) float64 {
+	switch n := v.(type) {
+	case uint64:
+		return float64(n)
+	case int64:
+		return float64(n)
+	case int:
+		return float64(n)
+	case float64:
+		return n
+	}
+	return -1
+}
+
+// TestRouteThrottles: every OAuth route has its own throttle, far below the default that /v1 gets.
+func TestRouteThrottles(t *testing.T) {
+	t.Parallel()
+	tmpl, _ := load(t)
+	api := tmpl.Resources["HttpApi"].Properties
+	defRate, defBurst := number(get(api, "DefaultRouteSettings", "ThrottlingRateLimit")), number(get(api, "DefaultRouteSettings", "ThrottlingBurstLimit"))
+	if defRate <= 0 || defBurst <= 0 {
+		t.Fatalf("default route throttle = %v/%v, want set", defRate, defBurst)
+	}
+	fns, err := tmpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := 0
+	for _, fn := range fns {
+		if fn.LogicalID != "OAuthFunction" {
+			continue
+		}
+		for _, r := range fn.Routes {
+			routes++
+			rs := get(api, "RouteSettings", r.Method+" "+r.Path)
+			rate, burst := number(get(rs, "ThrottlingRateLimit")), number(get(rs, "ThrottlingBurstLimit"))
+			if rate <= 0 || burst <= 0 || rate*5 > defRate || burst*5 > defBurst {
+				t.Errorf("%s %s throttle = %v/s burst %v, want set and at most a fifth of the default %v/s burst %v",
+					r.Method, r.Path, rate, burst, defRate, defBurst)
+			}
+		}
+	}
+	if routes < 3 {
+		t.Errorf("OAuthFunction has %d routes, want GET and POST /oauth/authorize and GET /oauth/callback", routes)
 	}
 }

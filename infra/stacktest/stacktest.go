@@ -99,6 +99,8 @@ type Env struct {
 	StackEnv map[string]string
 
 	Table, Bucket, KeyARN, SecretARN string
+	// TokenKeyARN encrypts OAuth token envelopes; AccountKeyARN is the HMAC key of account fingerprints.
+	TokenKeyARN, AccountKeyARN string
 }
 
 // Options tune New.
@@ -136,6 +138,9 @@ func New(tb testing.TB, opts ...Options) *Env {
 		Bucket:    prov.Ref("ExportBucket"),
 		KeyARN:    prov.Attr("DataKey", "Arn"),
 		SecretARN: prov.Ref("AtlassianClientSecret"),
+
+		TokenKeyARN:   prov.Attr("TokenKey", "Arn"),
+		AccountKeyARN: prov.Attr("AccountKey", "Arn"),
 	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -20,8 +20,11 @@ import (
 
 // Config is the functions' shared configuration.
 type Config struct {
-	Table           string // TABLE_NAME
-	KeyID           string // KMS_KEY_ID: the customer-managed key (ARN)
+	Table      string // TABLE_NAME
+	KeyID      string // KMS_KEY_ID: the customer-managed key of the data at rest (ARN)
+	TokenKeyID string // TOKEN_KEY_ID: the key of OAuth token envelopes only (ARN)
+	// AccountKeyID is ACCOUNT_KEY_ID, the HMAC key of account fingerprints; only the OAuth function has it.
+	AccountKeyID    string
 	Bucket          string // BUCKET_NAME (optional for functions that do not export)
 	ClientID        string // ATLASSIAN_CLIENT_ID
 	ClientSecretARN string // ATLASSIAN_CLIENT_SECRET_ARN
@@ -36,6 +39,8 @@ func FromEnv() (*Config, error) {
 	c := &Config{
 		Table:           os.Getenv("TABLE_NAME"),
 		KeyID:           os.Getenv("KMS_KEY_ID"),
+		TokenKeyID:      os.Getenv("TOKEN_KEY_ID"),
+		AccountKeyID:    os.Getenv("ACCOUNT_KEY_ID"),
 		Bucket:          os.Getenv("BUCKET_NAME"),
 		ClientID:        os.Getenv("ATLASSIAN_CLIENT_ID"),
 		ClientSecretARN: os.Getenv("ATLASSIAN_CLIENT_SECRET_ARN"),
@@ -45,7 +50,7 @@ func FromEnv() (*Config, error) {
 	}
 	var missing []string
 	for name, v := range map[string]string{
-		"TABLE_NAME": c.Table, "KMS_KEY_ID": c.KeyID, "ATLASSIAN_CLIENT_ID": c.ClientID,
+		"TABLE_NAME": c.Table, "KMS_KEY_ID": c.KeyID, "TOKEN_KEY_ID": c.TokenKeyID, "ATLASSIAN_CLIENT_ID": c.ClientID,
 		"ATLASSIAN_CLIENT_SECRET_ARN": c.ClientSecretARN,
 	} {
 		if v == "" {

@@ -9,7 +9,7 @@ import (
 
 func TestFromEnv(t *testing.T) {
 	full := map[string]string{
-		"TABLE_NAME": "t", "KMS_KEY_ID": "k", "ATLASSIAN_CLIENT_ID": "c", "ATLASSIAN_CLIENT_SECRET_ARN": "arn",
+		"TABLE_NAME": "t", "KMS_KEY_ID": "k", "TOKEN_KEY_ID": "tk", "ATLASSIAN_CLIENT_ID": "c", "ATLASSIAN_CLIENT_SECRET_ARN": "arn",
 		"ATLASSIAN_AUTH_URL": "", "ATLASSIAN_API_URL": "http://127.0.0.1:9/", "PUBLIC_BASE_URL": "https://x.example/",
 	}
 	tests := []struct {
@@ -20,6 +20,7 @@ func TestFromEnv(t *testing.T) {
 		{"complete", nil, ""},
 		{"missing two", []string{"KMS_KEY_ID", "TABLE_NAME"}, "missing environment: KMS_KEY_ID, TABLE_NAME"},
 		{"missing secret", []string{"ATLASSIAN_CLIENT_SECRET_ARN"}, "ATLASSIAN_CLIENT_SECRET_ARN"},
+		{"missing token key", []string{"TOKEN_KEY_ID"}, "missing environment: TOKEN_KEY_ID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

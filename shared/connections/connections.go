@@ -2,7 +2,10 @@
 // its API keys and its connectors together under pk CONN#<id>.
 //
 // Privacy: a connection holds site ids, URLs and names only. It never holds an Atlassian account id, e-mail or
-// display name, and its id is random, never derived from anything Atlassian returns.
+// display name, and its id is random, never derived from anything Atlassian returns. To refuse a
+// re-authorisation by another Atlassian account it keeps a keyed fingerprint of the account that consented first
+// (shared/fingerprint: an HMAC inside KMS, not reversible, not linkable across connections or deployments), in
+// the connection item itself, so erasing the connection erases it.
 package connections
 
 import (
@@ -51,7 +54,10 @@ type Connection struct {
 	UpdatedAt    time.Time
 	// GrantStartedAt is when the current token family began (its absolute expiry counts from here).
 	GrantStartedAt time.Time
-	Version        int64
+	// AccountFingerprint identifies the Atlassian account that made the connection (shared/fingerprint); set at
+	// creation and never changed, it is what every re-authorisation must match.
+	AccountFingerprint string
+	Version            int64
 }
 
 // Errors callers branch on.
@@ -61,6 +67,9 @@ var (
 	ErrExists = errors.New("connection already exists")
 	// ErrDisconnected is returned by Reauthorize for a connection the user disconnected: it cannot come back.
 	ErrDisconnected = errors.New("connection is disconnected")
+	// ErrAccountMismatch is returned by Reauthorize when the new grant belongs to another Atlassian account than
+	// the one that made the connection (or the connection has no fingerprint to compare with).
+	ErrAccountMismatch = errors.New("re-authorisation by another Atlassian account")
 )
 
 // ItemType is the `type` attribute of a connection item.
@@ -114,13 +123,14 @@ type item struct {
 	CreatedAt      string `dynamodbav:"createdAt"`
 	UpdatedAt      string `dynamodbav:"updatedAt"`
 	GrantStartedAt string `dynamodbav:"grantStartedAt"`
+	AccountFp      string `dynamodbav:"accountFp,omitempty"`
 }
 
 func (it *item) connection() *Connection {
 	return &Connection{
 		ID: it.ID, Status: it.Status, StatusReason: it.StatusReason, Sites: it.Sites,
 		CreatedAt: parseTime(it.CreatedAt), UpdatedAt: parseTime(it.UpdatedAt), GrantStartedAt: parseTime(it.GrantStartedAt),
-		Version: it.V,
+		AccountFingerprint: it.AccountFp, Version: it.V,
 	}
 }
 
@@ -185,7 +195,7 @@ func (s *Store) CreateItem(c *Connection) (types.TransactWriteItem, error) {
 	av, err := attributevalue.MarshalMap(item{
 		PK: PK(c.ID), SK: MetaSK, Type: ItemType, V: c.Version, ID: c.ID, Status: c.Status,
 		StatusReason: c.StatusReason, Sites: c.Sites, CreatedAt: fmtTime(c.CreatedAt), UpdatedAt: fmtTime(c.UpdatedAt),
-		GrantStartedAt: fmtTime(c.GrantStartedAt),
+		GrantStartedAt: fmtTime(c.GrantStartedAt), AccountFp: c.AccountFingerprint,
 	})
 	if err != nil {
 		return types.TransactWriteItem{}, fmt.Errorf("encode connection: %w", err)
@@ -329,9 +339,13 @@ func (s *Store) OnGrantRejected(work WorkStopper) func(ctx context.Context, conn
 
 // Reauthorize records a new consent for an existing connection: its sites are replaced by the new grant's, its
 // grant start moves to grantStartedAt and it becomes active again. Everything else under the connection
-// (connectors, runs, API keys) is untouched. It returns ErrNotFound or ErrDisconnected when the connection
-// cannot be re-authorised.
-func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantStartedAt time.Time) (*Connection, error) {
+// (connectors, runs, API keys) is untouched. accountFp is the new grant's account fingerprint: the write holds
+// only if it is the connection's own, so another account's grant can never be attached to it. It returns
+// ErrNotFound, ErrDisconnected or ErrAccountMismatch when the connection cannot be re-authorised.
+func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantStartedAt time.Time, accountFp string) (*Connection, error) {
+	if accountFp == "" {
+		return nil, fmt.Errorf("reauthorize connection %s: %w", id, ErrAccountMismatch)
+	}
 	if sites == nil {
 		sites = []Site{}
 	}
@@ -344,7 +358,9 @@ func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantS
 		Key:       key(id),
 		UpdateExpression: aws.String("SET #st = :active, sites = :sites, grantStartedAt = :gs, updatedAt = :now " +
 			"REMOVE statusReason ADD v :one"),
-		ConditionExpression:      aws.String("attribute_exists(pk) AND #st <> :disc"),
+		// Equality in DynamoDB is exact, not constant-time; the fingerprint is a MAC that reveals nothing, and
+		// the handler compares it in constant time before it gets here.
+		ConditionExpression:      aws.String("attribute_exists(pk) AND #st <> :disc AND accountFp = :fp"),
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":active": &types.AttributeValueMemberS{Value: string(StatusActive)},
@@ -353,6 +369,7 @@ func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantS
 			":now":    &types.AttributeValueMemberS{Value: fmtTime(s.now())},
 			":one":    &types.AttributeValueMemberN{Value: "1"},
 			":disc":   &types.AttributeValueMemberS{Value: string(StatusDisconnected)},
+			":fp":     &types.AttributeValueMemberS{Value: accountFp},
 		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -360,8 +377,12 @@ func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantS
 	if err != nil {
 		var cf *types.ConditionalCheckFailedException
 		if errors.As(err, &cf) {
-			if cf.Item == nil {
+			var old item
+			switch {
+			case cf.Item == nil:
 				return nil, fmt.Errorf("reauthorize connection %s: %w", id, ErrNotFound)
+			case attributevalue.UnmarshalMap(cf.Item, &old) == nil && old.Status != StatusDisconnected:
+				return nil, fmt.Errorf("reauthorize connection %s: %w", id, ErrAccountMismatch)
 			}
 			return nil, fmt.Errorf("reauthorize connection %s: %w", id, ErrDisconnected)
 		}

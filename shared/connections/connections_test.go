@@ -51,13 +51,22 @@ func TestCreateGet(t *testing.T) {
 	}
 }
 
+// Two account fingerprints (shared/fingerprint's shape; the store treats them as opaque).
+const (
+	fpA = "v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	fpB = "v1:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+)
+
 func TestReauthLifecycle(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	ctx := context.Background()
-	c := &connections.Connection{Sites: []connections.Site{{CloudID: "old"}}}
+	c := &connections.Connection{Sites: []connections.Site{{CloudID: "old"}}, AccountFingerprint: fpA}
 	if err := s.Create(ctx, c); err != nil {
 		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, c.ID); got.AccountFingerprint != fpA {
+		t.Errorf("AccountFingerprint after Create = %q, want %q", got.AccountFingerprint, fpA)
 	}
 	if err := s.MarkReauthRequired(ctx, c.ID, "invalid_grant"); err != nil {
 		t.Fatal(err)
@@ -68,27 +77,46 @@ func TestReauthLifecycle(t *testing.T) {
 	}
 
 	start := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
-	r, err := s.Reauthorize(ctx, c.ID, []connections.Site{{CloudID: "new1"}, {CloudID: "new2"}}, start)
+	// Another account's grant changes nothing.
+	for _, fp := range []string{fpB, ""} {
+		if _, err := s.Reauthorize(ctx, c.ID, []connections.Site{{CloudID: "theirs"}}, start, fp); !errors.Is(err, connections.ErrAccountMismatch) {
+			t.Errorf("Reauthorize(fingerprint %q) = %v, want ErrAccountMismatch", fp, err)
+		}
+	}
+	if got, _ := s.Get(ctx, c.ID); got.Status != connections.StatusReauthRequired || len(got.Sites) != 1 ||
+		got.Sites[0].CloudID != "old" || got.Version != 2 {
+		t.Errorf("after refused Reauthorize: %+v, want it unchanged", got)
+	}
+	// A connection without a fingerprint cannot be matched by anyone.
+	bare := &connections.Connection{}
+	if err := s.Create(ctx, bare); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reauthorize(ctx, bare.ID, nil, start, fpA); !errors.Is(err, connections.ErrAccountMismatch) {
+		t.Errorf("Reauthorize(connection without fingerprint) = %v, want ErrAccountMismatch", err)
+	}
+
+	r, err := s.Reauthorize(ctx, c.ID, []connections.Site{{CloudID: "new1"}, {CloudID: "new2"}}, start, fpA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Status != connections.StatusActive || r.StatusReason != "" || len(r.Sites) != 2 || !r.GrantStartedAt.Equal(start) ||
-		!r.CreatedAt.Equal(c.CreatedAt) || r.Version != 3 {
+		!r.CreatedAt.Equal(c.CreatedAt) || r.Version != 3 || r.AccountFingerprint != fpA {
 		t.Errorf("Reauthorize = %+v, want active, 2 new sites, grant start %v, created unchanged, v3", r, start)
 	}
 
 	if err := s.MarkReauthRequired(ctx, "missing", "x"); !errors.Is(err, connections.ErrNotFound) {
 		t.Errorf("MarkReauthRequired(missing) = %v, want ErrNotFound", err)
 	}
-	if _, err := s.Reauthorize(ctx, "missing", nil, start); !errors.Is(err, connections.ErrNotFound) {
+	if _, err := s.Reauthorize(ctx, "missing", nil, start, fpA); !errors.Is(err, connections.ErrNotFound) {
 		t.Errorf("Reauthorize(missing) = %v, want ErrNotFound", err)
 	}
 
-	gone := &connections.Connection{Status: connections.StatusDisconnected}
+	gone := &connections.Connection{Status: connections.StatusDisconnected, AccountFingerprint: fpA}
 	if err := s.Create(ctx, gone); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Reauthorize(ctx, gone.ID, nil, start); !errors.Is(err, connections.ErrDisconnected) {
+	if _, err := s.Reauthorize(ctx, gone.ID, nil, start, fpA); !errors.Is(err, connections.ErrDisconnected) {
 		t.Errorf("Reauthorize(disconnected) = %v, want ErrDisconnected", err)
 	}
 	if err := s.MarkReauthRequired(ctx, gone.ID, "x"); err != nil {
@@ -143,7 +171,7 @@ func TestOnGrantRejected(t *testing.T) {
 			if err := s.MarkGrantReauthRequired(ctx, id, "invalid_grant", g1); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.Reauthorize(ctx, id, nil, g2); err != nil {
+			if _, err := s.Reauthorize(ctx, id, nil, g2, fpA); err != nil {
 				t.Fatal(err)
 			}
 			return id, g1 // a second refresher of the old grant reports its rejection only now
@@ -195,7 +223,7 @@ var errBoom = errors.New("boom")
 
 func create(t *testing.T, s *connections.Store, st connections.Status, grant time.Time) string {
 	t.Helper()
-	c := &connections.Connection{Status: st, GrantStartedAt: grant}
+	c := &connections.Connection{Status: st, GrantStartedAt: grant, AccountFingerprint: fpA}
 	if err := s.Create(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}

@@ -83,7 +83,7 @@ func newWorld(t *testing.T, serve func(w *world) string) *world {
 	w := &world{t: t, env: env, sim: sim, simURL: simURL, sites: sim.Sites(),
 		conns: connections.NewStore(db, env.Table), keys: apikeys.NewStore(db, env.Table),
 		store: connectors.NewStore(db, env.Table)}
-	w.tok = tokens.NewStore(db, kms.NewFromConfig(env.AWS), env.Table, env.KeyARN, oauthConfig(simURL),
+	w.tok = tokens.NewStore(db, kms.NewFromConfig(env.AWS), env.Table, env.TokenKeyARN, oauthConfig(simURL),
 		tokens.WithReauthCallback(w.conns.MarkReauthRequired))
 	w.a = w.seed(w.sites[0], w.sites[1])
 	w.b = w.seed(w.sites[0])

@@ -30,6 +30,7 @@ import (
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
+	"jiraexport/shared/fingerprint"
 	"jiraexport/shared/logging"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
@@ -78,6 +79,21 @@ type harness struct {
 
 func newHarness(t *testing.T, wrap ...func(*oauthflow.Deps)) *harness {
 	t.Helper()
+	return newHarnessWith(t, harnessOptions{wrap: wrap})
+}
+
+// harnessOptions shape a harness beyond the default.
+type harnessOptions struct {
+	wrap []func(*oauthflow.Deps)
+	// sites is the simulator's number of sites; default 2.
+	sites int
+	// front, when set, stands between the handler and the simulator (both ATLASSIAN_AUTH_URL and _API_URL): it
+	// gets the simulator's URL and returns its own.
+	front func(t *testing.T, simURL string) string
+}
+
+func newHarnessWith(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
 	env := stacktest.New(t)
 	// Our address first: the simulator must know the redirect URI, and the handler the simulator's URL.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -85,8 +101,11 @@ func newHarness(t *testing.T, wrap ...func(*oauthflow.Deps)) *harness {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
+	if o.sites == 0 {
+		o.sites = 2
+	}
 	sim, err := atlassiansim.New(atlassiansim.Config{
-		Seed: 7, Sites: 2, ProjectsPerSite: 1, IssuesPerProject: 1, Users: 2,
+		Seed: 7, Sites: o.sites, ProjectsPerSite: 1, IssuesPerProject: 1, Users: 2,
 		ClientSecret: clientSecret, RedirectURIs: []string{base + "/oauth/callback"}, TestControls: true,
 	})
 	if err != nil {
@@ -99,6 +118,10 @@ func newHarness(t *testing.T, wrap ...func(*oauthflow.Deps)) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
+	atlassian := simURL
+	if o.front != nil {
+		atlassian = o.front(t, simURL)
+	}
 
 	h := &harness{env: env, sim: sim, clock: &testClock{t: time.Now()}, base: base, logs: &lockedBuffer{}}
 	log := logging.New(h.logs, logging.ParseLevel("DEBUG"))
@@ -106,16 +129,17 @@ func newHarness(t *testing.T, wrap ...func(*oauthflow.Deps)) *harness {
 	h.states = oauthstate.NewStore(db, env.Table, oauthstate.WithClock(h.clock.Now))
 	h.conns = connections.NewStore(db, env.Table)
 	h.keys = apikeys.NewStore(db, env.Table)
-	h.toks = tokens.NewStore(db, env.Clients.KMS, env.Table, env.KeyARN, &oauth2.Config{
+	h.toks = tokens.NewStore(db, env.Clients.KMS, env.Table, env.TokenKeyARN, &oauth2.Config{
 		ClientID: "sim-client-id", ClientSecret: clientSecret, Endpoint: config.Endpoint(simURL),
 	}, tokens.WithClock(h.clock.Now), tokens.WithLogger(log), tokens.WithGrantReauthCallback(h.conns.OnGrantRejected(nil)),
 		tokens.WithRetryPolicy(tokens.RetryPolicy{Attempts: 1}))
-	deps := oauthflow.Deps{States: h.states, Tokens: h.toks, Connections: h.conns, Keys: h.keys}
-	for _, w := range wrap {
+	deps := oauthflow.Deps{States: h.states, Tokens: h.toks, Connections: h.conns, Keys: h.keys,
+		Fingerprints: fingerprint.New(env.Clients.KMS, env.AccountKeyARN)}
+	for _, w := range o.wrap {
 		w(&deps)
 	}
 	handler, err := oauthflow.New(oauthflow.Config{
-		ClientID: "sim-client-id", ClientSecret: clientSecret, AuthURL: simURL, APIURL: simURL, PublicBaseURL: base,
+		ClientID: "sim-client-id", ClientSecret: clientSecret, AuthURL: atlassian, APIURL: atlassian, PublicBaseURL: base,
 		Logger: log, Now: h.clock.Now,
 	}, deps)
 	if err != nil {
@@ -130,10 +154,11 @@ func newHarness(t *testing.T, wrap ...func(*oauthflow.Deps)) *harness {
 }
 
 // browser is one user agent: its own cookie jar, following redirects except into our callback, so a test can
-// decide which browser delivers it.
+// decide which browser delivers it. account, when set, is who logs in at Atlassian (the simulator's X-Sim-User).
 type browser struct {
-	c   *http.Client
-	jar *cookiejar.Jar
+	c       *http.Client
+	jar     *cookiejar.Jar
+	account string
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -153,27 +178,86 @@ func newBrowser(t *testing.T) *browser {
 	}}
 }
 
-// consent opens path (the authorize endpoint), consents (or denies) at the simulator and returns the callback
-// URL Atlassian redirected to, not yet visited.
-func (b *browser) consent(t *testing.T, url, decision string) string {
+// as returns the browser with account logging in at Atlassian.
+func (b *browser) as(account string) *browser { b.account = account; return b }
+
+var (
+	reFormAction = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
+	reFormTicket = regexp.MustCompile(`name="reauth" value="([^"]+)"`)
+	reFormCSRF   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+)
+
+// confirmForm is the re-authorisation page's form as a browser would submit it.
+type confirmForm struct{ action, ticket, csrf string }
+
+func formOf(t *testing.T, body string) confirmForm {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	a, tk, c := reFormAction.FindStringSubmatch(body), reFormTicket.FindStringSubmatch(body), reFormCSRF.FindStringSubmatch(body)
+	if a == nil || tk == nil || c == nil {
+		t.Fatalf("no re-authorisation form in the page: %s", body)
+	}
+	return confirmForm{html.UnescapeString(a[1]), html.UnescapeString(tk[1]), html.UnescapeString(c[1])}
+}
+
+func (b *browser) headers(req *http.Request, decision string) {
+	// Go copies these to every redirect hop; the simulator honours them only with TestControls on.
+	req.Header.Set("X-Sim-Consent", decision)
+	if b.account != "" {
+		req.Header.Set("X-Sim-User", b.account)
+	}
+}
+
+// consent opens url (the authorize endpoint, or a re-authorisation link whose page it confirms as a person
+// would), consents (or denies) at the simulator and returns the callback URL Atlassian redirected to, not yet
+// visited.
+func (b *browser) consent(t *testing.T, u, decision string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Go copies these to every redirect hop; the simulator honours them only with TestControls on.
-	req.Header.Set("X-Sim-Consent", decision)
+	b.headers(req, decision)
 	resp, err := b.c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && reFormCSRF.Match(body) {
+		f := formOf(t, string(body))
+		resp = b.submit(t, f, f.ticket, f.csrf, decision, "")
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/oauth/callback?") {
-		t.Fatalf("GET %s = %d (Location %q), want a redirect to the callback; body: %s", url, resp.StatusCode, loc, body)
+		t.Fatalf("GET %s = %d (Location %q), want a redirect to the callback; body: %s", u, resp.StatusCode, loc, body)
 	}
 	return loc
+}
+
+// submit posts the re-authorisation form with the given fields; origin "" sends the form's own origin.
+func (b *browser) submit(t *testing.T, f confirmForm, ticket, csrf, decision, origin string) *http.Response {
+	t.Helper()
+	form := url.Values{"reauth": {ticket}, "csrf": {csrf}}
+	req, err := http.NewRequest(http.MethodPost, f.action, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin == "" {
+		u, _ := url.Parse(f.action)
+		origin = u.Scheme + "://" + u.Host
+	}
+	if origin != "-" {
+		req.Header.Set("Origin", origin)
+	}
+	b.headers(req, decision)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 type page struct {
@@ -742,11 +826,13 @@ func TestScopesCannotBeChangedByCallers(t *testing.T) {
 func TestNotFound(t *testing.T) {
 	t.Parallel()
 	h, err := oauthflow.New(oauthflow.Config{ClientID: "c", ClientSecret: "s", AuthURL: "https://a", APIURL: "https://b"},
-		oauthflow.Deps{States: &oauthstate.Store{}, Tokens: &tokens.Store{}, Connections: &connections.Store{}, Keys: &apikeys.Store{}})
+		oauthflow.Deps{States: &oauthstate.Store{}, Tokens: &tokens.Store{}, Connections: &connections.Store{}, Keys: &apikeys.Store{},
+			Fingerprints: &fingerprint.Keyer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct{ method, path string }{{"GET", "/"}, {"POST", "/oauth/callback"}, {"GET", "/oauth/other"}} {
+	for _, tt := range []struct{ method, path string }{{"GET", "/"}, {"POST", "/oauth/callback"}, {"GET", "/oauth/other"},
+		{"PUT", "/oauth/authorize"}, {"POST", "/oauth/authorize"}} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
 		if rec.Code < 400 {

@@ -24,6 +24,10 @@ const (
 	ReasonReauthUnknown   Reason = "reauth_link_unknown"
 	ReasonReauthUsed      Reason = "reauth_link_used"
 	ReasonReauthExpired   Reason = "reauth_link_expired"
+	ReasonReauthConfirm   Reason = "reauth_confirm"
+	ReasonForgedForm      Reason = "reauth_form_rejected"
+	ReasonAccountMismatch Reason = "reauth_account_mismatch"
+	ReasonAccountUnknown  Reason = "account_unreadable"
 	ReasonConnectionGone  Reason = "connection_gone"
 	ReasonExchangeFailed  Reason = "exchange_failed"
 	ReasonNoOfflineAccess Reason = "no_offline_access"
@@ -67,6 +71,14 @@ var pages = map[Reason]page{
 		"Each re-authorisation link works once. Ask for a new one through the API with your API key.", false},
 	ReasonReauthExpired: {http.StatusBadRequest, "Re-authorisation link expired",
 		"Re-authorisation links are valid for 10 minutes. Ask for a new one through the API with your API key.", false},
+	ReasonReauthConfirm: {http.StatusOK, "Renew a Jira connection?",
+		"This link renews the authorisation of an existing connection to the Jira sites below. Continue only if you asked for this link. At Atlassian, log in as the same Atlassian account that made the connection: consent from any other account is refused and discarded.", false},
+	ReasonForgedForm: {http.StatusForbidden, "Request not accepted",
+		"This confirmation did not come from the re-authorisation page in this browser (or that page is more than 10 minutes old). Nothing was done: open the re-authorisation link again.", false},
+	ReasonAccountMismatch: {http.StatusForbidden, "Different Atlassian account",
+		"The Atlassian account that just gave consent is not the one this connection was made with. Nothing was changed, and the authorisation just given was discarded without being stored. To renew the connection, use the account that made it; to connect this account, make a new connection. If you did not expect this page, you can remove the app's access in your Atlassian account settings under Connected apps.", false},
+	ReasonAccountUnknown: {http.StatusBadGateway, "Account could not be checked",
+		"Atlassian did not tell us which account gave consent, so the authorisation could not be checked. Nothing was stored.", true},
 	ReasonConnectionGone: {http.StatusConflict, "Connection no longer exists",
 		"The connection you were re-authorising was disconnected or erased. Nothing was stored.", false},
 	ReasonExchangeFailed: {http.StatusBadGateway, "Authorisation could not be completed",
@@ -92,6 +104,8 @@ type pageData struct {
 	APIBase      string
 	ConnectionID string
 	Sites        []siteView
+	// FormAction, Ticket and CSRF make the re-authorisation page's form.
+	FormAction, Ticket, CSRF string
 }
 
 type siteView struct{ Name, URL string }
@@ -109,6 +123,13 @@ code,pre{background:#f4f4f4;padding:.15rem .3rem;border-radius:4px}pre{padding:.
 <p>{{.Message}}</p>
 {{- if .Sites}}
 <p>Sites:</p><ul>{{range .Sites}}<li>{{.Name}} ({{.URL}})</li>{{end}}</ul>
+{{- end}}
+{{- if .CSRF}}
+<form method="post" action="{{.FormAction}}">
+<input type="hidden" name="reauth" value="{{.Ticket}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit">Continue to Atlassian</button>
+</form>
 {{- end}}
 {{- if .APIKey}}
 <h2>Your API key</h2>

@@ -2,6 +2,9 @@ package oauthflow
 
 import (
 	"errors"
+	"io"
+	"mime"
+	"net/http"
 	"net/url"
 )
 
@@ -84,6 +87,35 @@ func parseAuthorize(rawQuery string) (ticket string, err error) {
 		return "", errBadQuery
 	}
 	return vs[0], nil
+}
+
+// confirmForm is the decoded body of POST /oauth/authorize (the re-authorisation page's form).
+type confirmForm struct {
+	Ticket, CSRF string
+}
+
+// maxForm bounds the confirmation form's body: two short fields.
+const maxForm = 2048
+
+// parseConfirm decodes the confirmation form: exactly one ticket and one CSRF token, each well formed, in an
+// application/x-www-form-urlencoded body of at most maxForm bytes.
+func parseConfirm(r *http.Request) (confirmForm, error) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return confirmForm{}, errBadQuery
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxForm+1))
+	if err != nil || len(body) > maxForm {
+		return confirmForm{}, errBadQuery
+	}
+	q, err := url.ParseQuery(string(body))
+	if err != nil || len(q) != 2 || len(q["reauth"]) != 1 || len(q["csrf"]) != 1 {
+		return confirmForm{}, errBadQuery
+	}
+	f := confirmForm{Ticket: q["reauth"][0], CSRF: q["csrf"][0]}
+	if f.Ticket == "" || len(f.Ticket) > maxTicket || !printable(f.Ticket) || !wellFormedCSRF(f.CSRF) {
+		return confirmForm{}, errBadQuery
+	}
+	return f, nil
 }
 
 func printable(s string) bool {

@@ -1,6 +1,8 @@
 package oauthflow
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -137,4 +139,75 @@ func TestJiraSites(t *testing.T) {
 			t.Errorf("jiraSites[%d] = %+v, want %+v", i, got[i], want[i])
 		}
 	}
+}
+
+func confirmRequest(body, contentType string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/oauth/authorize", strings.NewReader(body))
+	r.Header.Set("Content-Type", contentType)
+	return r
+}
+
+func TestParseConfirm(t *testing.T) {
+	tk, csrf := strings.Repeat("t", 43), strings.Repeat("c", 43)
+	form := "application/x-www-form-urlencoded"
+	tests := []struct {
+		body, ct string
+		wantErr  bool
+	}{
+		{"reauth=" + tk + "&csrf=" + csrf, form, false},
+		{"csrf=" + csrf + "&reauth=" + tk, form + "; charset=utf-8", false},
+		{"reauth=" + tk + "&csrf=" + csrf, "application/json", true},
+		{"reauth=" + tk + "&csrf=" + csrf, "", true},
+		{"reauth=" + tk, form, true},
+		{"reauth=" + tk + "&csrf=" + csrf + "&csrf=" + csrf, form, true},
+		{"reauth=" + tk + "&csrf=" + csrf + "&x=1", form, true},
+		{"reauth=&csrf=" + csrf, form, true},
+		{"reauth=" + tk + "&csrf=short", form, true},
+		{"reauth=" + tk + "&csrf=" + strings.Repeat("%", 43), form, true},
+		{"reauth=a%20b&csrf=" + csrf, form, true},
+		{"reauth=" + strings.Repeat("t", maxForm) + "&csrf=" + csrf, form, true},
+	}
+	for _, tt := range tests {
+		f, err := parseConfirm(confirmRequest(tt.body, tt.ct))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseConfirm(%.60q, %q) error = %v, want error %v", tt.body, tt.ct, err, tt.wantErr)
+		}
+		if err == nil && (f.Ticket != tk || f.CSRF != csrf) {
+			t.Errorf("parseConfirm(%.60q) = %+v", tt.body, f)
+		}
+	}
+}
+
+func TestCSRFMatch(t *testing.T) {
+	a, b := newCSRFToken(), newCSRFToken()
+	tests := []struct {
+		cookie, form string
+		want         bool
+	}{
+		{a, a, true}, {a, b, false}, {"", "", false}, {"x", "x", false}, {a, "", false}, {"", a, false},
+	}
+	for _, tt := range tests {
+		if got := csrfMatch(tt.cookie, tt.form); got != tt.want {
+			t.Errorf("csrfMatch(%q, %q) = %v, want %v", tt.cookie, tt.form, got, tt.want)
+		}
+	}
+	if origin("https://api.example.com/oauth/authorize?x=1") != "https://api.example.com" || origin("not a url") != "" {
+		t.Errorf("origin() does not reduce URLs to scheme://host")
+	}
+}
+
+// FuzzParseConfirm: any body either fails or yields a printable, bounded ticket and a well-formed token.
+func FuzzParseConfirm(f *testing.F) {
+	f.Add("reauth=" + strings.Repeat("t", 43) + "&csrf=" + strings.Repeat("c", 43))
+	f.Add("reauth=a&reauth=b&csrf=c")
+	f.Add("%zz")
+	f.Fuzz(func(t *testing.T, body string) {
+		c, err := parseConfirm(confirmRequest(body, "application/x-www-form-urlencoded"))
+		if err != nil {
+			return
+		}
+		if c.Ticket == "" || len(c.Ticket) > maxTicket || !printable(c.Ticket) || !wellFormedCSRF(c.CSRF) {
+			t.Errorf("parseConfirm(%q) = %+v, want a bounded printable ticket and a well-formed token", body, c)
+		}
+	})
 }

@@ -11,7 +11,9 @@
 // Re-authorisation: the connectors API, having authenticated the caller's API key, calls CreateReauth and hands
 // the user the link ReauthURL returns. The ticket in that link is single use, expires in 10 minutes and carries
 // no connection id: the binding to the connection lives only server-side (pk STATE#<hash of ticket>, sk REAUTH).
-// GET /oauth/authorize?reauth=<ticket> redeems it and starts an ordinary state bound to that connection.
+// GET /oauth/authorize?reauth=<ticket> only looks at it (PeekReauth), so a link-preview bot or a mail scanner
+// that opens the link spends nothing; the page's POST redeems it (RedeemReauth) and starts an ordinary state
+// bound to that connection.
 package oauthstate
 
 import (
@@ -257,6 +259,39 @@ func (s *Store) CreateReauth(ctx context.Context, connID string) (ticket string,
 // "https://" + the request's domain name when that is empty).
 func ReauthURL(baseURL, ticket string) string {
 	return strings.TrimRight(baseURL, "/") + "/oauth/authorize?" + url.Values{"reauth": {ticket}}.Encode()
+}
+
+// PeekReauth returns the connection a ticket re-authorises without using it up. It returns ErrUnknown,
+// ErrExpired or ErrUsed as RedeemReauth would.
+func (s *Store) PeekReauth(ctx context.Context, ticket string) (connID string, err error) {
+	if !WellFormed(ticket) {
+		return "", ErrUnknown
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table),
+		Key: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: "STATE#" + hashOf(ticket)},
+			"sk": &types.AttributeValueMemberS{Value: skReauth},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return "", fmt.Errorf("read re-authorisation ticket: %w", err)
+	}
+	if out.Item == nil {
+		return "", ErrUnknown
+	}
+	var it item
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil || it.ConnID == "" {
+		return "", ErrUnknown
+	}
+	switch {
+	case it.UsedAt != 0:
+		return "", ErrUsed
+	case it.TTL <= s.now().Unix():
+		return "", ErrExpired
+	}
+	return it.ConnID, nil
 }
 
 // RedeemReauth uses up a ticket and returns the connection it re-authorises. It returns ErrUnknown, ErrExpired

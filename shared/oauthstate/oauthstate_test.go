@@ -158,12 +158,21 @@ func TestReauthTicket(t *testing.T) {
 	if _, err := s.Consume(ctx, ticket, strings.Repeat("A", 43)); !errors.Is(err, oauthstate.ErrUnknown) {
 		t.Errorf("Consume(ticket) = %v, want ErrUnknown", err)
 	}
+	// Looking spends nothing, however often (link previews, mail scanners).
+	for range 3 {
+		if id, err := s.PeekReauth(ctx, ticket); err != nil || id != "conn-1" {
+			t.Fatalf("PeekReauth = %q, %v, want conn-1, nil", id, err)
+		}
+	}
 	id, err := s.RedeemReauth(ctx, ticket)
 	if err != nil || id != "conn-1" {
 		t.Fatalf("RedeemReauth = %q, %v, want conn-1, nil", id, err)
 	}
 	if _, err := s.RedeemReauth(ctx, ticket); !errors.Is(err, oauthstate.ErrUsed) {
 		t.Errorf("RedeemReauth(again) = %v, want ErrUsed", err)
+	}
+	if _, err := s.PeekReauth(ctx, ticket); !errors.Is(err, oauthstate.ErrUsed) {
+		t.Errorf("PeekReauth(used) = %v, want ErrUsed", err)
 	}
 	state, nonce, err := s.Begin(ctx, id)
 	if err != nil {
@@ -179,11 +188,19 @@ func TestReauthTicket(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(oauthstate.TTL)
+	if _, err := s.PeekReauth(ctx, late); !errors.Is(err, oauthstate.ErrExpired) {
+		t.Errorf("PeekReauth(expired) = %v, want ErrExpired", err)
+	}
 	if _, err := s.RedeemReauth(ctx, late); !errors.Is(err, oauthstate.ErrExpired) {
 		t.Errorf("RedeemReauth(expired) = %v, want ErrExpired", err)
 	}
 	if _, err := s.RedeemReauth(ctx, "not-a-ticket"); !errors.Is(err, oauthstate.ErrUnknown) {
 		t.Errorf("RedeemReauth(malformed) = %v, want ErrUnknown", err)
+	}
+	for _, tk := range []string{"not-a-ticket", strings.Repeat("Q", 43), state} {
+		if _, err := s.PeekReauth(ctx, tk); !errors.Is(err, oauthstate.ErrUnknown) {
+			t.Errorf("PeekReauth(%q) = %v, want ErrUnknown", tk, err)
+		}
 	}
 }
 

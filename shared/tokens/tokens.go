@@ -68,7 +68,8 @@ func WithLeaseDuration(d time.Duration) Option { return func(s *Store) { s.lease
 // WithLogger sets the logger; default discards.
 func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
 
-// WithHTTPClient sets the client used for the token endpoint; default has a 15s timeout.
+// WithHTTPClient sets the client used for the token endpoint; default has a 15s timeout. Whatever client is
+// given, the Store uses a copy that follows no redirect.
 func WithHTTPClient(c *http.Client) Option { return func(s *Store) { s.http = c } }
 
 // WithReauthCallback sets the function told when a grant is dead, without the grant's start: a late report can
@@ -125,8 +126,18 @@ func NewStore(db *dynamodb.Client, kmsc *kms.Client, table, keyID string, oauthC
 	for _, o := range opts {
 		o(s)
 	}
+	s.http = noRedirects(s.http)
 	s.retry = s.retry.withDefaults()
 	return s
+}
+
+// noRedirects returns a copy of c that follows no redirect. A refresh request carries the client secret and the
+// refresh token in its body, and Go re-sends the body of a 307 or 308 to wherever it points: the token endpoint
+// never redirects, so a redirect is an error (x/oauth2 reports the 3xx as a failed exchange), never followed.
+func noRedirects(c *http.Client) *http.Client {
+	cc := *c
+	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cc
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
