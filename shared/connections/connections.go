@@ -267,6 +267,9 @@ func (s *Store) mark(ctx context.Context, id, reason string, ifGrant *time.Time)
 		":now":  &types.AttributeValueMemberS{Value: fmtTime(s.now())},
 		":one":  &types.AttributeValueMemberN{Value: "1"},
 		":disc": &types.AttributeValueMemberS{Value: string(StatusDisconnected)},
+		// Listed as revoked since now (first flag only), so a grant left revoked is found cheaply and erased.
+		":revoked": &types.AttributeValueMemberS{Value: RevokedGSIPK},
+		":rkey":    &types.AttributeValueMemberS{Value: IndexKey(s.now(), id)},
 	}
 	if ifGrant != nil {
 		cond += " AND grantStartedAt = :gs"
@@ -275,7 +278,7 @@ func (s *Store) mark(ctx context.Context, id, reason string, ifGrant *time.Time)
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 key(id),
-		UpdateExpression:                    aws.String("SET #st = :rr, statusReason = :why, updatedAt = :now ADD v :one"),
+		UpdateExpression:                    aws.String("SET #st = :rr, statusReason = :why, updatedAt = :now, gsi1pk = :revoked, gsi1sk = if_not_exists(gsi1sk, :rkey) ADD v :one"),
 		ConditionExpression:                 aws.String(cond),
 		ExpressionAttributeNames:            map[string]string{"#st": "status"},
 		ExpressionAttributeValues:           vals,
@@ -340,7 +343,7 @@ func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantS
 		TableName: aws.String(s.table),
 		Key:       key(id),
 		UpdateExpression: aws.String("SET #st = :active, sites = :sites, grantStartedAt = :gs, updatedAt = :now " +
-			"REMOVE statusReason ADD v :one"),
+			"REMOVE statusReason, gsi1pk, gsi1sk ADD v :one"),
 		ConditionExpression:      aws.String("attribute_exists(pk) AND #st <> :disc"),
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{

@@ -61,6 +61,8 @@ type Store struct {
 	db    *dynamodb.Client
 	table string
 	now   func() time.Time
+	// history is how long finished runs are kept (WithRunHistory).
+	history time.Duration
 }
 
 // Option tunes a Store.
