@@ -57,7 +57,8 @@ func (s *Store) MarkErasing(ctx context.Context, id string, o FenceOptions) (fin
 		":one":  &types.AttributeValueMemberN{Value: "1"},
 	}
 	if !o.RevokedBefore.IsZero() {
-		cond += " AND #st = :rr AND gsi1pk = :revoked AND gsi1sk < :before"
+		// An erasure already under way (a resumed one) goes on.
+		cond += " AND (#st = :rr AND gsi1pk = :revoked AND gsi1sk < :before OR statusReason = :why)"
 		vals[":rr"] = &types.AttributeValueMemberS{Value: string(StatusReauthRequired)}
 		vals[":revoked"] = &types.AttributeValueMemberS{Value: RevokedGSIPK}
 		vals[":before"] = &types.AttributeValueMemberS{Value: o.RevokedBefore.UTC().Format(time.RFC3339)}
