@@ -32,6 +32,9 @@ type Config struct {
 	PublicBaseURL string
 	// RunHistory is how long finished runs are kept (RUN_HISTORY_DAYS; zero or unset: as long as their connector).
 	RunHistory time.Duration
+	// ErasureSettle is how long an erasure waits for an export that was running at its fence
+	// (ERASURE_SETTLE_SECONDS, the export's timeout; unset: erasure.DefaultSettle; "0": no wait, for tests).
+	ErasureSettle time.Duration
 }
 
 // FromEnv reads the configuration; every missing required variable is named in the error.
@@ -52,6 +55,16 @@ func FromEnv() (*Config, error) {
 			return nil, fmt.Errorf("RUN_HISTORY_DAYS %q is not a number of days", d)
 		}
 		c.RunHistory = time.Duration(n) * 24 * time.Hour
+	}
+	if d := os.Getenv("ERASURE_SETTLE_SECONDS"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("ERASURE_SETTLE_SECONDS %q is not a number of seconds", d)
+		}
+		c.ErasureSettle = time.Duration(n) * time.Second
+		if n == 0 {
+			c.ErasureSettle = -1 // erasure.Config: negative means no wait
+		}
 	}
 	var missing []string
 	for name, v := range map[string]string{

@@ -23,6 +23,7 @@ import (
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
+	"jiraexport/shared/erasure"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/problem"
 )
@@ -87,13 +88,13 @@ type Jira interface {
 	ApproximateCount(ctx context.Context, cloudID, jql string) (int64, error)
 }
 
-// Purger erases a disconnected connection's exported data. It is the hook for the purge core: until that exists
-// the API leaves the data to an admin purge (and its S3 lifecycle expiry).
-type Purger interface {
-	PurgeConnection(ctx context.Context, connID string) error
+// Eraser erases a connection completely: table items and exported data (shared/erasure, the core the purge
+// function uses too).
+type Eraser interface {
+	Erase(ctx context.Context, r erasure.Request) (*erasure.Report, error)
 }
 
-// Config wires the API. Purger may be nil; everything else is required.
+// Config wires the API. Everything is required.
 type Config struct {
 	Keys        Keys
 	Connections Connections
@@ -102,7 +103,7 @@ type Config struct {
 	Store       Store
 	// Jira returns a client for one connection, drawing its access tokens from ts.
 	Jira   func(ts oauth2.TokenSource) Jira
-	Purger Purger
+	Eraser Eraser
 	Log    *slog.Logger
 	// PublicBaseURL is the API's public base URL; empty means "https://" + the request's domain name.
 	PublicBaseURL string

@@ -80,7 +80,8 @@ type Config struct {
 	Connections Fencer
 	Runs        RunCanceller
 	Now         func() time.Time
-	// Settle is how long after the fence a run that was active may still write (DefaultSettle).
+	// Settle is how long after the fence a run that was active may still write (zero: DefaultSettle; negative:
+	// no wait, for tests that have no export).
 	Settle time.Duration
 	// StopMargin: Erase returns a continuation when its context's deadline is closer than this.
 	StopMargin time.Duration
@@ -101,6 +102,7 @@ func New(c Config) *Eraser {
 	if c.Settle == 0 {
 		c.Settle = DefaultSettle
 	}
+	c.Settle = max(c.Settle, 0)
 	if c.StopMargin == 0 {
 		c.StopMargin = DefaultStopMargin
 	}
