@@ -34,13 +34,11 @@ type Keys interface {
 	Issue(ctx context.Context, connID, name string) (string, *apikeys.Key, error)
 	List(ctx context.Context, connID string) ([]apikeys.Key, error)
 	Revoke(ctx context.Context, connID, keyID string) error
-	DeleteAll(ctx context.Context, connID string) error
 }
 
 // Connections is what the API needs of shared/connections.
 type Connections interface {
 	Get(ctx context.Context, id string) (*connections.Connection, error)
-	Delete(ctx context.Context, id string) error
 }
 
 // TokenInfo is the plaintext metadata of a connection's token record.
@@ -55,7 +53,6 @@ type Tokens interface {
 	TokenSource(ctx context.Context, connID string) oauth2.TokenSource
 	// Info returns the token metadata; an error for which ReauthRequired is true means the grant is gone.
 	Info(ctx context.Context, connID string) (*TokenInfo, error)
-	Delete(ctx context.Context, connID string) error
 	// ReauthRequired reports whether err (from a token source or Info) means the user must consent again.
 	ReauthRequired(err error) bool
 }
@@ -72,10 +69,6 @@ type Store interface {
 	List(ctx context.Context, connID string, limit int, cursor string) ([]connectors.Connector, string, error)
 	Update(ctx context.Context, connID, id string, spec connectors.Spec, version int64, next time.Time) (*connectors.Connector, error)
 	Delete(ctx context.Context, connID, id string, version int64) error
-	DisableAll(ctx context.Context, connID, reason string) error
-	// MarkDisconnected and DeleteAll are the first and the last connector steps of a disconnect.
-	MarkDisconnected(ctx context.Context, connID string) error
-	DeleteAll(ctx context.Context, connID string) error
 	StartRun(ctx context.Context, connID, connectorID, trigger string) (*connectors.Run, error)
 	GetRun(ctx context.Context, connID, connectorID, runID string) (*connectors.Run, error)
 	ListRuns(ctx context.Context, connID, connectorID string, limit int, cursor string) ([]connectors.Run, string, error)

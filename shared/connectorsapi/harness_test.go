@@ -151,9 +151,6 @@ func (t tokenAdapter) Info(ctx context.Context, connID string) (*connectorsapi.T
 	}
 	return &connectorsapi.TokenInfo{Scope: m.Scope, Expiry: m.Expiry, FamilyStartedAt: m.FamilyStartedAt}, nil
 }
-func (t tokenAdapter) Delete(ctx context.Context, connID string) error {
-	return t.s.Delete(ctx, connID)
-}
 func (t tokenAdapter) ReauthRequired(err error) bool {
 	return errors.Is(err, tokens.ErrReauthRequired) || errors.Is(err, tokens.ErrNotFound)
 }
