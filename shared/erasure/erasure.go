@@ -437,11 +437,11 @@ func kindOf(pk, sk string) string {
 	return "other"
 }
 
-// keyItem reports whether sk is kept until the keys phase (API keys and their count) or the end (the connection).
+// keyItem reports whether sk is kept until the keys phase (API keys and their count).
 func keyItem(sk string) bool { return strings.HasPrefix(sk, "KEY#") || sk == "KEYS" }
 
 // items deletes the partition's items page by page: every item but the connection and the API keys, or (keys)
-// the API keys, each listing's hash item first.
+// every item but the connection, each API key listing's hash item first.
 func (r *run) items(ctx context.Context, keys bool) error {
 	c, e := r.cur, r.e
 	for {
@@ -472,7 +472,9 @@ func (r *run) items(ctx context.Context, keys bool) error {
 					first = append(first, key("APIKEY#"+h, "APIKEY"))
 				}
 				then = append(then, key(s(it["pk"]), sk))
-			case keys == keyItem(sk):
+			case keys == keyItem(sk), keys && !c.Dry:
+				// The keys phase also takes anything left beside the keys (the connection item must go last); a
+				// dry run, having deleted nothing, counted those in the items phase already.
 				then = append(then, key(s(it["pk"]), sk))
 			}
 		}
