@@ -23,6 +23,7 @@ import (
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/connectorsapi"
+	"jiraexport/shared/erasure"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/oauthstate"
 	"jiraexport/shared/tokens"
@@ -55,19 +56,27 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	conns := connections.NewStore(db, cfg.Table)
+	store := connectors.NewStore(db, cfg.Table, connectors.WithRunHistory(cfg.RunHistory))
 	tok := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.TokenKeyID, cfg.OAuth2(secret),
-		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(connectors.NewStore(db, cfg.Table))))
+		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(store)))
+	eraser := erasure.New(erasure.Config{
+		DB: db, S3: awsconfig.NewS3(awsCfg), Table: cfg.Table, Bucket: cfg.Bucket,
+		Connections: conns, Runs: store, Settle: cfg.ErasureSettle,
+		// Within connectorsapi.DefaultRequestTimeout: what is left is finished by calling DELETE again.
+		StopMargin: 3 * time.Second,
+	})
 
 	return connectorsapi.New(connectorsapi.Config{
 		Keys:        apikeys.NewStore(db, cfg.Table),
 		Connections: conns,
 		Tokens:      tokenAdapter{tok},
 		Reauth:      oauthstate.NewStore(db, cfg.Table),
-		Store:       connectors.NewStore(db, cfg.Table),
+		Store:       store,
 		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
 			// One quick retry at most: a request has connectorsapi.DefaultRequestTimeout in all.
 			return jira.New(cfg.APIURL, ts, jira.Options{MaxRetries: 1, MaxWait: 5 * time.Second})
 		},
+		Eraser:        eraser,
 		Log:           log,
 		PublicBaseURL: cfg.PublicBaseURL,
 	}), nil
@@ -86,10 +95,6 @@ func (t tokenAdapter) Info(ctx context.Context, connID string) (*connectorsapi.T
 		return nil, err
 	}
 	return &connectorsapi.TokenInfo{Scope: m.Scope, Expiry: m.Expiry, FamilyStartedAt: m.FamilyStartedAt}, nil
-}
-
-func (t tokenAdapter) Delete(ctx context.Context, connID string) error {
-	return t.s.Delete(ctx, connID)
 }
 
 func (t tokenAdapter) ReauthRequired(err error) bool {

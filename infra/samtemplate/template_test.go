@@ -289,6 +289,7 @@ func TestTokenKeyPolicy(t *testing.T) {
 	rootArn := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
 	allowedDecrypt := map[string]bool{
 		`map[Fn::GetAtt:[ConnectorsFunctionRole Arn]]`: true,
+		`map[Fn::GetAtt:[ExportFunctionRole Arn]]`:     true,
 		`map[Ref:BreakGlassRoleArn]`:                   true,
 	}
 	rootAdmin, decrypters := false, 0

@@ -7,6 +7,7 @@ package awsconfig
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,4 +33,10 @@ func Load(ctx context.Context) (aws.Config, error) {
 // S3PathStyle returns an option that turns on path-style addressing, which loopback endpoints need.
 func S3PathStyle(enabled bool) func(*s3.Options) {
 	return func(o *s3.Options) { o.UsePathStyle = enabled }
+}
+
+// NewS3 returns the S3 client every function uses: path-style addressing when S3_USE_PATH_STYLE is "true" (the
+// local stack sets it; AWS never needs it).
+func NewS3(cfg aws.Config) *s3.Client {
+	return s3.NewFromConfig(cfg, S3PathStyle(os.Getenv("S3_USE_PATH_STYLE") == "true"))
 }

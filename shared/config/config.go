@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,11 @@ type Config struct {
 	APIURL          string // ATLASSIAN_API_URL, default https://api.atlassian.com
 	// PublicBaseURL is the API's public base URL; empty means: derived from each request's domain name.
 	PublicBaseURL string
+	// RunHistory is how long finished runs are kept (RUN_HISTORY_DAYS; zero or unset: as long as their connector).
+	RunHistory time.Duration
+	// ErasureSettle is how long an erasure waits for an export that was running at its fence
+	// (ERASURE_SETTLE_SECONDS, the export's timeout; unset: erasure.DefaultSettle; "0": no wait, for tests).
+	ErasureSettle time.Duration
 }
 
 // FromEnv reads the configuration; every missing required variable is named in the error.
@@ -47,6 +53,23 @@ func FromEnv() (*Config, error) {
 		AuthURL:         strings.TrimRight(or(os.Getenv("ATLASSIAN_AUTH_URL"), "https://auth.atlassian.com"), "/"),
 		APIURL:          strings.TrimRight(or(os.Getenv("ATLASSIAN_API_URL"), "https://api.atlassian.com"), "/"),
 		PublicBaseURL:   strings.TrimRight(os.Getenv("PUBLIC_BASE_URL"), "/"),
+	}
+	if d := os.Getenv("RUN_HISTORY_DAYS"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("RUN_HISTORY_DAYS %q is not a number of days", d)
+		}
+		c.RunHistory = time.Duration(n) * 24 * time.Hour
+	}
+	if d := os.Getenv("ERASURE_SETTLE_SECONDS"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("ERASURE_SETTLE_SECONDS %q is not a number of seconds", d)
+		}
+		c.ErasureSettle = time.Duration(n) * time.Second
+		if n == 0 {
+			c.ErasureSettle = -1 // erasure.Config: negative means no wait
+		}
 	}
 	var missing []string
 	for name, v := range map[string]string{

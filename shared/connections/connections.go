@@ -31,9 +31,6 @@ const (
 	StatusActive         Status = "active"
 	StatusReauthRequired Status = "reauth_required"
 	StatusDisconnected   Status = "disconnected"
-	// StatusErasing is the purge's fence: nothing new is written under the connection and every export of it
-	// stops at its next checkpoint, while its data is erased.
-	StatusErasing Status = "erasing"
 )
 
 // Site is one Jira Cloud site the grant covers.
@@ -280,6 +277,9 @@ func (s *Store) mark(ctx context.Context, id, reason string, ifGrant *time.Time)
 		":now":  &types.AttributeValueMemberS{Value: fmtTime(s.now())},
 		":one":  &types.AttributeValueMemberN{Value: "1"},
 		":disc": &types.AttributeValueMemberS{Value: string(StatusDisconnected)},
+		// Listed as revoked since now (first flag only), so a grant left revoked is found cheaply and erased.
+		":revoked": &types.AttributeValueMemberS{Value: RevokedGSIPK},
+		":rkey":    &types.AttributeValueMemberS{Value: IndexKey(s.now(), id)},
 	}
 	if ifGrant != nil {
 		cond += " AND grantStartedAt = :gs"
@@ -288,7 +288,7 @@ func (s *Store) mark(ctx context.Context, id, reason string, ifGrant *time.Time)
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(s.table),
 		Key:                                 key(id),
-		UpdateExpression:                    aws.String("SET #st = :rr, statusReason = :why, updatedAt = :now ADD v :one"),
+		UpdateExpression:                    aws.String("SET #st = :rr, statusReason = :why, updatedAt = :now, gsi1pk = :revoked, gsi1sk = if_not_exists(gsi1sk, :rkey) ADD v :one"),
 		ConditionExpression:                 aws.String(cond),
 		ExpressionAttributeNames:            map[string]string{"#st": "status"},
 		ExpressionAttributeValues:           vals,
@@ -357,7 +357,7 @@ func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantS
 		TableName: aws.String(s.table),
 		Key:       key(id),
 		UpdateExpression: aws.String("SET #st = :active, sites = :sites, grantStartedAt = :gs, updatedAt = :now " +
-			"REMOVE statusReason ADD v :one"),
+			"REMOVE statusReason, gsi1pk, gsi1sk ADD v :one"),
 		// Equality in DynamoDB is exact, not constant-time; the fingerprint is a MAC that reveals nothing, and
 		// the handler compares it in constant time before it gets here.
 		ConditionExpression:      aws.String("attribute_exists(pk) AND #st <> :disc AND accountFp = :fp"),

@@ -141,14 +141,14 @@ func (st *Store) ListRuns(ctx context.Context, connID, connectorID string, limit
 // cancelRunItem marks an active run cancelled; it fails the transaction if the run is no longer active.
 func (st *Store) cancelRunItem(connID, connectorID, runID, reason string) types.TransactWriteItem {
 	now := fmtTime(st.now())
-	return types.TransactWriteItem{Update: &types.Update{
+	return st.withRunTTL(types.TransactWriteItem{Update: &types.Update{
 		TableName: &st.table, Key: st.key(connPK(connID), runSK(connectorID, runID)),
 		UpdateExpression:                    aws.String("SET #st = :cancelled, finishedAt = :now, updatedAt = :now, cancelReason = :why, v = v + :one REMOVE gsi1pk, gsi1sk, leaseOwner, leaseUntil, resumeAfter"),
 		ConditionExpression:                 aws.String("attribute_exists(pk) AND #st IN (:queued, :running, :paused)"),
 		ExpressionAttributeNames:            map[string]string{"#st": "status"},
 		ExpressionAttributeValues:           map[string]types.AttributeValue{":cancelled": s(string(RunCancelled)), ":now": s(now), ":why": s(reason), ":one": n(1), ":queued": s(string(RunQueued)), ":running": s(string(RunRunning)), ":paused": s(string(RunPaused))},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}}
+	}})
 }
 
 // releaseItem frees the connector's run slot held by runID and records the run's final status as its lastRun.
@@ -242,6 +242,7 @@ func (st *Store) UpdateProgress(ctx context.Context, connID, connectorID, runID 
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}}}
 	if p.Status != "" && !p.Status.Active() {
+		items[0] = st.withRunTTL(items[0])
 		items = append(items, st.releaseItem(connID, connectorID, runID, p.Status))
 	}
 	if _, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {

@@ -61,6 +61,8 @@ type Store struct {
 	db    *dynamodb.Client
 	table string
 	now   func() time.Time
+	// history is how long finished runs are kept (WithRunHistory).
+	history time.Duration
 }
 
 // Option tunes a Store.
@@ -202,15 +204,14 @@ func (st *Store) Create(ctx context.Context, connID string, spec Spec, next time
 	return it.connector(), nil
 }
 
-// connectionActiveItem fails a transaction unless the connection exists and is neither disconnected nor being
-// erased, so nothing new is written under a connection that a disconnect or a purge is tearing down.
+// connectionActiveItem fails a transaction unless the connection exists and is not disconnected (a disconnect or
+// the erasure's fence), so nothing new is written under a connection that is being torn down.
 func (st *Store) connectionActiveItem(connID string) types.TransactWriteItem {
 	return types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
 		TableName: &st.table, Key: st.key(connPK(connID), connections.MetaSK),
-		ConditionExpression:      aws.String("attribute_exists(pk) AND NOT #st IN (:disc, :erasing)"),
-		ExpressionAttributeNames: map[string]string{"#st": "status"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":disc": s(string(connections.StatusDisconnected)), ":erasing": s(string(connections.StatusErasing))},
+		ConditionExpression:       aws.String("attribute_exists(pk) AND #st <> :disc"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":disc": s(string(connections.StatusDisconnected))},
 	}}
 }
 

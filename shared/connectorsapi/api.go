@@ -23,6 +23,7 @@ import (
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
+	"jiraexport/shared/erasure"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/problem"
 )
@@ -33,13 +34,11 @@ type Keys interface {
 	Issue(ctx context.Context, connID, name string) (string, *apikeys.Key, error)
 	List(ctx context.Context, connID string) ([]apikeys.Key, error)
 	Revoke(ctx context.Context, connID, keyID string) error
-	DeleteAll(ctx context.Context, connID string) error
 }
 
 // Connections is what the API needs of shared/connections.
 type Connections interface {
 	Get(ctx context.Context, id string) (*connections.Connection, error)
-	Delete(ctx context.Context, id string) error
 }
 
 // TokenInfo is the plaintext metadata of a connection's token record.
@@ -54,7 +53,6 @@ type Tokens interface {
 	TokenSource(ctx context.Context, connID string) oauth2.TokenSource
 	// Info returns the token metadata; an error for which ReauthRequired is true means the grant is gone.
 	Info(ctx context.Context, connID string) (*TokenInfo, error)
-	Delete(ctx context.Context, connID string) error
 	// ReauthRequired reports whether err (from a token source or Info) means the user must consent again.
 	ReauthRequired(err error) bool
 }
@@ -71,10 +69,6 @@ type Store interface {
 	List(ctx context.Context, connID string, limit int, cursor string) ([]connectors.Connector, string, error)
 	Update(ctx context.Context, connID, id string, spec connectors.Spec, version int64, next time.Time) (*connectors.Connector, error)
 	Delete(ctx context.Context, connID, id string, version int64) error
-	DisableAll(ctx context.Context, connID, reason string) error
-	// MarkDisconnected and DeleteAll are the first and the last connector steps of a disconnect.
-	MarkDisconnected(ctx context.Context, connID string) error
-	DeleteAll(ctx context.Context, connID string) error
 	StartRun(ctx context.Context, connID, connectorID, trigger string) (*connectors.Run, error)
 	GetRun(ctx context.Context, connID, connectorID, runID string) (*connectors.Run, error)
 	ListRuns(ctx context.Context, connID, connectorID string, limit int, cursor string) ([]connectors.Run, string, error)
@@ -87,13 +81,13 @@ type Jira interface {
 	ApproximateCount(ctx context.Context, cloudID, jql string) (int64, error)
 }
 
-// Purger erases a disconnected connection's exported data. It is the hook for the purge core: until that exists
-// the API leaves the data to an admin purge (and its S3 lifecycle expiry).
-type Purger interface {
-	PurgeConnection(ctx context.Context, connID string) error
+// Eraser erases a connection completely: table items and exported data (shared/erasure, the core the purge
+// function uses too).
+type Eraser interface {
+	Erase(ctx context.Context, r erasure.Request) (*erasure.Report, error)
 }
 
-// Config wires the API. Purger may be nil; everything else is required.
+// Config wires the API. Everything is required.
 type Config struct {
 	Keys        Keys
 	Connections Connections
@@ -102,7 +96,7 @@ type Config struct {
 	Store       Store
 	// Jira returns a client for one connection, drawing its access tokens from ts.
 	Jira   func(ts oauth2.TokenSource) Jira
-	Purger Purger
+	Eraser Eraser
 	Log    *slog.Logger
 	// PublicBaseURL is the API's public base URL; empty means "https://" + the request's domain name.
 	PublicBaseURL string

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
@@ -199,6 +201,53 @@ func (w *world) assertErased(connID string) {
 			t.Errorf("after disconnect, an API key of the connection remains: %s", row)
 		}
 	}
+}
+
+// TestDisconnectErasesExports: DELETE /v1/connection erases the exported objects too; with a run that was
+// active it answers 202 until the settle window has passed (the key still reaches only this route), then 200, and
+// nothing of the connection is left while the other connection's objects stay.
+func TestDisconnectErasesExports(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	a := w.a.key
+	t0 := time.Now()
+	w.clock.Store(&t0)
+	w.settle.Store(int64(15 * time.Minute))
+	id := w.expect(req{method: "POST", path: "/v1/connectors", key: a, body: w.connectorBody("x", w.sites[0])}, 201).str(t, "id")
+	w.expect(req{method: "POST", path: "/v1/connectors/" + id + "/runs", key: a}, 201)
+	put := func(key string) {
+		if _, err := w.env.Clients.S3.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &w.env.Bucket, Key: aws.String(key),
+			Body: strings.NewReader("{}"), ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: &w.env.KeyARN}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(w.a.connID + "/" + id + "/issues/1.json")
+	put(w.a.connID + "/" + id + "/issues/1.json")
+	put(w.b.connID + "/x/issues/1.json")
+
+	r := w.expect(req{method: "DELETE", path: "/v1/connection", key: a}, 202)
+	m := r.json(t)
+	if m["erasure"] != "in_progress" || r.header.Get("Retry-After") == "" || m["finishAfter"] == nil {
+		t.Errorf("DELETE during a run = %s (Retry-After %q), want in_progress with finishAfter", r.body, r.header.Get("Retry-After"))
+	}
+	if d, _ := m["deleted"].(map[string]any); d["objectVersion"] != 2.0 || d["token"] != 1.0 {
+		t.Errorf("deleted = %v, want 2 object versions and the token", m["deleted"])
+	}
+	w.expect(req{method: "GET", path: "/v1/connection", key: a}, 401)
+	t1 := t0.Add(16 * time.Minute)
+	w.clock.Store(&t1)
+	if m := w.expect(req{method: "DELETE", path: "/v1/connection", key: a}, 200).json(t); m["erasure"] != "done" {
+		t.Errorf("DELETE after the settle window = %v, want done", m)
+	}
+	w.assertErased(w.a.connID)
+	out, err := w.env.Clients.S3.ListObjectVersions(t.Context(), &s3.ListObjectVersionsInput{Bucket: &w.env.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Versions) != 1 || !strings.HasPrefix(aws.ToString(out.Versions[0].Key), w.b.connID+"/") || len(out.DeleteMarkers) != 0 {
+		t.Errorf("objects after the erasure: %d versions, %d markers; want only B's one", len(out.Versions), len(out.DeleteMarkers))
+	}
+	w.expect(req{method: "DELETE", path: "/v1/connection", key: a}, 401)
 }
 
 // TestDisconnectRetry: a disconnect that failed after marking the connection can be finished with the same key,

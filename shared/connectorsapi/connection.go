@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -11,6 +12,7 @@ import (
 
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/connections"
+	"jiraexport/shared/erasure"
 	"jiraexport/shared/oauthstate"
 	"jiraexport/shared/problem"
 )
@@ -190,42 +192,41 @@ func (a *api) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// disconnect stops everything and leaves nothing of the connection in the table. The connection is marked
-// disconnected first, so requests racing this one can no longer create connectors, runs or keys; then connectors
-// are disabled and their active runs cancelled (so no worker starts anything new), the tokens are deleted (so
-// nothing can call Jira), and the connectors, runs, keys and the connection item are deleted. Every step is
-// idempotent, and a disconnected connection's key still reaches this route, so a failed disconnect can be retried
-// with the same key until the keys are gone; they go last for that reason. Erasing exported data is the purge
-// core's job (Purger).
+// disconnectOut is DELETE /v1/connection's answer: the erasure report (kinds and counts only).
+type disconnectOut struct {
+	Status           string           `json:"status"`
+	Erasure          string           `json:"erasure"`
+	Deleted          map[string]int64 `json:"deleted"`
+	FoundBehindFence map[string]int64 `json:"foundBehindFence"`
+	RunsCancelled    int64            `json:"runsCancelled"`
+	FinishAfter      *time.Time       `json:"finishAfter"`
+}
+
+// disconnect erases the connection through the erasure core: it is fenced first (marked disconnected, so
+// requests racing this one can no longer add anything, and its runs cancelled), then its tokens, connectors,
+// runs, checkpoints, OAuth states and every exported object version and upload are deleted, and the API keys and
+// the connection go last. A disconnected connection's key still reaches this route, so an erasure that could not
+// finish within the request (a large export, or an export that was running and may still write until its
+// invocation ends: finishAfter) is finished by calling it again with the same key; the answer is then 202.
 func (a *api) disconnect(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	id := from(ctx).conn.ID
-	if err := a.Store.MarkDisconnected(ctx, id); err != nil {
+	rep, err := a.Eraser.Erase(ctx, erasure.Request{ConnectionID: id})
+	if err != nil {
 		return problem.Wrap(err)
 	}
-	if err := a.Store.DisableAll(ctx, id, "disconnected"); err != nil {
-		return problem.Wrap(err)
-	}
-	if err := a.Tokens.Delete(ctx, id); err != nil {
-		return problem.Wrap(err)
-	}
-	erasure := "pending"
-	if a.Purger != nil {
-		if err := a.Purger.PurgeConnection(ctx, id); err != nil {
-			a.Log.ErrorContext(ctx, "purge after disconnect failed; an admin purge will erase the data", "connectionId", id, "error", err)
-		} else {
-			erasure = "done"
+	out := disconnectOut{Status: "disconnected", Erasure: "done", Deleted: rep.Deleted, FoundBehindFence: rep.FoundBehindFence,
+		RunsCancelled: rep.RunsCancelled, FinishAfter: rep.FinishAfter}
+	status := http.StatusOK
+	if !rep.Complete {
+		out.Erasure, status = "in_progress", http.StatusAccepted
+		retry := 1
+		if rep.FinishAfter != nil {
+			retry = max(retry, int(time.Until(*rep.FinishAfter).Seconds())+1)
 		}
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
 	}
-	if err := a.Store.DeleteAll(ctx, id); err != nil {
-		return problem.Wrap(err)
-	}
-	if err := a.Keys.DeleteAll(ctx, id); err != nil {
-		return problem.Wrap(err)
-	}
-	if err := a.Connections.Delete(ctx, id); err != nil {
-		return problem.Wrap(err)
-	}
-	a.Log.InfoContext(ctx, "connection disconnected", "connectionId", id, "erasure", erasure)
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "disconnected", "erasure": erasure})
+	a.Log.InfoContext(ctx, "connection erasure", "connectionId", id, "complete", rep.Complete, "deleted", rep.Total(),
+		"foundBehindFence", len(rep.FoundBehindFence), "runsCancelled", rep.RunsCancelled)
+	return writeJSON(w, status, out)
 }

@@ -17,6 +17,7 @@ func TestThroughEmulator(t *testing.T) {
 		fn := w.env.StartFunction(t, "ConnectorsFunction", map[string]string{
 			"ATLASSIAN_API_URL": w.simURL, "ATLASSIAN_AUTH_URL": w.simURL, "ATLASSIAN_CLIENT_ID": "sim-client-id",
 			"PUBLIC_BASE_URL": "https://api.example.test", "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
+			"ERASURE_SETTLE_SECONDS": "0", // no export runs in this test
 		})
 		logs = fn.Logs
 		return w.env.ServeAPI(t, fn)

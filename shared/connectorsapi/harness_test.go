@@ -26,6 +26,7 @@ import (
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/connectorsapi"
+	"jiraexport/shared/erasure"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/oauthstate"
 	"jiraexport/shared/tokens"
@@ -46,6 +47,32 @@ type world struct {
 	sites  []atlassiansim.Site
 	// clock, when set, is the API's time (scheduling); otherwise it is time.Now.
 	clock atomic.Pointer[time.Time]
+	// settle is the erasure's wait for writers that were running at the fence (none in most tests).
+	settle atomic.Int64
+}
+
+func (w *world) now() time.Time {
+	if t := w.clock.Load(); t != nil {
+		return *t
+	}
+	return time.Now()
+}
+
+// eraserFunc adapts a function to the API's Eraser port.
+type eraserFunc func(ctx context.Context, r erasure.Request) (*erasure.Report, error)
+
+func (f eraserFunc) Erase(ctx context.Context, r erasure.Request) (*erasure.Report, error) {
+	return f(ctx, r)
+}
+
+// eraser is the erasure core as functions/connectors wires it, with the world's settle and clock.
+func (w *world) eraser() connectorsapi.Eraser {
+	return eraserFunc(func(ctx context.Context, r erasure.Request) (*erasure.Report, error) {
+		return erasure.New(erasure.Config{
+			DB: w.env.Clients.DynamoDB, S3: w.env.Clients.S3, Table: w.env.Table, Bucket: w.env.Bucket,
+			Connections: w.conns, Runs: w.store, Now: w.now, Settle: time.Duration(w.settle.Load()), StopMargin: time.Second,
+		}).Erase(ctx, r)
+	})
 }
 
 type party struct {
@@ -83,6 +110,7 @@ func newWorld(t *testing.T, serve func(w *world) string) *world {
 	w := &world{t: t, env: env, sim: sim, simURL: simURL, sites: sim.Sites(),
 		conns: connections.NewStore(db, env.Table), keys: apikeys.NewStore(db, env.Table),
 		store: connectors.NewStore(db, env.Table)}
+	w.settle.Store(int64(time.Nanosecond))
 	w.tok = tokens.NewStore(db, kms.NewFromConfig(env.AWS), env.Table, env.TokenKeyARN, oauthConfig(simURL),
 		tokens.WithReauthCallback(w.conns.MarkReauthRequired))
 	w.a = w.seed(w.sites[0], w.sites[1])
@@ -105,13 +133,9 @@ func (w *world) handler() http.Handler {
 		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
 			return jira.New(w.simURL, ts, jira.Options{Timeout: 5 * time.Second})
 		},
+		Eraser:        w.eraser(),
 		PublicBaseURL: "https://api.example.test",
-		Now: func() time.Time {
-			if t := w.clock.Load(); t != nil {
-				return *t
-			}
-			return time.Now()
-		},
+		Now:           w.now,
 	})
 }
 
@@ -126,9 +150,6 @@ func (t tokenAdapter) Info(ctx context.Context, connID string) (*connectorsapi.T
 		return nil, err
 	}
 	return &connectorsapi.TokenInfo{Scope: m.Scope, Expiry: m.Expiry, FamilyStartedAt: m.FamilyStartedAt}, nil
-}
-func (t tokenAdapter) Delete(ctx context.Context, connID string) error {
-	return t.s.Delete(ctx, connID)
 }
 func (t tokenAdapter) ReauthRequired(err error) bool {
 	return errors.Is(err, tokens.ErrReauthRequired) || errors.Is(err, tokens.ErrNotFound)

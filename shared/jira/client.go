@@ -124,20 +124,28 @@ type UnauthorizedError struct {
 	Message string // Jira's message, e.g. "Unauthorized; scope does not match"
 }
 
-func (e *UnauthorizedError) Error() string        { return "jira: unauthorized: " + e.Message }
+// Error names the status only: Jira's text never reaches an error string, so never a log either.
+func (e *UnauthorizedError) Error() string {
+	if e.ScopeMismatch() {
+		return "jira: unauthorized (scope mismatch)"
+	}
+	return "jira: unauthorized"
+}
 func (e *UnauthorizedError) Is(target error) bool { return target == ErrUnauthorized }
 
 // ScopeMismatch reports whether Jira said the token's scopes do not cover the call.
 func (e *UnauthorizedError) ScopeMismatch() bool { return strings.Contains(e.Message, "scope") }
 
-// StatusError is any other non-2xx answer, with Jira's error messages (ErrorCollection).
+// StatusError is any other non-2xx answer, with Jira's error messages (ErrorCollection). The messages can quote
+// JQL values, user and project names: a caller may show them to the user they belong to, but Error() gives the
+// status and their count only, so they never reach a log through an error.
 type StatusError struct {
 	Status   int
 	Messages []string
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("jira: status %d: %s", e.Status, strings.Join(e.Messages, "; "))
+	return fmt.Sprintf("jira: status %d (%d messages)", e.Status, len(e.Messages))
 }
 
 type errorCollection struct {

@@ -127,18 +127,20 @@ func RedactString(s string) string {
 }
 
 func redactAttr(a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindGroup {
-		attrs := a.Value.Group()
+	// A sensitive key hides its whole value, a group's included (an inline group's empty key never matches).
+	if a.Key != "" && sensitiveKey.MatchString(a.Key) {
+		return slog.String(a.Key, Redacted)
+	}
+	// Resolve first: a LogValuer may resolve to a group, whose members must pass through the redaction too.
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		attrs := v.Group()
 		red := make([]slog.Attr, len(attrs))
 		for i, g := range attrs {
 			red[i] = redactAttr(g)
 		}
 		return slog.Attr{Key: a.Key, Value: slog.GroupValue(red...)}
 	}
-	if sensitiveKey.MatchString(a.Key) {
-		return slog.String(a.Key, Redacted)
-	}
-	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
 		return slog.String(a.Key, RedactString(v.String()))

@@ -45,6 +45,24 @@ func TestRedaction(t *testing.T) {
 		{"groups and With", func(l *slog.Logger) {
 			l.With("token", "ya29.a0AfH6SMBx").WithGroup("g").Info("x", slog.Group("inner", "email", "jane.doe@example.com"))
 		}},
+		{"LogValuer resolving to a group", func(l *slog.Logger) {
+			l.Info("x", "who", groupValuer{})
+		}},
+		{"LogValuer nested in a group", func(l *slog.Logger) {
+			l.Info("x", slog.Group("outer", "inner", groupValuer{}))
+		}},
+		{"LogValuer in With", func(l *slog.Logger) {
+			l.With("who", groupValuer{}).Info("x")
+		}},
+		{"inline LogValuer group", func(l *slog.Logger) {
+			l.Info("x", slog.Any("", groupValuer{}))
+		}},
+		{"LogValuer resolving to a string", func(l *slog.Logger) {
+			l.Info("x", "detail", stringValuer{})
+		}},
+		{"sensitive group key", func(l *slog.Logger) {
+			l.Info("x", slog.Group("token", "value", "ya29.a0AfH6SMBx"))
+		}},
 		{"struct values", func(l *slog.Logger) {
 			l.Info("x", "v", struct{ Tok string }{"ya29.a0AfH6SMBx"})
 		}},
@@ -103,4 +121,46 @@ func BenchmarkRedactedLine(b *testing.B) {
 	for b.Loop() {
 		l.InfoContext(ctx, "page exported", "connectionId", "c-1", "issues", 100, "url", "https://api.atlassian.com/ex/jira/x/rest/api/3/search/jql?maxResults=100", "status", 200)
 	}
+}
+
+// groupValuer is a value that logs itself as a group holding secrets under both sensitive and innocent keys.
+type groupValuer struct{}
+
+func (groupValuer) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("email", "jane.doe@example.com"),
+		slog.String("note", "Bearer ya29.a0AfH6SMBx and jxk_abcdefghijklmnop"),
+		slog.Any("nested", nestedValuer{}),
+	)
+}
+
+type nestedValuer struct{}
+
+func (nestedValuer) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("displayName", "rt-secret-123"), slog.String("x", "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077"))
+}
+
+type stringValuer struct{}
+
+func (stringValuer) LogValue() slog.Value { return slog.StringValue("code for jane.doe@example.com") }
+
+// TestGroupValuerKeepsIDs: redacting a LogValuer's group keeps its harmless members.
+func TestGroupValuerKeepsIDs(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	New(&buf, slog.LevelInfo).Info("x", "run", runValuer{})
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	run, _ := m["run"].(map[string]any)
+	if run["id"] != "r-1" || run["issues"] != 3.0 || run["email"] != Redacted {
+		t.Errorf("run = %v, want id r-1, issues 3 and email redacted", run)
+	}
+}
+
+type runValuer struct{}
+
+func (runValuer) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", "r-1"), slog.Int("issues", 3), slog.String("email", "a@b.io"))
 }

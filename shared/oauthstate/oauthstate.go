@@ -100,7 +100,14 @@ type item struct {
 	NonceHash string `dynamodbav:"nonceHash,omitempty"`
 	ConnID    string `dynamodbav:"connId,omitempty"`
 	UsedAt    int64  `dynamodbav:"usedAt,omitempty"`
+	// A state or ticket bound to a connection is listed in the "due" index under ConnGSIPK(connID), so erasing
+	// the connection finds it without a scan.
+	GSI1PK string `dynamodbav:"gsi1pk,omitempty"`
+	GSI1SK string `dynamodbav:"gsi1sk,omitempty"`
 }
+
+// ConnGSIPK is the "due" index partition listing the states and tickets bound to connection connID.
+func ConnGSIPK(connID string) string { return "STATES#" + connID }
 
 func newSecret() string {
 	b := make([]byte, 32)
@@ -136,6 +143,9 @@ func (s *Store) put(ctx context.Context, sk, secret, nonce, connID string) error
 	}
 	if sk == skReauth {
 		it.Type = ItemTypeReauth
+	}
+	if connID != "" {
+		it.GSI1PK, it.GSI1SK = ConnGSIPK(connID), strconv.FormatInt(it.CreatedAt, 10)
 	}
 	if nonce != "" {
 		it.NonceHash = hashOf(nonce)
