@@ -53,6 +53,7 @@ var loadSpec = sync.OnceValues(func() (*openapi3.T, error) {
 	for _, ref := range doc.Components.Schemas {
 		fixSpec(ref, seen)
 	}
+	fixChangeDetails(doc)
 	return doc, nil
 })
 
@@ -87,6 +88,21 @@ func fixSpec(ref *openapi3.SchemaRef, seen map[*openapi3.Schema]bool) {
 	}
 	for _, x := range s.AnyOf {
 		fixSpec(x, seen)
+	}
+}
+
+// fixChangeDetails widens ChangeDetails to what Jira Cloud writes in every changelog: from, to, fromString and
+// toString are null on the empty side of a change (an assignee set for the first time has "from": null,
+// "fromString": null), and user fields add tmpFromAccountId / tmpToAccountId beside the account ids in from/to.
+// The description types them as plain strings with additionalProperties false; a client built to that would
+// break on the first real changelog, so the simulator sends what Jira sends and the test accepts exactly that.
+func fixChangeDetails(doc *openapi3.T) {
+	cd := doc.Components.Schemas["ChangeDetails"].Value
+	for _, k := range []string{"from", "to", "fromString", "toString"} {
+		cd.Properties[k].Value.Nullable = true
+	}
+	for _, k := range []string{"tmpFromAccountId", "tmpToAccountId"} {
+		cd.Properties[k] = openapi3.NewSchemaRef("", openapi3.NewStringSchema().WithNullable())
 	}
 }
 

@@ -39,16 +39,11 @@ func (s *Server) lookupLocked(cloudID, idOrKey string) (*site, *issue, error) {
 	if st == nil {
 		return nil, nil, fmt.Errorf("site %q: %w", cloudID, ErrNotFound)
 	}
-	var is *issue
-	if id, err := strconv.ParseInt(idOrKey, 10, 64); err == nil {
-		is = st.issues[id]
-	} else {
-		is = st.keys[strings.ToUpper(idOrKey)]
-	}
-	if is == nil || is.deleted {
+	n, ok := st.lookup(idOrKey)
+	if !ok || st.deleted(n) {
 		return st, nil, fmt.Errorf("issue %q: %w", idOrKey, ErrNotFound)
 	}
-	return st, is, nil
+	return st, st.materialize(n), nil
 }
 
 // reindexLocked records a change for the eventually consistent index: search keeps seeing the state it saw
@@ -58,7 +53,7 @@ func (s *Server) reindexLocked(is *issue, now time.Time) {
 	if is.deleted {
 		is.cur = nil
 	} else {
-		is.cur = is.index(s.data)
+		is.cur = is.index()
 	}
 	is.changedAt = now
 }
@@ -76,50 +71,50 @@ func (s *Server) applyLocked(st *site, is *issue, ch IssueChange, now time.Time)
 	if !st.members[author] {
 		return fmt.Errorf("author %q: %w", author, ErrNotFound)
 	}
-	h := &history{id: st.nextHistoryID, author: author, created: now}
+	// Validate before changing anything: a refused change leaves the issue as it was.
+	if ch.Status != nil && !slices.Contains(statuses, *ch.Status) {
+		return fmt.Errorf("status %q: %w", *ch.Status, ErrNotFound)
+	}
+	if ch.Assignee != nil && *ch.Assignee != "" && !st.members[*ch.Assignee] {
+		return fmt.Errorf("assignee %q: %w", *ch.Assignee, ErrNotFound)
+	}
+	h := &history{author: author, created: now}
 	if ch.Summary != nil {
-		h.items = append(h.items, changeItem{Field: "summary", FieldType: "jira", FieldID: "summary", FromString: is.summary, ToString: *ch.Summary})
+		h.items = append(h.items, changeItem{Field: "summary", FieldType: "jira", FieldID: "summary", FromString: is.summary,
+			ToString: *ch.Summary, hasFromString: true, hasToString: true})
 		is.summary = *ch.Summary
 	}
 	if ch.Status != nil {
-		if !slices.Contains(statuses, *ch.Status) {
-			return fmt.Errorf("status %q: %w", *ch.Status, ErrNotFound)
+		h.items = append(h.items, statusItem(is.status, *ch.Status))
+		if *ch.Status == "Done" && is.status != "Done" {
+			h.items = append(h.items, changeItem{Field: "resolution", FieldType: "jira", FieldID: "resolution",
+				To: "10000", ToString: "Done", hasTo: true, hasToString: true})
+		} else if *ch.Status != "Done" && is.status == "Done" {
+			h.items = append(h.items, changeItem{Field: "resolution", FieldType: "jira", FieldID: "resolution",
+				From: "10000", FromString: "Done", hasFrom: true, hasFromString: true})
 		}
-		h.items = append(h.items, changeItem{Field: "status", FieldType: "jira", FieldID: "status", From: statusID(is.status),
-			FromString: is.status, To: statusID(*ch.Status), ToString: *ch.Status, hasFrom: true, hasTo: true})
 		is.status = *ch.Status
 	}
 	if ch.Labels != nil {
 		h.items = append(h.items, changeItem{Field: "labels", FieldType: "jira", FieldID: "labels",
-			FromString: strings.Join(is.labels, " "), ToString: strings.Join(*ch.Labels, " ")})
+			FromString: strings.Join(is.labels, " "), ToString: strings.Join(*ch.Labels, " "), hasFromString: true, hasToString: true})
 		is.labels = append([]string(nil), (*ch.Labels)...)
 	}
 	if ch.Assignee != nil {
-		if *ch.Assignee != "" && !st.members[*ch.Assignee] {
-			return fmt.Errorf("assignee %q: %w", *ch.Assignee, ErrNotFound)
-		}
-		it := changeItem{Field: "assignee", FieldType: "jira", FieldID: "assignee"}
-		if is.assignee != "" {
-			it.From, it.FromString, it.hasFrom = is.assignee, s.data.userByID[is.assignee].DisplayName, true
-		}
-		if *ch.Assignee != "" {
-			it.To, it.ToString, it.hasTo = *ch.Assignee, s.data.userByID[*ch.Assignee].DisplayName, true
-		}
-		h.items = append(h.items, it)
+		h.items = append(h.items, st.userItem("assignee", "assignee", is.assignee, *ch.Assignee))
 		is.assignee = *ch.Assignee
 	}
 	if ch.Description != nil {
 		h.items = append(h.items, changeItem{Field: "description", FieldType: "jira", FieldID: "description",
-			FromString: adfText(is.description), ToString: *ch.Description})
+			FromString: adfText(is.description), ToString: *ch.Description, hasFromString: is.description != nil, hasToString: true})
 		is.description = textDoc(*ch.Description) // replaced, never edited in place: rendered bodies may share it
 	}
 	if ch.AddComment != nil {
-		is.comments = append(is.comments, &comment{id: st.nextCommentID, author: author, updateAuthor: author,
+		is.comments = append(is.comments, &comment{id: st.nextMutID(now, is.n), author: author, updateAuthor: author,
 			body: textDoc(*ch.AddComment), created: now, updated: now})
-		st.nextCommentID++
 	}
 	if len(h.items) > 0 {
-		st.nextHistoryID++
+		h.id = st.nextMutID(now, is.n)
 		is.histories = append(is.histories, h)
 	}
 	is.updated = now
@@ -172,12 +167,13 @@ func (s *Server) CreateIssue(cloudID, projectKey string, ch IssueChange) (IssueR
 	if !st.members[reporter] {
 		return IssueRef{}, fmt.Errorf("author %q: %w", reporter, ErrNotFound)
 	}
-	p.nextNum++
-	is := &issue{id: st.nextIssueID, key: fmt.Sprintf("%s-%d", p.key, p.nextNum), project: p, issueType: "Task",
+	n := int32(len(st.skels))
+	st.skels = append(st.skels, skel{created: now.UnixMilli(), updated: now.UnixMilli(), parent: -1, assignee: -1, reporter: -1})
+	p.nums = append(p.nums, n)
+	is := &issue{n: n, id: 10000 + int64(n), key: p.key + "-" + strconv.Itoa(len(p.nums)), project: p, issueType: "Task",
 		status: statuses[0], priority: "Medium", summary: "New issue", reporter: reporter, creator: reporter,
-		created: now, updated: now}
-	st.nextIssueID++
-	st.addIssue(is)
+		created: now, updated: now, parent: -1, custom: customValues{severity: -1}, mutated: true}
+	st.live[n] = is
 	is.changedAt = now // prev stays nil: the index does not know the issue yet
 	if err := s.applyLocked(st, is, ch, now); err != nil {
 		return IssueRef{}, err
@@ -223,17 +219,15 @@ func (s *Server) MoveIssue(cloudID, idOrKey, toProjectKey string) (IssueRef, err
 	if p == is.project {
 		return IssueRef{cloudID, strconv.FormatInt(is.id, 10), is.key, is.updated}, nil
 	}
-	p.nextNum++
-	newKey := fmt.Sprintf("%s-%d", p.key, p.nextNum)
-	h := &history{id: st.nextHistoryID, author: is.reporter, created: now, items: []changeItem{
-		{Field: "Key", FieldType: "jira", FieldID: "issuekey", FromString: is.key, ToString: newKey},
+	p.nums = append(p.nums, is.n)
+	newKey := p.key + "-" + strconv.Itoa(len(p.nums))
+	h := &history{id: st.nextMutID(now, is.n), author: is.reporter, created: now, items: []changeItem{
+		{Field: "Key", FieldType: "jira", FieldID: "issuekey", FromString: is.key, ToString: newKey, hasFromString: true, hasToString: true},
 		{Field: "project", FieldType: "jira", FieldID: "project", From: strconv.FormatInt(is.project.id, 10), FromString: is.project.name,
-			To: strconv.FormatInt(p.id, 10), ToString: p.name, hasFrom: true, hasTo: true},
+			To: strconv.FormatInt(p.id, 10), ToString: p.name, hasFrom: true, hasTo: true, hasFromString: true, hasToString: true},
 	}}
-	st.nextHistoryID++
 	is.histories = append(is.histories, h)
 	is.project, is.key, is.updated = p, newKey, now
-	st.keys[newKey] = is
 	s.reindexLocked(is, now)
 	return IssueRef{cloudID, strconv.FormatInt(is.id, 10), is.key, is.updated}, nil
 }

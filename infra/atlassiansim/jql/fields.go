@@ -1,6 +1,9 @@
 package jql
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 type fieldKind int
 
@@ -19,6 +22,7 @@ const (
 	fDescription
 	fComment
 	fText
+	fCustomNumber
 )
 
 type valueType int
@@ -29,6 +33,7 @@ const (
 	vtUser
 	vtDate
 	vtText
+	vtNumber
 )
 
 type fieldInfo struct {
@@ -51,6 +56,7 @@ var (
 	keyOps      = opSet("=", "!=", "<", ">", "<=", ">=", "in", "not in")
 	dateOps     = opSet("=", "!=", "<", ">", "<=", ">=", "in", "not in", "is", "is not")
 	textOps     = opSet("~", "!~", "is", "is not")
+	numberOps   = opSet("=", "!=", "<", ">", "<=", ">=", "in", "not in", "is", "is not")
 )
 
 var fields = map[string]fieldInfo{
@@ -76,8 +82,20 @@ var fields = map[string]fieldInfo{
 
 func lookupField(f fieldRef) (fieldInfo, bool) {
 	if f.custom {
-		return fieldInfo{}, false
+		// Number custom fields (story points and the like) are the only custom fields the simulator searches;
+		// whether the id exists on the site is the catalog's question (see CustomFieldCatalog).
+		return fieldInfo{fCustomNumber, vtNumber, numberOps, true}, true
 	}
 	fi, ok := fields[strings.ToLower(f.name)]
 	return fi, ok
+}
+
+// customID returns N of a cf[N] reference.
+func customID(f fieldRef) (int64, bool) {
+	if !f.custom {
+		return 0, false
+	}
+	inner := strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(f.name), "cf["), "]")
+	n, err := strconv.ParseInt(inner, 10, 64)
+	return n, err == nil
 }
