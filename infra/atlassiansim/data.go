@@ -684,6 +684,15 @@ func (st *site) build(n int32) *issue {
 	return is
 }
 
+func indexOf(xs []string, x string) int {
+	for i, v := range xs {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
 func contains(xs []string, x string) bool {
 	for _, v := range xs {
 		if v == x {
@@ -724,9 +733,24 @@ func (st *site) genHistory(r *rand.Rand, is *issue, sk *skel) []*history {
 	for i, t := range times {
 		last := i == len(times)-1
 		h := &history{id: st.idFor(t, is.n), author: pick(r, st.people), created: t}
-		switch k := r.IntN(8); {
-		case k <= 1 || last:
-			next := pick(r, statuses)
+		k := r.IntN(8)
+		if last {
+			k = 0 // the walk ends on the current status (or, if already there, the current assignee)
+			if status == is.status {
+				k = 9
+			}
+		}
+		switch {
+		case k == 9:
+			if assignee != is.assignee {
+				h.items = append(h.items, st.userItem("assignee", "assignee", assignee, is.assignee))
+				assignee = is.assignee
+			} else {
+				h.items = append(h.items, changeItem{Field: "summary", FieldType: "jira", FieldID: "summary",
+					FromString: sentence(r, 3), ToString: is.summary, hasFromString: true, hasToString: true})
+			}
+		case k <= 1:
+			next := statuses[(indexOf(statuses, status)+1+r.IntN(len(statuses)-1))%len(statuses)] // never to itself
 			if last {
 				next = is.status
 			}
