@@ -109,9 +109,6 @@ func (c *call) fieldsList() response {
 	for _, f := range defs {
 		m := map[string]any{"id": f.id, "key": f.id, "name": f.name, "custom": f.custom, "orderable": f.orderable,
 			"navigable": f.navigable, "searchable": f.searchable, "clauseNames": f.clauses, "schema": f.schema}
-		if f.custom {
-			m["untranslatedName"] = f.name
-		}
 		out = append(out, m)
 	}
 	for _, f := range []struct{ id, name string }{{"issuekey", "Key"}, {"thumbnail", "Images"}} {
