@@ -65,9 +65,10 @@ type site struct {
 	epoch              time.Time // earliest generated timestamp; time-derived ids count from here
 	skels              []skel    // every issue ever, by ordinal n; issue id = 10000 + n
 	children           map[int32][]int32
-	live               map[int32]*issue // mutated or created issues, in full
-	largeAttachment    int64            // size of the extra large attachment on issue 0 (site 0 only), 0 = none
-	lastMutID          int64            // last id handed out to a comment, history or worklog made by a mutation
+	live               map[int32]*issue      // mutated or created issues, in full
+	largeAttachment    int64                 // size of the extra large attachment on issue 0 (site 0 only), 0 = none
+	lastMutID          int64                 // last id handed out to a comment, history or worklog made by a mutation
+	pointsMaps         [14]map[int64]float64 // shared, read-only cf[10016] values of skeleton views, by points
 }
 
 // skel is what search needs without generating an issue: its identity, dates, the fields JQL matches on.
@@ -97,6 +98,7 @@ const (
 
 type project struct {
 	id     int64
+	idStr  string
 	key    string
 	name   string
 	site   *site
@@ -355,10 +357,13 @@ func generate(cfg *Config, now time.Time) *dataset {
 			if pi >= len(projKeys) {
 				key += strconv.Itoa(pi / len(projKeys))
 			}
-			st.projects = append(st.projects, &project{id: int64(10000 + pi), key: key,
+			st.projects = append(st.projects, &project{id: int64(10000 + pi), idStr: strconv.Itoa(10000 + pi), key: key,
 				name: strings.ToUpper(key[:1]) + strings.ToLower(key[1:]) + " project", site: st, denied: map[string]bool{}})
 		}
 		st.skeletons(now)
+		for p := range st.pointsMaps {
+			st.pointsMaps[p] = map[int64]float64{10016: float64(p)}
+		}
 		if si == 0 && cfg.LargeAttachmentSize > 0 && len(st.skels) > 0 {
 			st.largeAttachment = cfg.LargeAttachmentSize
 		}
@@ -865,28 +870,44 @@ func (st *site) lookup(idOrKey string) (int32, bool) {
 }
 
 // view is the JQL index view of issue n as it is now, built from the skeleton for issues that were never
-// changed. Text (description, comments) is generated only if a query asks for it.
+// changed. Text (summary, description, comments) is generated only if a query asks for it.
 func (st *site) view(n int32) *jql.Issue {
 	if is := st.live[n]; is != nil {
 		return is.index()
 	}
+	v := &jql.Issue{}
+	st.fillView(v, n, nil)
+	return v
+}
+
+// fillView writes the skeleton view of issue n into v, reusing labels' backing array when given one: search
+// evaluates every issue of a site per page and copies only the matches.
+func (st *site) fillView(v *jql.Issue, n int32, labels []string) {
 	sk := &st.skels[n]
 	p := st.projects[sk.proj]
-	v := &jql.Issue{ID: 10000 + int64(n), Key: p.key + "-" + strconv.Itoa(int(sk.num)),
-		ProjectID: strconv.FormatInt(p.id, 10), ProjectKey: p.key, ProjectName: p.name,
-		IssueType: issueTypes[sk.typ], Status: statuses[sk.status], Labels: sk.labelList(),
+	for b, l := range labelPool {
+		if sk.labels&(1<<b) != 0 {
+			labels = append(labels, l)
+		}
+	}
+	*v = jql.Issue{ID: 10000 + int64(n), Key: p.key + "-" + strconv.Itoa(int(sk.num)),
+		ProjectID: p.idStr, ProjectKey: p.key, ProjectName: p.name,
+		IssueType: issueTypes[sk.typ], Status: statuses[sk.status], Labels: labels,
 		Assignee: st.person(sk.assignee), Reporter: st.person(sk.reporter),
 		Created: time.UnixMilli(sk.created).UTC(), Updated: time.UnixMilli(sk.updated).UTC(),
-		Summary: st.summaryOf(n),
-		Text: func() (string, string) {
-			is := st.build(n)
-			return adfText(is.description), commentText(is)
-		},
-	}
+		Source: st}
 	if sk.points > 0 {
-		v.Numbers = map[int64]float64{10016: float64(sk.points)}
+		v.Numbers = st.pointsMaps[sk.points]
 	}
-	return v
+}
+
+// Summary and Texts make a site the jql.TextSource of its skeleton views.
+func (st *site) Summary(id int64) string { return st.summaryOf(int32(id - 10000)) }
+
+// Texts generates the issue to read its description and comments.
+func (st *site) Texts(id int64) (string, string) {
+	is := st.build(int32(id - 10000))
+	return adfText(is.description), commentText(is)
 }
 
 func commentText(is *issue) string {
@@ -902,7 +923,7 @@ func commentText(is *issue) string {
 func (is *issue) index() *jql.Issue {
 	v := &jql.Issue{
 		ID: is.id, Key: is.key,
-		ProjectID: strconv.FormatInt(is.project.id, 10), ProjectKey: is.project.key, ProjectName: is.project.name,
+		ProjectID: is.project.idStr, ProjectKey: is.project.key, ProjectName: is.project.name,
 		IssueType: is.issueType, Status: is.status, Labels: append([]string(nil), is.labels...),
 		Assignee: is.assignee, Reporter: is.reporter, Created: is.created, Updated: is.updated,
 		Summary: is.summary, Description: adfText(is.description), Comments: commentText(is),
@@ -984,3 +1005,5 @@ func (s *Server) Sites() []Site {
 	}
 	return out
 }
+
+var _ jql.TextSource = (*site)(nil)

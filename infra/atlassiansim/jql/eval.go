@@ -20,9 +20,9 @@ type Issue struct {
 	Assignee, Reporter                 string // Atlassian account IDs, "" when empty
 	Created, Updated                   time.Time
 	Summary, Description, Comments     string // plain text, for text search (~)
-	// Text, when set, supplies Description and Comments on demand: a large simulated site generates issue bodies
-	// lazily and must not hold every body's text in memory just in case a query searches it.
-	Text func() (description, comments string)
+	// Source, when set, supplies Summary, Description and Comments on demand (by ID): a large simulated site
+	// generates issue bodies lazily and must not hold every body's text in memory just in case a query searches it.
+	Source TextSource
 	// Numbers holds number custom fields by id (cf[10016] = 5); an absent id is EMPTY.
 	Numbers map[int64]float64
 }
@@ -309,18 +309,31 @@ func matchDate(t *terminal, fi fieldInfo, is *Issue, env Env) bool {
 
 func textOf(k fieldKind, is *Issue) string {
 	desc, comments := is.Description, is.Comments
-	if is.Text != nil && k != fSummary {
-		desc, comments = is.Text()
+	if is.Source != nil && k != fSummary {
+		desc, comments = is.Source.Texts(is.ID)
 	}
 	switch k {
 	case fSummary:
-		return is.Summary
+		return is.summary()
 	case fDescription:
 		return desc
 	case fComment:
 		return comments
 	}
-	return is.Summary + "\n" + desc + "\n" + comments
+	return is.summary() + "\n" + desc + "\n" + comments
+}
+
+// TextSource generates an issue's text fields on demand.
+type TextSource interface {
+	Summary(id int64) string
+	Texts(id int64) (description, comments string)
+}
+
+func (is *Issue) summary() string {
+	if is.Summary == "" && is.Source != nil {
+		return is.Source.Summary(is.ID)
+	}
+	return is.Summary
 }
 
 func numberOf(t *terminal, is *Issue) (float64, bool) {
@@ -492,7 +505,7 @@ func (q *Query) Compare(a, b *Issue) int {
 }
 
 func compareField(fi fieldInfo, f fieldRef, a, b *Issue) int {
-	name := strings.ToLower(f.name)
+	name := f.lower
 	switch fi.kind {
 	case fCustomNumber:
 		id, _ := customID(f)
@@ -521,7 +534,7 @@ func compareField(fi fieldInfo, f fieldRef, a, b *Issue) int {
 	case fProject:
 		return compareStrings(a.ProjectName, b.ProjectName)
 	case fSummary:
-		return compareStrings(a.Summary, b.Summary)
+		return compareStrings(a.summary(), b.summary())
 	case fLabels:
 		return compareStrings(strings.Join(sortedLower(a.Labels), " "), strings.Join(sortedLower(b.Labels), " "))
 	}

@@ -1,9 +1,5 @@
 package jql
 
-import (
-	"strconv"
-	"strings"
-)
 
 type fieldKind int
 
@@ -86,16 +82,11 @@ func lookupField(f fieldRef) (fieldInfo, bool) {
 		// whether the id exists on the site is the catalog's question (see CustomFieldCatalog).
 		return fieldInfo{fCustomNumber, vtNumber, numberOps, true}, true
 	}
-	fi, ok := fields[strings.ToLower(f.name)]
+	fi, ok := fields[f.lower]
 	return fi, ok
 }
 
 // customID returns N of a cf[N] reference.
 func customID(f fieldRef) (int64, bool) {
-	if !f.custom {
-		return 0, false
-	}
-	inner := strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(f.name), "cf["), "]")
-	n, err := strconv.ParseInt(inner, 10, 64)
-	return n, err == nil
+	return f.id, f.custom && f.id > 0
 }
