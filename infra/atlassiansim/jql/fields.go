@@ -1,6 +1,5 @@
 package jql
 
-
 type fieldKind int
 
 const (
