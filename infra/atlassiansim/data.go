@@ -495,6 +495,21 @@ func (st *site) issue(n int32) *issue {
 	return st.build(n)
 }
 
+// refIssue is issue n with only what a reference to it shows (key, summary, status, priority, type), without
+// generating its body: parents, sub-tasks and links are rendered for many issues per page.
+func (st *site) refIssue(n int32) *issue {
+	if n < 0 || int(n) >= len(st.skels) {
+		return nil
+	}
+	if is := st.live[n]; is != nil {
+		return is
+	}
+	sk := &st.skels[n]
+	p := st.projects[sk.proj]
+	return &issue{n: n, id: 10000 + int64(n), key: p.key + "-" + strconv.Itoa(int(sk.num)), project: p,
+		issueType: issueTypes[sk.typ], status: statuses[sk.status], priority: priorities[sk.prio], summary: st.summaryOf(n)}
+}
+
 // materialize makes issue n live, so that a mutation sticks.
 func (st *site) materialize(n int32) *issue {
 	if is := st.live[n]; is != nil {

@@ -133,7 +133,7 @@ func (c *call) option(fieldNum, idx int, values []string) map[string]any {
 // issueRef is the short form of an issue inside another one (parent, subtasks, issuelinks): id, key, self and a
 // few fields.
 func (c *call) issueRef(n int32) map[string]any {
-	is := c.site.issue(n)
+	is := c.site.refIssue(n)
 	if is == nil {
 		return nil
 	}
