@@ -69,6 +69,7 @@ type site struct {
 	largeAttachment    int64                 // size of the extra large attachment on issue 0 (site 0 only), 0 = none
 	lastMutID          int64                 // last id handed out to a comment, history or worklog made by a mutation
 	pointsMaps         [14]map[int64]float64 // shared, read-only cf[10016] values of skeleton views, by points
+	usedAttachment     map[int64]bool        // attachment ids added or removed by mutations
 }
 
 // skel is what search needs without generating an issue: its identity, dates, the fields JQL matches on.
@@ -294,7 +295,7 @@ func generate(cfg *Config, now time.Time) *dataset {
 
 	for i := 0; i < cfg.Sites; i++ {
 		st := &site{cloudID: newUUID(r), name: fmt.Sprintf("sim-site-%d", i+1), members: map[string]bool{},
-			live: map[int32]*issue{}, children: map[int32][]int32{}, cfg: cfg, d: d}
+			live: map[int32]*issue{}, children: map[int32][]int32{}, usedAttachment: map[int64]bool{}, cfg: cfg, d: d}
 		st.url = "https://" + st.name + ".atlassian.net"
 		d.sites = append(d.sites, st)
 		d.siteByID[st.cloudID] = st

@@ -316,3 +316,69 @@ func TestLargeAttachmentConfig(t *testing.T) {
 		t.Error("no 3 GiB attachment on the oldest issue")
 	}
 }
+
+// TestMutateAttachmentsWorklogsPoints: the mutation API adds and removes attachments, logs work and sets story
+// points, with the changelog items Jira writes for them; a removed attachment's content and media link answer 404.
+func TestMutateAttachmentsWorklogsPoints(t *testing.T) {
+	f := newFixture(t, nil)
+	tr := f.token()
+	s := f.site(0)
+	key := s.Projects[0].Key + "-2"
+	f.clock.Advance(time.Minute)
+	if _, err := f.sim.UpdateIssue(s.CloudID, key, IssueChange{AddAttachment: &NewAttachment{Filename: "new.txt", MimeType: "text/plain", Size: 1234},
+		AddWorklog: ptr(int64(5400)), StoryPoints: ptr(8.0)}); err != nil {
+		t.Fatal(err)
+	}
+	is := f.jira("GET", s.CloudID, "/issue/"+key+"?fields=attachment,worklog,customfield_10016,timetracking", tr.AccessToken, nil).json(t)
+	fields := is["fields"].(map[string]any)
+	var added map[string]any
+	for _, a := range fields["attachment"].([]any) {
+		if a.(map[string]any)["filename"] == "new.txt" {
+			added = a.(map[string]any)
+		}
+	}
+	if added == nil || added["size"] != float64(1234) || fields["customfield_10016"] != float64(8) {
+		t.Fatalf("after the change: attachment %v, points %v", added, fields["customfield_10016"])
+	}
+	id := added["id"].(string)
+	loc := f.jira("GET", s.CloudID, "/attachment/content/"+id, tr.AccessToken, nil).header.Get("Location")
+	if m := f.do("GET", loc, "", nil); m.status != 200 || len(m.body) != 1234 || !bytes.Equal(m.body, expected(t, f, id, 0, 1234)) {
+		t.Fatalf("added attachment download = %d, %d bytes", m.status, len(m.body))
+	}
+	if n := f.jira("POST", s.CloudID, "/search/approximate-count", tr.AccessToken, map[string]any{"jql": "key = " + key + " AND cf[10016] = 8"}).json(t)["count"]; n != float64(1) {
+		t.Errorf("cf[10016] = 8 finds %v issues after the edit", n)
+	}
+
+	aid := int64(idNum(id))
+	f.clock.Advance(time.Minute)
+	if _, err := f.sim.UpdateIssue(s.CloudID, key, IssueChange{RemoveAttachment: &aid}); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.jira("GET", s.CloudID, "/attachment/"+id, tr.AccessToken, nil); r.status != 404 {
+		t.Errorf("removed attachment metadata = %d, want 404", r.status)
+	}
+	if m := f.do("GET", loc, "", nil); m.status != 404 {
+		t.Errorf("removed attachment's media link = %d, want 404", m.status)
+	}
+	if _, err := f.sim.UpdateIssue(s.CloudID, key, IssueChange{RemoveAttachment: &aid, Summary: ptr("not applied")}); err == nil {
+		t.Error("removing a removed attachment succeeded")
+	}
+	cl := f.jira("GET", s.CloudID, "/issue/"+key+"/changelog?maxResults=100", tr.AccessToken, nil).json(t)
+	vals := cl["values"].([]any)
+	var fields2 []string
+	for _, h := range vals[len(vals)-2:] {
+		for _, it := range h.(map[string]any)["items"].([]any) {
+			m := it.(map[string]any)
+			fields2 = append(fields2, m["field"].(string))
+			if m["field"] == "Attachment" && (m["to"] == nil) == (m["from"] == nil) {
+				t.Errorf("attachment item has both or neither side: %v", m)
+			}
+		}
+	}
+	if got := strings.Join(fields2, ","); got != "Story point estimate,timespent,WorklogId,Attachment,Attachment" {
+		t.Errorf("changelog items of the two edits = %s", got)
+	}
+	if m := f.jira("GET", s.CloudID, "/issue/"+key+"?fields=summary", tr.AccessToken, nil).json(t); m["fields"].(map[string]any)["summary"] == "not applied" {
+		t.Error("a refused change was partly applied")
+	}
+}

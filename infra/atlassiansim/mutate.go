@@ -12,6 +12,9 @@ import (
 // ErrNotFound is returned by the mutation API for an unknown site, project, issue or user.
 var ErrNotFound = errors.New("atlassiansim: not found")
 
+// ErrInvalid is returned by the mutation API for a change it cannot make.
+var ErrInvalid = errors.New("atlassiansim: invalid change")
+
 // IssueChange describes an edit; nil fields are left alone. Every change bumps `updated` to the clock's now and
 // records a changelog entry, as a real edit does.
 type IssueChange struct {
@@ -22,8 +25,23 @@ type IssueChange struct {
 	Description *string   `json:"description,omitempty"`
 	// AddComment adds a comment with this text (by Author, or the reporter).
 	AddComment *string `json:"addComment,omitempty"`
+	// StoryPoints sets the story point estimate (customfield_10016); a negative value clears it.
+	StoryPoints *float64 `json:"storyPoints,omitempty"`
+	// AddWorklog logs this many seconds of work, started now.
+	AddWorklog *int64 `json:"addWorklog,omitempty"`
+	// AddAttachment attaches a generated file (at most 4 added per issue).
+	AddAttachment *NewAttachment `json:"addAttachment,omitempty"`
+	// RemoveAttachment removes an attachment of the issue by id; its content and media links then answer 404.
+	RemoveAttachment *int64 `json:"removeAttachment,omitempty"`
 	// Author is the account that makes the change; default the issue's reporter.
 	Author string `json:"author,omitempty"`
+}
+
+// NewAttachment is a file added by a mutation; its bytes are generated from the seed like every attachment's.
+type NewAttachment struct {
+	Filename string `json:"filename"`
+	MimeType string `json:"mimeType"`
+	Size     int64  `json:"size"`
 }
 
 // IssueRef identifies an issue after a mutation.
@@ -78,6 +96,23 @@ func (s *Server) applyLocked(st *site, is *issue, ch IssueChange, now time.Time)
 	if ch.Assignee != nil && *ch.Assignee != "" && !st.members[*ch.Assignee] {
 		return fmt.Errorf("assignee %q: %w", *ch.Assignee, ErrNotFound)
 	}
+	if r := ch.RemoveAttachment; r != nil && !slices.ContainsFunc(is.attachments, func(a *attachment) bool { return a.id == *r }) {
+		return fmt.Errorf("attachment %d: %w", *r, ErrNotFound)
+	}
+	addIdx := -1
+	if a := ch.AddAttachment; a != nil {
+		for i := 3; i < largeAttachmentIndex && addIdx < 0; i++ {
+			if id := attachmentID(is.n, i); !st.usedAttachment[id] && !slices.ContainsFunc(is.attachments, func(x *attachment) bool { return x.id == id }) {
+				addIdx = i
+			}
+		}
+		if addIdx < 0 || a.Filename == "" || a.Size < 0 {
+			return fmt.Errorf("attachment %q (at most 4 added per issue, a file name, a size ≥ 0): %w", a.Filename, ErrInvalid)
+		}
+	}
+	if ch.AddWorklog != nil && *ch.AddWorklog <= 0 {
+		return fmt.Errorf("worklog of %d s: %w", *ch.AddWorklog, ErrInvalid)
+	}
 	h := &history{author: author, created: now}
 	if ch.Summary != nil {
 		h.items = append(h.items, changeItem{Field: "summary", FieldType: "jira", FieldID: "summary", FromString: is.summary,
@@ -112,6 +147,56 @@ func (s *Server) applyLocked(st *site, is *issue, ch IssueChange, now time.Time)
 	if ch.AddComment != nil {
 		is.comments = append(is.comments, &comment{id: st.nextMutID(now, is.n), author: author, updateAuthor: author,
 			body: textDoc(*ch.AddComment), created: now, updated: now})
+	}
+	if ch.StoryPoints != nil {
+		it := changeItem{Field: "Story point estimate", FieldType: "custom", FieldID: "customfield_10016"}
+		if p := is.custom.storyPoints; p != nil {
+			it.FromString, it.hasFromString = strconv.FormatFloat(*p, 'f', -1, 64), true
+		}
+		is.custom.storyPoints = nil
+		if v := *ch.StoryPoints; v >= 0 {
+			is.custom.storyPoints = &v
+			it.ToString, it.hasToString = strconv.FormatFloat(v, 'f', -1, 64), true
+		}
+		h.items = append(h.items, it)
+	}
+	if ch.AddWorklog != nil {
+		w := &worklog{id: st.nextMutID(now, is.n), author: author, started: now, created: now, updated: now, seconds: *ch.AddWorklog}
+		before := is.timeSpent()
+		is.worklogs = append(is.worklogs, w)
+		if is.estimate > 0 {
+			is.remaining = max(0, is.remaining-w.seconds)
+		}
+		it := changeItem{Field: "timespent", FieldType: "jira", FieldID: "timespent", To: strconv.FormatInt(before+w.seconds, 10),
+			ToString: strconv.FormatInt(before+w.seconds, 10), hasTo: true, hasToString: true}
+		if before > 0 {
+			it.From, it.FromString, it.hasFrom, it.hasFromString = strconv.FormatInt(before, 10), strconv.FormatInt(before, 10), true, true
+		}
+		wid := strconv.FormatInt(w.id, 10)
+		h.items = append(h.items, it, changeItem{Field: "WorklogId", FieldType: "jira", To: wid, ToString: wid, hasTo: true, hasToString: true})
+	}
+	if ch.AddAttachment != nil {
+		idx := addIdx
+		mt := ch.AddAttachment.MimeType
+		if mt == "" {
+			mt = "application/octet-stream"
+		}
+		a := &attachment{id: attachmentID(is.n, idx), issue: is, filename: ch.AddAttachment.Filename, mimeType: mt,
+			size: ch.AddAttachment.Size, author: author, created: now, seed: splitmix(st.seed ^ uint64(attachmentID(is.n, idx)))}
+		st.usedAttachment[a.id] = true // an attachment id is never reused, even after removal
+		is.attachments = append(is.attachments, a)
+		aid := strconv.FormatInt(a.id, 10)
+		h.items = append(h.items, changeItem{Field: "Attachment", FieldType: "jira", FieldID: "attachment",
+			To: aid, ToString: a.filename, hasTo: true, hasToString: true})
+	}
+	if ch.RemoveAttachment != nil {
+		i := slices.IndexFunc(is.attachments, func(a *attachment) bool { return a.id == *ch.RemoveAttachment })
+		a := is.attachments[i]
+		st.usedAttachment[a.id] = true
+		is.attachments = slices.Delete(slices.Clone(is.attachments), i, i+1)
+		aid := strconv.FormatInt(a.id, 10)
+		h.items = append(h.items, changeItem{Field: "Attachment", FieldType: "jira", FieldID: "attachment",
+			From: aid, FromString: a.filename, hasFrom: true, hasFromString: true})
 	}
 	if len(h.items) > 0 {
 		h.id = st.nextMutID(now, is.n)
