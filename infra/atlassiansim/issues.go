@@ -240,7 +240,7 @@ func (c *call) fieldValue(is *issue, f string, o renderOpts) any {
 	case "issuetype":
 		return c.issueTypeValue(is)
 	case "parent":
-		if is.parent < 0 {
+		if is.parent < 0 || c.site.deleted(is.parent) {
 			return nil
 		}
 		return c.issueRef(is.parent)
