@@ -170,7 +170,7 @@ func fieldValues(k fieldKind, is *Issue) []string {
 	}
 	switch k {
 	case fProject:
-		return one(is.ProjectKey + is.ProjectID + is.ProjectName)
+		return one(is.ProjectKey) // only its emptiness matters: valueEquals compares key, id and name
 	case fKey:
 		return []string{is.Key}
 	case fIssueType:
