@@ -118,11 +118,9 @@ func (c *call) fieldsList() response {
 	return jsonResponse(http.StatusOK, out)
 }
 
-// NumberCustomFieldExists lets cf[N] JQL clauses name the site's number custom fields.
-func (k catalog) NumberCustomFieldExists(id int64) bool {
-	f := fieldByID["customfield_"+strconv.FormatInt(id, 10)]
-	return f != nil && f.schema["type"] == "number"
-}
+// NumberCustomFieldExists lets cf[N] JQL clauses name story points, the one number custom field the search index
+// holds (the skeleton carries it; other custom values live in generated bodies). Other cf[N] fail as unknown.
+func (k catalog) NumberCustomFieldExists(id int64) bool { return id == 10016 }
 
 // options of the select fields: ids as Jira numbers customFieldOption.
 func (c *call) option(fieldNum, idx int, values []string) map[string]any {
