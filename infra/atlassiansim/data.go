@@ -64,6 +64,7 @@ type site struct {
 	members            map[string]bool
 	epoch              time.Time // earliest generated timestamp; time-derived ids count from here
 	skels              []skel    // every issue ever, by ordinal n; issue id = 10000 + n
+	generated          int32     // issues 0..generated-1 come from the seed; later ones were created by mutations
 	children           map[int32][]int32
 	live               map[int32]*issue      // mutated or created issues, in full
 	largeAttachment    int64                 // size of the extra large attachment on issue 0 (site 0 only), 0 = none
@@ -459,6 +460,7 @@ func (st *site) skeletons(now time.Time) {
 		sk.num = int32(len(p.nums))
 		st.skels = append(st.skels, sk)
 	}
+	st.generated = int32(len(st.skels))
 }
 
 func (st *site) person(i int16) string {

@@ -227,7 +227,7 @@ func (is *issue) timeSpent() int64 {
 // links are the issue's links in both directions: issue n links to an earlier issue n-d for some n (deterministic
 // per pair), and the earlier one shows the same link inward. Links to deleted or invisible issues are left out.
 func (st *site) linkTarget(n int32) (int32, int, bool) {
-	if n < 1 || unit(st.seed, n, 7) >= 0.3 {
+	if n < 1 || n >= st.generated || unit(st.seed, n, 7) >= 0.3 {
 		return 0, 0, false
 	}
 	d := 1 + int32(unit(st.seed, n, 8)*8)
