@@ -9,6 +9,8 @@ import (
 // Info is what GET /_sim/info returns: enough for a script to drive the simulator.
 type Info struct {
 	BaseURL      string          `json:"baseUrl"`
+	MediaURL     string          `json:"mediaUrl"`
+	Latency      LatencyProfile  `json:"latency"`
 	ClientID     string          `json:"clientId"`
 	RedirectURIs []string        `json:"redirectUris"`
 	TestControls bool            `json:"testControls"`
@@ -20,7 +22,7 @@ type Info struct {
 
 // Info describes the simulator.
 func (s *Server) Info() Info {
-	return Info{BaseURL: s.URL(), ClientID: s.cfg.ClientID, RedirectURIs: s.cfg.RedirectURIs, TestControls: s.cfg.TestControls,
+	return Info{BaseURL: s.URL(), MediaURL: s.MediaURL(), Latency: s.Latency(), ClientID: s.cfg.ClientID, RedirectURIs: s.cfg.RedirectURIs, TestControls: s.cfg.TestControls,
 		Now: s.clock.Now(), Sites: s.Sites(), Users: s.Users(), RateLimits: s.RateLimits()}
 }
 
@@ -135,6 +137,24 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		}
 		s.SetRateLimits(c)
 		writeJSON(w, http.StatusOK, s.RateLimits())
+	})
+
+	mux.HandleFunc("GET /_sim/latency", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Latency()) })
+	mux.HandleFunc("PUT /_sim/latency", func(w http.ResponseWriter, r *http.Request) {
+		var p LatencyProfile
+		if !decodeAdmin(w, r, &p) {
+			return
+		}
+		if p.Name != "" && p.Search == 0 && p.Get == 0 && p.Bulk == 0 && p.Token == 0 && p.MediaFirstByte == 0 && p.MediaBytesPerSecond == 0 {
+			named, err := LatencyProfileNamed(p.Name) // {"name":"wan"} selects the named profile
+			if err != nil {
+				adminError(w, err)
+				return
+			}
+			p = named
+		}
+		s.SetLatency(p)
+		writeJSON(w, http.StatusOK, s.Latency())
 	})
 
 	mux.HandleFunc("POST /_sim/sites/{cloudId}/issues", func(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -231,5 +234,101 @@ func BenchmarkTokenRefresh(b *testing.B) {
 	}
 	if revoked, why := s.sim.FamilyRevoked(rt); revoked {
 		b.Fatalf("family revoked after %d rotations: %s", b.N, why)
+	}
+}
+
+// largeSite is the 100,000-issue site of the large-site benchmarks: one site of four projects, 10 % of issues
+// with attachments, 5 % with comments beyond one page and 5 % with long changelogs, one 1 GiB attachment.
+func largeSite(c *Config) {
+	c.Sites, c.ProjectsPerSite, c.IssuesPerProject, c.Users = 1, 4, 25_000, 20
+	c.AttachmentShare, c.ManyCommentsShare, c.LongChangelogShare = 0.10, 0.05, 0.05
+	c.LargeAttachmentSize = 1 << 30
+}
+
+// BenchmarkLargeSiteStart measures New for a 100,000-issue site (ns/op is the time to start it) and reports the
+// heap it keeps (retained-MiB, after GC, with the server alive) and the process's resident set (rss-MiB, which
+// includes the Go runtime and the test binary). Bodies are generated per request, so both stay small.
+func BenchmarkLargeSiteStart(b *testing.B) {
+	b.Run("issues=100000", func(b *testing.B) {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var sim *Server
+		b.ReportAllocs()
+		for b.Loop() {
+			cfg := Config{Seed: 7, Clock: NewManualClock(t0)}
+			largeSite(&cfg)
+			s, err := New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sim = s
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if n := len(sim.data.sites[0].skels); n != 100_000 {
+			b.Fatalf("site has %d issues", n)
+		}
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "retained-MiB")
+		b.ReportMetric(float64(rssBytes())/(1<<20), "rss-MiB")
+		runtime.KeepAlive(sim)
+	})
+}
+
+// rssBytes is the process's resident set size from /proc (0 where there is none).
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			_, _ = fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// BenchmarkLargeSiteSearchPage measures the first /search/jql page of the exporter's field set on the
+// 100,000-issue site (every issue of the project matched and sorted, 50 bodies generated and encoded), without
+// latency and under the wan profile (about 300 ms ± 25 % added): what one page costs the export in wall time.
+func BenchmarkLargeSiteSearchPage(b *testing.B) {
+	exporter := []string{"summary", "description", "status", "issuetype", "labels", "created", "updated", "attachment", "comment"}
+	for _, lat := range []string{"none", "wan"} {
+		b.Run("latency="+lat, func(b *testing.B) {
+			prof, err := LatencyProfileNamed(lat)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := newBenchSim(b, func(c *Config) {
+				largeSite(c)
+				c.Latency = prof
+			})
+			project := s.sim.Sites()[0].Projects[0].Key
+			body, err := json.Marshal(map[string]any{"jql": "project = " + project + " ORDER BY updated ASC",
+				"maxResults": 100, "fields": exporter})
+			if err != nil {
+				b.Fatal(err)
+			}
+			u := s.jiraURL("/search/jql")
+			var issues int64
+			b.ReportAllocs()
+			for b.Loop() {
+				resp := s.send(b, http.MethodPost, u, s.token, "application/json", body)
+				var page struct {
+					Issues []json.RawMessage `json:"issues"`
+				}
+				err := json.NewDecoder(resp.Body).Decode(&page)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || err != nil || len(page.Issues) == 0 {
+					b.Fatalf("POST /search/jql = %d, %d issues, decode error %v", resp.StatusCode, len(page.Issues), err)
+				}
+				issues += int64(len(page.Issues))
+			}
+			b.ReportMetric(float64(issues)/float64(b.N), "issues/op")
+		})
 	}
 }

@@ -24,6 +24,9 @@ const (
 	FaultTruncate FaultKind = "truncate"
 	// FaultNoRefreshToken makes a successful refresh_token grant answer without refresh_token (POST /oauth/token).
 	FaultNoRefreshToken FaultKind = "no_refresh_token"
+	// FaultIssueError makes POST /rest/api/3/issue/bulkfetch report its first issue in issueErrors (Jira's
+	// "retriable error") instead of returning it; each hit fails one issue.
+	FaultIssueError FaultKind = "issue_error"
 )
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration string ("250ms").
@@ -54,7 +57,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Fault is one injected failure on one endpoint.
 type Fault struct {
 	// Endpoint is an endpoint key as in Counters.Requests ("GET /rest/api/3/search/jql", "POST /oauth/token",
-	// "GET /media/file/{uuid}/binary"), or "*" for every endpoint except /_sim.
+	// "GET /file/{uuid}/binary"), or "*" for every endpoint except /_sim.
 	Endpoint string    `json:"endpoint"`
 	Kind     FaultKind `json:"kind"`
 	// Status for FaultStatus; default 503.
@@ -82,7 +85,7 @@ func (f Fault) validate() error {
 		if f.Status != 0 && (f.Status < 400 || f.Status > 599) {
 			return fmt.Errorf("atlassiansim: status fault needs a 4xx or 5xx status, got %d", f.Status)
 		}
-	case FaultRateLimit, FaultReset, FaultTruncate, FaultNoRefreshToken:
+	case FaultRateLimit, FaultReset, FaultTruncate, FaultNoRefreshToken, FaultIssueError:
 	default:
 		return fmt.Errorf("atlassiansim: unknown fault kind %q", f.Kind)
 	}
@@ -177,6 +180,7 @@ func (s *Server) instrument(key string, h http.Handler) http.Handler {
 		if f := s.takeLocked(key, func(k FaultKind) bool { return k == FaultLatency }); f != nil {
 			latency = time.Duration(f.Latency)
 		}
+		latency += s.latency.jittered(s.latency.delayFor(key))
 		action := s.takeLocked(key, func(k FaultKind) bool {
 			return k == FaultStatus || k == FaultRateLimit || k == FaultReset || k == FaultTruncate
 		})

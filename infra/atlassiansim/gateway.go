@@ -30,6 +30,8 @@ type call struct {
 	key    string
 	loc    *time.Location
 	points int64 // per-object points on top of the base point
+	// failIssue: an issue_error fault asks bulkfetch to report one issue in issueErrors.
+	failIssue bool
 }
 
 // response is what a handler computed under the lock; the body is already encoded so nothing shared escapes it.
@@ -69,16 +71,21 @@ func (s *Server) endpoints() []endpoint {
 		{"GET", "/rest/api/3/issue/{issueIdOrKey}/comment", "read:jira-work", []string{"read:comment:jira", "read:comment.property:jira", "read:group:jira", "read:project:jira", "read:project-role:jira", "read:user:jira", "read:avatar:jira"}, (*call).comments},
 		{"GET", "/rest/api/3/issue/{issueIdOrKey}/changelog", "read:jira-work", []string{"read:issue-meta:jira", "read:avatar:jira", "read:issue.changelog:jira"}, (*call).changelog},
 		{"POST", "/rest/api/3/changelog/bulkfetch", "read:jira-work", []string{"read:issue-meta:jira", "read:avatar:jira", "read:issue.changelog:jira"}, (*call).changelogBulk},
+		{"GET", "/rest/api/3/issue/{issueIdOrKey}/worklog", "read:jira-work", []string{"read:group:jira", "read:issue-worklog:jira", "read:issue-worklog.property:jira", "read:project-role:jira", "read:user:jira", "read:avatar:jira"}, (*call).worklogs},
+		{"GET", "/rest/api/3/field", "read:jira-work", []string{"read:field:jira", "read:avatar:jira", "read:project-category:jira", "read:project:jira", "read:field-configuration:jira"}, (*call).fieldsList},
+		{"GET", "/rest/api/3/user", "read:jira-user", []string{"read:application-role:jira", "read:group:jira", "read:user:jira", "read:avatar:jira"}, (*call).userGet},
 		{"GET", "/rest/api/3/myself", "read:jira-user", []string{"read:application-role:jira", "read:group:jira", "read:user:jira", "read:avatar:jira"}, (*call).myself},
 		{"GET", "/rest/api/3/attachment/content/{id}", "read:jira-work", []string{"read:attachment:jira"}, (*call).attachmentContent},
 		{"GET", "/rest/api/3/attachment/thumbnail/{id}", "read:jira-work", []string{"read:attachment:jira"}, (*call).attachmentContent},
 		{"GET", "/rest/api/3/attachment/meta", "read:jira-work", []string{"read:instance-configuration:jira"}, (*call).attachmentMeta},
 		{"GET", "/rest/api/3/attachment/{id}", "read:jira-work", []string{"read:attachment:jira", "read:user:jira", "read:application-role:jira", "read:avatar:jira", "read:group:jira"}, (*call).attachmentMetadata},
 	}
+	// Removed with CHANGE-2046 (jira-cloud.md §3.2): GET/POST /search and POST /search/id answer 410 Gone.
 	for _, v := range []string{"2", "3", "latest"} {
 		eps = append(eps,
 			endpoint{"GET", "/rest/api/" + v + "/search", "", nil, gone},
-			endpoint{"POST", "/rest/api/" + v + "/search", "", nil, gone})
+			endpoint{"POST", "/rest/api/" + v + "/search", "", nil, gone},
+			endpoint{"POST", "/rest/api/" + v + "/search/id", "", nil, gone})
 	}
 	return eps
 }
@@ -91,7 +98,7 @@ const (
 	KeyConsent             = "POST /authorize"
 	KeyToken               = "POST /oauth/token"
 	KeyAccessibleResources = "GET /oauth/token/accessible-resources"
-	KeyMedia               = "GET /media/file/{uuid}/binary"
+	KeyMedia               = "GET /file/{uuid}/binary" // on the media host (Server.MediaURL)
 	KeyReportAccounts      = "POST /app/report-accounts/"
 )
 
@@ -101,7 +108,15 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /authorize", s.instrument(KeyConsent, http.HandlerFunc(s.handleConsentPost)))
 	mux.Handle("POST /oauth/token", s.instrument(KeyToken, http.HandlerFunc(s.handleToken)))
 	mux.Handle("GET /oauth/token/accessible-resources", s.instrument(KeyAccessibleResources, http.HandlerFunc(s.handleAccessibleResources)))
-	mux.Handle("GET /media/file/{uuid}/binary", s.instrument(KeyMedia, http.HandlerFunc(s.handleMedia)))
+	// Without a media listener of its own (Handler mounted without Start or SetMediaURL) the media host lives under
+	// /media on the same origin; with one, this path does not exist here.
+	mux.Handle("GET /media/file/{uuid}/binary", s.instrument(KeyMedia, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.MediaURL() != "" {
+			writeJSON(w, http.StatusNotFound, errorCollection("The media host is served on its own origin."))
+			return
+		}
+		s.handleMedia(w, r)
+	})))
 	mux.Handle("POST /app/report-accounts/", s.instrument(KeyReportAccounts, http.HandlerFunc(s.handleReportAccounts)))
 	mux.Handle("POST /app/report-accounts", s.instrument(KeyReportAccounts, http.HandlerFunc(s.handleReportAccounts)))
 	for _, ep := range s.endpoints() {
@@ -141,6 +156,9 @@ func (s *Server) gateway(ep endpoint) http.Handler {
 		}
 		u := s.data.userByID[acc.accountID]
 		c := &call{s: s, r: r, site: st, user: u, acc: acc, now: now, key: key, loc: userLocation(u)}
+		if ep.path == "/rest/api/3/issue/bulkfetch" {
+			c.failIssue = s.takeLocked(key, func(k FaultKind) bool { return k == FaultIssueError }) != nil
+		}
 		resp := ep.h(c)
 		pts := int64(1) + c.points
 		s.limits.charge(st.cloudID, pts, now)

@@ -2,7 +2,6 @@ package atlassiansim
 
 import (
 	"fmt"
-	"html"
 	"net/http"
 	"net/url"
 	"sort"
@@ -19,40 +18,26 @@ const (
 	searchEmbedChangelog = 20
 	detailEmbedComments  = 20
 	detailEmbedChangelog = 40
+	embedWorklogs        = 20 // fields.worklog holds the first 20; GET .../worklog pages the rest
 )
 
-// allFields are the fields the simulator knows, in output order; navigable excludes comment (as Jira's
-// *navigable does).
-var allFields = []string{"summary", "description", "issuetype", "project", "status", "priority", "labels", "assignee",
-	"reporter", "creator", "created", "updated", "duedate", "resolution", "resolutiondate", "customfield_10016",
-	"environment", "components", "fixVersions", "issuelinks", "subtasks", "watches", "statuscategorychangedate",
-	"lastViewed", "attachment", "comment"}
-
-var fieldNames = map[string]string{"summary": "Summary", "description": "Description", "issuetype": "Issue Type",
-	"project": "Project", "status": "Status", "priority": "Priority", "labels": "Labels", "assignee": "Assignee",
-	"reporter": "Reporter", "creator": "Creator", "created": "Created", "updated": "Updated", "duedate": "Due date",
-	"resolution": "Resolution", "resolutiondate": "Resolved", "customfield_10016": "Story point estimate",
-	"environment": "Environment", "components": "Components", "fixVersions": "Fix versions", "issuelinks": "Linked Issues",
-	"subtasks": "Sub-tasks", "watches": "Watchers", "statuscategorychangedate": "Status Category Changed",
-	"lastViewed": "Last Viewed", "attachment": "Attachment", "comment": "Comment", "id": "ID", "key": "Key"}
-
-var fieldSchemas = map[string]map[string]any{
-	"summary": {"type": "string", "system": "summary"}, "description": {"type": "string", "system": "description"},
-	"issuetype": {"type": "issuetype", "system": "issuetype"}, "project": {"type": "project", "system": "project"},
-	"status": {"type": "status", "system": "status"}, "priority": {"type": "priority", "system": "priority"},
-	"labels": {"type": "array", "items": "string", "system": "labels"}, "assignee": {"type": "user", "system": "assignee"},
-	"reporter": {"type": "user", "system": "reporter"}, "creator": {"type": "user", "system": "creator"},
-	"created": {"type": "datetime", "system": "created"}, "updated": {"type": "datetime", "system": "updated"},
-	"duedate": {"type": "date", "system": "duedate"}, "resolution": {"type": "resolution", "system": "resolution"},
-	"resolutiondate":    {"type": "datetime", "system": "resolutiondate"},
-	"customfield_10016": {"type": "number", "custom": "com.pyxis.greenhopper.jira:jsw-story-points", "customId": 10016},
-	"environment":       {"type": "string", "system": "environment"}, "components": {"type": "array", "items": "component", "system": "components"},
-	"fixVersions": {"type": "array", "items": "version", "system": "fixVersions"}, "issuelinks": {"type": "array", "items": "issuelinks", "system": "issuelinks"},
-	"subtasks": {"type": "array", "items": "issuelinks", "system": "subtasks"}, "watches": {"type": "watches", "system": "watches"},
-	"statuscategorychangedate": {"type": "datetime", "system": "statuscategorychangedate"},
-	"lastViewed":               {"type": "datetime", "system": "lastViewed"}, "attachment": {"type": "array", "items": "attachment", "system": "attachment"},
-	"comment": {"type": "comments-page", "system": "comment"},
-}
+// fieldNames and fieldSchemas serve expand=names and expand=schema.
+var (
+	fieldNames = func() map[string]string {
+		m := map[string]string{"id": "ID", "key": "Key"}
+		for _, f := range fieldDefs {
+			m[f.id] = f.name
+		}
+		return m
+	}()
+	fieldSchemas = func() map[string]map[string]any {
+		m := map[string]map[string]any{}
+		for _, f := range fieldDefs {
+			m[f.id] = f.schema
+		}
+		return m
+	}()
+)
 
 // fieldSel is a parsed `fields` list.
 type fieldSel struct {
@@ -85,7 +70,11 @@ func (f fieldSel) want(name string) bool {
 	if f.exclude[name] {
 		return false
 	}
-	return f.all || (f.navigable && name != "comment") || f.include[name]
+	if f.include[name] || f.all {
+		return true
+	}
+	d := fieldByID[name]
+	return f.navigable && d != nil && d.navigable
 }
 
 // identityOnly reports whether only id and/or key were asked for: such issues carry no `fields` object and
@@ -102,13 +91,16 @@ func (f fieldSel) identityOnly() bool {
 	return true
 }
 
-func (f fieldSel) heavy() bool { return f.all || f.include["comment"] || f.include["description"] }
+func (f fieldSel) heavy() bool {
+	return f.all || f.include["comment"] || f.include["description"] || f.include["worklog"]
+}
 
 type renderOpts struct {
 	fields       fieldSel
 	expand       map[string]bool
 	commentCap   int
 	changelogCap int
+	worklogCap   int
 	minimal      bool // search's id/key-only form
 }
 
@@ -122,12 +114,11 @@ func parseExpand(vals ...string) map[string]bool {
 
 // findIssue resolves an id or a current or former key to a visible issue.
 func (c *call) findIssue(idOrKey string) *issue {
-	var is *issue
-	if id, err := strconv.ParseInt(idOrKey, 10, 64); err == nil {
-		is = c.site.issues[id]
-	} else {
-		is = c.site.keys[strings.ToUpper(idOrKey)]
+	n, ok := c.site.lookup(idOrKey)
+	if !ok {
+		return nil
 	}
+	is := c.site.issue(n)
 	if is == nil || is.deleted || !is.project.canBrowse(c.user.AccountID) {
 		return nil
 	}
@@ -185,7 +176,8 @@ func (c *call) renderIssue(is *issue, o renderOpts) map[string]any {
 	fields := map[string]any{}
 	names := map[string]any{}
 	schema := map[string]any{}
-	for _, f := range allFields {
+	for _, fd := range fieldDefs {
+		f := fd.id
 		if !o.fields.want(f) {
 			continue
 		}
@@ -202,12 +194,8 @@ func (c *call) renderIssue(is *issue, o renderOpts) map[string]any {
 	}
 	if o.expand["renderedFields"] {
 		rf := map[string]any{}
-		if o.fields.want("description") {
-			if is.description != nil {
-				rf["description"] = "<p>" + strings.ReplaceAll(html.EscapeString(strings.TrimSpace(adfText(is.description))), "\n", "</p><p>") + "</p>"
-			} else {
-				rf["description"] = nil
-			}
+		for f := range fields {
+			rf[f] = c.renderedValue(is, f, o)
 		}
 		out["renderedFields"] = rf
 	}
@@ -229,6 +217,13 @@ func (c *call) renderIssue(is *issue, o renderOpts) map[string]any {
 
 func (c *call) fieldValue(is *issue, f string, o renderOpts) any {
 	idStr := strconv.FormatInt(is.id, 10)
+	cv := &is.custom
+	nullIfZero := func(v int64) any {
+		if v == 0 {
+			return nil
+		}
+		return v
+	}
 	switch f {
 	case "summary":
 		return is.summary
@@ -237,40 +232,26 @@ func (c *call) fieldValue(is *issue, f string, o renderOpts) any {
 			return nil
 		}
 		return is.description
-	case "issuetype":
-		id := 10001
-		for i, t := range issueTypes {
-			if t == is.issueType {
-				id = 10001 + i
-			}
+	case "environment":
+		if is.environment == nil {
+			return nil
 		}
-		return map[string]any{"self": c.api(fmt.Sprintf("/issuetype/%d", id)), "id": strconv.Itoa(id), "name": is.issueType,
-			"description": "", "iconUrl": c.api(fmt.Sprintf("/issuetype/%d/avatar", id)), "subtask": false,
-			"hierarchyLevel": map[bool]int{true: 1, false: 0}[is.issueType == "Epic"]}
+		return is.environment
+	case "issuetype":
+		return c.issueTypeValue(is)
+	case "parent":
+		if is.parent < 0 || c.site.deleted(is.parent) {
+			return nil
+		}
+		return c.issueRef(is.parent)
 	case "project":
 		p := is.project
 		return map[string]any{"self": c.api(fmt.Sprintf("/project/%d", p.id)), "id": strconv.FormatInt(p.id, 10), "key": p.key,
 			"name": p.name, "projectTypeKey": "software", "simplified": false, "avatarUrls": avatarURLs("project-" + p.key)}
 	case "status":
-		sid := statusID(is.status)
-		cat := map[string]any{"self": c.api("/statuscategory/2"), "id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"}
-		switch is.status {
-		case "In Progress", "In Review":
-			cat = map[string]any{"self": c.api("/statuscategory/4"), "id": 4, "key": "indeterminate", "colorName": "yellow", "name": "In Progress"}
-		case "Done":
-			cat = map[string]any{"self": c.api("/statuscategory/3"), "id": 3, "key": "done", "colorName": "green", "name": "Done"}
-		}
-		return map[string]any{"self": c.api("/status/" + sid), "id": sid, "name": is.status, "description": "",
-			"iconUrl": c.s.base + "/images/icons/statuses/generic.png", "statusCategory": cat}
+		return c.statusValue(is)
 	case "priority":
-		id := 3
-		for i, p := range priorities {
-			if p == is.priority {
-				id = i + 1
-			}
-		}
-		return map[string]any{"self": c.api(fmt.Sprintf("/priority/%d", id)), "id": strconv.Itoa(id), "name": is.priority,
-			"iconUrl": c.s.base + "/images/icons/priorities/" + strings.ToLower(is.priority) + ".svg"}
+		return c.priorityValue(is)
 	case "labels":
 		if is.labels == nil {
 			return []string{}
@@ -301,19 +282,131 @@ func (c *call) fieldValue(is *issue, f string, o renderOpts) any {
 			return nil
 		}
 		return c.ts(is.updated)
-	case "customfield_10016":
-		if is.storyPoints == 0 {
-			return nil
-		}
-		return is.storyPoints
-	case "environment", "lastViewed":
-		return nil
-	case "components", "fixVersions", "issuelinks", "subtasks":
-		return []any{}
-	case "watches":
-		return map[string]any{"self": c.api("/issue/" + is.key + "/watchers"), "watchCount": 1, "isWatching": false}
 	case "statuscategorychangedate":
 		return c.ts(is.updated)
+	case "lastViewed", "security":
+		return nil
+	case "components":
+		out := []any{}
+		for _, i := range is.components {
+			id := strconv.FormatInt(is.project.id*10+int64(i), 10)
+			out = append(out, map[string]any{"self": c.api("/component/" + id), "id": id, "name": componentNames[i],
+				"description": componentNames[i] + " of " + is.project.name})
+		}
+		return out
+	case "fixVersions":
+		return c.versionList(is.project, is.fixVersions)
+	case "versions":
+		return c.versionList(is.project, is.versions)
+	case "issuelinks":
+		return c.issueLinks(is)
+	case "subtasks":
+		out := []any{}
+		for _, ch := range c.site.children[is.n] {
+			if !c.site.deleted(ch) {
+				out = append(out, c.issueRef(ch))
+			}
+		}
+		return out
+	case "votes":
+		return map[string]any{"self": c.api("/issue/" + is.key + "/votes"), "votes": is.votes, "hasVoted": false}
+	case "watches":
+		return map[string]any{"self": c.api("/issue/" + is.key + "/watchers"), "watchCount": is.watchers, "isWatching": false}
+	case "timetracking":
+		// Jira leaves out what is not set and answers {} for an issue without any time tracking.
+		tt := map[string]any{}
+		spent := is.timeSpent()
+		if is.estimate > 0 {
+			tt["originalEstimate"], tt["originalEstimateSeconds"] = jiraDuration(is.estimate), is.estimate
+			tt["remainingEstimate"], tt["remainingEstimateSeconds"] = jiraDuration(is.remaining), is.remaining
+		}
+		if spent > 0 {
+			tt["timeSpent"], tt["timeSpentSeconds"] = jiraDuration(spent), spent
+		}
+		return tt
+	case "timeoriginalestimate", "aggregatetimeoriginalestimate":
+		return nullIfZero(is.estimate)
+	case "timeestimate", "aggregatetimeestimate":
+		if is.estimate == 0 {
+			return nil
+		}
+		return is.remaining
+	case "timespent", "aggregatetimespent":
+		return nullIfZero(is.timeSpent())
+	case "progress", "aggregateprogress":
+		spent := is.timeSpent()
+		p := map[string]any{"progress": spent, "total": spent + is.remaining}
+		if spent+is.remaining > 0 {
+			p["percent"] = spent * 100 / (spent + is.remaining)
+		}
+		return p
+	case "workratio":
+		if is.estimate == 0 {
+			return -1
+		}
+		return is.timeSpent() * 100 / is.estimate
+	case "customfield_10016":
+		if cv.storyPoints == nil {
+			return nil
+		}
+		return *cv.storyPoints
+	case "customfield_10020":
+		return c.sprints(is)
+	case "customfield_10030":
+		if cv.severity < 0 {
+			return nil
+		}
+		return c.option(0, cv.severity, severityOpts)
+	case "customfield_10031":
+		if len(cv.platforms) == 0 {
+			return nil
+		}
+		out := []any{}
+		for _, i := range cv.platforms {
+			out = append(out, c.option(1, i, platformOpts))
+		}
+		return out
+	case "customfield_10032":
+		return c.userDetails(cv.reviewer)
+	case "customfield_10033":
+		if len(cv.stakeholders) == 0 {
+			return nil
+		}
+		out := []any{}
+		for _, u := range cv.stakeholders {
+			out = append(out, c.userDetails(u))
+		}
+		return out
+	case "customfield_10034":
+		if cv.acceptance == nil {
+			return nil
+		}
+		return cv.acceptance
+	case "customfield_10035":
+		if cv.targetStart == nil {
+			return nil
+		}
+		return cv.targetStart.Format("2006-01-02")
+	case "customfield_10036":
+		if cv.cost == nil {
+			return nil
+		}
+		return *cv.cost
+	case "customfield_10037":
+		if len(cv.customerTags) == 0 {
+			return nil
+		}
+		return cv.customerTags
+	case "customfield_10038":
+		if cv.designURL == "" {
+			return nil
+		}
+		return cv.designURL
+	case "customfield_10039":
+		if cv.incidentAt == nil {
+			return nil
+		}
+		return c.ts(*cv.incidentAt)
 	case "attachment":
 		out := []any{}
 		for _, a := range is.attachments {
@@ -321,20 +414,120 @@ func (c *call) fieldValue(is *issue, f string, o renderOpts) any {
 		}
 		return out
 	case "comment":
-		var page []any
+		page := []any{}
 		for _, cm := range is.comments {
 			if len(page) >= o.commentCap {
 				break
 			}
-			page = append(page, c.renderComment(is, cm))
-		}
-		if page == nil {
-			page = []any{}
+			page = append(page, c.renderComment(is, cm, false))
 		}
 		return map[string]any{"self": c.api("/issue/" + idStr + "/comment"), "comments": page,
 			"maxResults": o.commentCap, "total": len(is.comments), "startAt": 0}
+	case "worklog":
+		page := []any{}
+		for _, w := range is.worklogs {
+			if len(page) >= o.worklogCap {
+				break
+			}
+			page = append(page, c.renderWorklog(is, w))
+		}
+		return map[string]any{"startAt": 0, "maxResults": o.worklogCap, "total": len(is.worklogs), "worklogs": page}
 	}
 	return nil
+}
+
+// renderedValue is a field's renderedFields entry: rich text as HTML, dates in the display format, the comment
+// and worklog pages with HTML bodies; null for fields Jira does not render.
+func (c *call) renderedValue(is *issue, f string, o renderOpts) any {
+	doc := func(d map[string]any) any {
+		if d == nil {
+			return nil
+		}
+		return adfHTML(d)
+	}
+	switch f {
+	case "description":
+		return doc(is.description)
+	case "environment":
+		return doc(is.environment)
+	case "customfield_10034":
+		return doc(is.custom.acceptance)
+	case "created":
+		return renderedDate(is.created, c.loc, true)
+	case "updated", "statuscategorychangedate":
+		return renderedDate(is.updated, c.loc, true)
+	case "resolutiondate":
+		if is.status != "Done" {
+			return nil
+		}
+		return renderedDate(is.updated, c.loc, true)
+	case "duedate":
+		if is.dueDate == nil {
+			return nil
+		}
+		return renderedDate(*is.dueDate, c.loc, false)
+	case "attachment":
+		out := []any{}
+		for _, a := range is.attachments {
+			m := c.renderAttachment(a)
+			m["created"] = renderedDate(a.created, c.loc, true)
+			m["size"] = humanSize(a.size)
+			out = append(out, m)
+		}
+		return out
+	case "comment":
+		page := []any{}
+		for _, cm := range is.comments {
+			if len(page) >= o.commentCap {
+				break
+			}
+			m := c.renderComment(is, cm, false)
+			m["body"] = adfHTML(cm.body)
+			m["created"], m["updated"] = renderedDate(cm.created, c.loc, true), renderedDate(cm.updated, c.loc, true)
+			page = append(page, m)
+		}
+		return map[string]any{"comments": page, "maxResults": o.commentCap, "total": len(is.comments), "startAt": 0}
+	case "worklog":
+		page := []any{}
+		for _, w := range is.worklogs {
+			if len(page) >= o.worklogCap {
+				break
+			}
+			m := c.renderWorklog(is, w)
+			if w.comment != nil {
+				m["comment"] = adfHTML(w.comment)
+			}
+			page = append(page, m)
+		}
+		return map[string]any{"startAt": 0, "maxResults": o.worklogCap, "total": len(is.worklogs), "worklogs": page}
+	case "timetracking":
+		return c.fieldValue(is, f, o)
+	}
+	return nil
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f kB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func (c *call) renderWorklog(is *issue, w *worklog) map[string]any {
+	id := strconv.FormatInt(w.id, 10)
+	m := map[string]any{"self": c.api(fmt.Sprintf("/issue/%d/worklog/%s", is.id, id)), "author": c.userDetails(w.author),
+		"updateAuthor": c.userDetails(w.author), "created": c.ts(w.created), "updated": c.ts(w.updated),
+		"started": c.ts(w.started), "timeSpent": jiraDuration(w.seconds), "timeSpentSeconds": w.seconds,
+		"id": id, "issueId": strconv.FormatInt(is.id, 10)}
+	if w.comment != nil {
+		m["comment"] = w.comment
+	}
+	return m
 }
 
 func (c *call) renderAttachment(a *attachment) map[string]any {
@@ -348,7 +541,7 @@ func (c *call) renderAttachment(a *attachment) map[string]any {
 	return m
 }
 
-func (c *call) renderComment(is *issue, cm *comment) map[string]any {
+func (c *call) renderComment(is *issue, cm *comment, renderedBody bool) map[string]any {
 	m := map[string]any{
 		"self":         c.api(fmt.Sprintf("/issue/%d/comment/%d", is.id, cm.id)),
 		"id":           strconv.FormatInt(cm.id, 10),
@@ -362,24 +555,33 @@ func (c *call) renderComment(is *issue, cm *comment) map[string]any {
 	if cm.visibility != nil {
 		m["visibility"] = cm.visibility
 	}
+	if renderedBody {
+		m["renderedBody"] = adfHTML(cm.body)
+	}
 	return m
 }
 
-// renderHistory renders a changelog entry; fieldIDs, when set, keeps only items for those fields.
+// renderHistory renders a changelog entry; fieldIDs, when set, keeps only items for those fields. Items are
+// written as Jira writes them: from/to and fromString/toString are null when the side is empty, and user fields
+// carry tmpFromAccountId/tmpToAccountId beside the account ids in from/to.
 func (c *call) renderHistory(h *history, fieldIDs map[string]bool) map[string]any {
 	items := []any{}
+	orNull := func(has bool, v string) any {
+		if !has {
+			return nil
+		}
+		return v
+	}
 	for _, it := range h.items {
 		if fieldIDs != nil && !fieldIDs[it.FieldID] {
 			continue
 		}
 		m := map[string]any{"field": it.Field, "fieldtype": it.FieldType, "fieldId": it.FieldID,
-			"fromString": it.FromString, "toString": it.ToString}
-		// Jira sends null for an absent from/to; the schema says string, so absent values are omitted.
-		if it.hasFrom {
-			m["from"] = it.From
-		}
-		if it.hasTo {
-			m["to"] = it.To
+			"from": orNull(it.hasFrom, it.From), "fromString": orNull(it.hasFromString, it.FromString),
+			"to": orNull(it.hasTo, it.To), "toString": orNull(it.hasToString, it.ToString)}
+		if it.user {
+			m["tmpFromAccountId"] = orNull(it.hasFrom, it.From)
+			m["tmpToAccountId"] = orNull(it.hasTo, it.To)
 		}
 		items = append(items, m)
 	}
@@ -394,7 +596,7 @@ func (c *call) getIssue() response {
 	}
 	q := c.r.URL.Query()
 	o := renderOpts{fields: parseFields(splitList(q["fields"]), "*all"), expand: parseExpand(q["expand"]...),
-		commentCap: detailEmbedComments, changelogCap: detailEmbedChangelog}
+		commentCap: detailEmbedComments, changelogCap: detailEmbedChangelog, worklogCap: embedWorklogs}
 	c.points++
 	return jsonResponse(http.StatusOK, c.renderIssue(is, o))
 }
@@ -421,14 +623,22 @@ func (c *call) bulkFetch() response {
 		return jiraErr(http.StatusBadRequest, "The number of properties requested exceeds the limit of 5.")
 	}
 	o := renderOpts{fields: parseFields(req.Fields, "*navigable"), expand: parseExpand(req.Expand...),
-		commentCap: detailEmbedComments, changelogCap: detailEmbedChangelog}
+		commentCap: detailEmbedComments, changelogCap: detailEmbedChangelog, worklogCap: embedWorklogs}
 	seen := map[int64]bool{}
 	var found []*issue
+	// "Issues which aren't found or that the user doesn't have permission to view won't be returned in this list"
+	// (BulkIssueResults.issueErrors in the spec): unknown, deleted and invisible ids are simply left out;
+	// issueErrors is for retriable failures, which the issue_error fault produces.
 	errs := []any{}
 	for _, k := range req.IssueIdsOrKeys {
 		is := c.findIssue(k)
 		if is == nil {
-			errs = append(errs, map[string]any{"id": k, "errorMessage": issueNotFound})
+			continue
+		}
+		if c.failIssue {
+			c.failIssue = false
+			errs = append(errs, map[string]any{"id": strconv.FormatInt(is.id, 10), "errorMessage": "Failed to retrieve the issue. Try again later."})
+			seen[is.id] = true
 			continue
 		}
 		if !seen[is.id] {
@@ -468,9 +678,10 @@ func (c *call) comments() response {
 	default:
 		return jiraErr(http.StatusBadRequest, "orderBy must be one of created, -created, +created.")
 	}
+	rendered := parseExpand(q["expand"]...)["renderedBody"]
 	page := []any{}
 	for i := startAt; i < int64(len(list)) && int64(len(page)) < maxResults; i++ {
-		page = append(page, c.renderComment(is, list[i]))
+		page = append(page, c.renderComment(is, list[i], rendered))
 	}
 	c.points += int64(len(page))
 	return jsonResponse(http.StatusOK, map[string]any{"startAt": startAt, "maxResults": maxResults, "total": len(list), "comments": page})
@@ -587,6 +798,56 @@ func historyTouches(h *history, fieldIDs map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// worklogs is GET /rest/api/3/issue/{issueIdOrKey}/worklog: oldest first, startAt/maxResults paging (default and
+// most 5000, per the spec), startedAfter/startedBefore in epoch milliseconds.
+func (c *call) worklogs() response {
+	is := c.findIssue(c.r.PathValue("issueIdOrKey"))
+	if is == nil {
+		return jiraErr(http.StatusNotFound, issueNotFound)
+	}
+	q := c.r.URL.Query()
+	startAt, err1 := queryInt(q, "startAt", 0)
+	maxResults, err2 := queryInt(q, "maxResults", 5000)
+	after, err3 := queryInt(q, "startedAfter", -1<<62)
+	before, err4 := queryInt(q, "startedBefore", 1<<62)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || startAt < 0 || maxResults < 0 {
+		return jiraErr(http.StatusBadRequest, "startAt, maxResults, startedAfter and startedBefore must be integers.")
+	}
+	maxResults = min(maxResults, 5000)
+	var list []*worklog
+	for _, w := range is.worklogs {
+		if ms := w.started.UnixMilli(); ms > after && ms < before {
+			list = append(list, w)
+		}
+	}
+	page := []any{}
+	for i := startAt; i < int64(len(list)) && int64(len(page)) < maxResults; i++ {
+		page = append(page, c.renderWorklog(is, list[i]))
+	}
+	c.points += int64(len(page))
+	return jsonResponse(http.StatusOK, map[string]any{"startAt": startAt, "maxResults": maxResults, "total": len(list), "worklogs": page})
+}
+
+// user is GET /rest/api/3/user?accountId=: the `self` links of user objects point here. Profile visibility hides
+// email and time zone as in issues; an unknown account is 404.
+func (c *call) userGet() response {
+	id := c.r.URL.Query().Get("accountId")
+	if id == "" {
+		return jiraErr(http.StatusBadRequest, "The accountId query parameter needs to be provided.")
+	}
+	u := c.s.data.userByID[id]
+	if u == nil || !c.site.members[id] {
+		return jiraErr(http.StatusNotFound, "Specified user does not exist or you do not have required permissions")
+	}
+	m := c.userDetails(id).(map[string]any)
+	m["locale"] = u.Locale
+	m["groups"] = map[string]any{"size": 1, "items": []any{}}
+	m["applicationRoles"] = map[string]any{"size": 1, "items": []any{}}
+	m["expand"] = "groups,applicationRoles"
+	c.points += 2 // a user object costs two points
+	return jsonResponse(http.StatusOK, m)
 }
 
 // myself is GET /rest/api/3/myself.

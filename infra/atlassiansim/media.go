@@ -37,14 +37,15 @@ func (c *call) attachmentContent() response {
 		redirect = b
 	}
 	if redirect {
-		loc := c.s.mediaURL(a, c.now)
+		loc := c.s.mediaURLLocked(c.site, a, c.now)
 		return response{status: http.StatusSeeOther, header: http.Header{"Location": {loc}, "Cache-Control": {"no-cache, no-store"}}}
 	}
 	rg, status := parseRange(c.r.Header.Get("Range"), a.size)
 	if status != 0 {
 		return rangeError(status, a.size)
 	}
-	return response{stream: func(w http.ResponseWriter) int64 { return serveStream(w, a, rg) }}
+	prof, r := c.s.latency, c.r
+	return response{stream: func(w http.ResponseWriter) int64 { return serveStream(w, prof.bodyWriter(w, r), a, rg) }}
 }
 
 func rangeError(status int, size int64) response {
@@ -65,16 +66,30 @@ func (c *call) findAttachment(idStr string) *attachment {
 	if err != nil {
 		return nil
 	}
-	a := c.site.attachments[id]
-	if a == nil || a.issue.deleted || !a.issue.project.canBrowse(c.user.AccountID) {
+	a := c.site.attachment(id)
+	if a == nil || !a.issue.project.canBrowse(c.user.AccountID) {
 		return nil
 	}
-	for _, x := range a.issue.attachments {
-		if x == a {
+	return a
+}
+
+// attachment finds an attachment of a live or generated issue by id; nil when unknown, removed from its issue, or
+// on a deleted issue. The id encodes the issue's ordinal (attachmentID).
+func (st *site) attachment(id int64) *attachment {
+	if id < 10000 {
+		return nil
+	}
+	n := int32((id - 10000) / maxAttachmentsPerIssue)
+	is := st.issue(n)
+	if is == nil || is.deleted {
+		return nil
+	}
+	for _, a := range is.attachments {
+		if a.id == id {
 			return a
 		}
 	}
-	return nil // removed from its issue
+	return nil
 }
 
 // attachmentMetadata is GET /rest/api/3/attachment/{id}; here the id is a number, unlike in issue fields.
@@ -141,7 +156,8 @@ func parseRange(h string, size int64) (byteRange, int) {
 	return byteRange{start, end, false}, 0
 }
 
-func serveStream(w http.ResponseWriter, a *attachment, rg byteRange) int64 {
+// serveStream writes an attachment's headers to w and its bytes to body (w, or w paced by a bandwidth cap).
+func serveStream(w http.ResponseWriter, body io.Writer, a *attachment, rg byteRange) int64 {
 	h := w.Header()
 	h.Set("Content-Type", a.mimeType)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.filename}))
@@ -160,7 +176,7 @@ func serveStream(w http.ResponseWriter, a *attachment, rg byteRange) int64 {
 	if n == 0 {
 		return 0
 	}
-	sent, _ := io.Copy(w, io.NewSectionReader(newContent(a), rg.start, n))
+	sent, _ := io.Copy(body, io.NewSectionReader(newContent(a), rg.start, n))
 	return sent
 }
 
@@ -238,10 +254,13 @@ func (s *Server) AttachmentContent(cloudID string, attachmentID int64) (io.Reade
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.data.siteByID[cloudID]
-	if st == nil || st.attachments[attachmentID] == nil {
+	var a *attachment
+	if st != nil {
+		a = st.attachment(attachmentID)
+	}
+	if a == nil {
 		return nil, 0, fmt.Errorf("atlassiansim: no attachment %d on site %q", attachmentID, cloudID)
 	}
-	a := st.attachments[attachmentID]
 	return newContent(a), a.size, nil
 }
 
@@ -253,11 +272,24 @@ type mediaClaims struct {
 	Exp    int64               `json:"exp"`
 }
 
-func (s *Server) mediaURL(a *attachment, now time.Time) string {
-	claims := mediaClaims{Issuer: s.cfg.ClientID, Access: map[string][]string{"urn:filestore:file:" + a.uuid: {"read"}},
+// mediaRef is what the media host needs to find a file: the media platform knows files by UUID only.
+type mediaRef struct {
+	cloudID string
+	attID   int64
+}
+
+// mediaURLLocked signs a download link on the media host, as api.media.atlassian.com's
+// /file/<uuid>/binary?token=<JWT>&client=<id>&dl=true&name=<filename> (jira-cloud.md §3.7).
+func (s *Server) mediaURLLocked(st *site, a *attachment, now time.Time) string {
+	uuid := st.mediaFileID(a.id)
+	s.mediaRefs[uuid] = mediaRef{st.cloudID, a.id}
+	claims := mediaClaims{Issuer: s.cfg.ClientID, Access: map[string][]string{"urn:filestore:file:" + uuid: {"read"}},
 		NBF: now.Unix(), Exp: now.Add(MediaTokenTTL).Unix()}
 	q := url.Values{"token": {s.signJWT(claims)}, "client": {s.cfg.ClientID}, "dl": {"true"}, "name": {a.filename}}
-	return s.base + "/media/file/" + a.uuid + "/binary?" + q.Encode()
+	if s.mediaBase != "" {
+		return s.mediaBase + "/file/" + uuid + "/binary?" + q.Encode()
+	}
+	return s.base + "/media/file/" + uuid + "/binary?" + q.Encode()
 }
 
 var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
@@ -317,10 +349,15 @@ func (s *Server) handleMedia(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	a := s.data.attByUUID[uuid]
-	gone := a == nil || a.issue.deleted
+	var a *attachment
+	if ref, ok := s.mediaRefs[uuid]; ok {
+		if st := s.data.siteByID[ref.cloudID]; st != nil {
+			a = st.attachment(ref.attID)
+		}
+	}
+	prof := s.latency
 	s.mu.Unlock()
-	if gone {
+	if a == nil {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "FileNotFound", "title": "File not found"}})
 		return
 	}
@@ -332,7 +369,7 @@ func (s *Server) handleMedia(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, status, map[string]any{"error": map[string]string{"code": "InvalidRange", "title": http.StatusText(status)}})
 		return
 	}
-	n := serveStream(w, a, rg)
+	n := serveStream(w, prof.bodyWriter(w, r), a, rg)
 	s.mu.Lock()
 	s.counts.BytesServed += n
 	s.mu.Unlock()

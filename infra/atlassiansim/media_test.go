@@ -54,8 +54,8 @@ func TestAttachmentRedirectToMedia(t *testing.T) {
 	}
 	loc := r.header.Get("Location")
 	u, err := url.Parse(loc)
-	if err != nil || !strings.HasPrefix(u.Path, "/media/file/") || u.Query().Get("token") == "" {
-		t.Fatalf("Location = %q, want a media URL with a token", loc)
+	if err != nil || !strings.HasPrefix(u.Path, "/file/") || u.Query().Get("token") == "" || u.Host == strings.TrimPrefix(f.url, "http://") {
+		t.Fatalf("Location = %q, want a media URL with a token on the media host (not %s)", loc, f.url)
 	}
 
 	// No bearer: served by its own token.
@@ -79,7 +79,7 @@ func TestAttachmentRedirectToMedia(t *testing.T) {
 	if m := f.do("GET", bad.String(), "", nil); m.status != http.StatusUnauthorized {
 		t.Errorf("media with a tampered token = %d, want 401", m.status)
 	}
-	other := strings.Replace(loc, u.Path, "/media/file/00000000-0000-4000-8000-000000000000/binary", 1)
+	other := strings.Replace(loc, u.Path, "/file/00000000-0000-4000-8000-000000000000/binary", 1)
 	if m := f.do("GET", other, "", nil); m.status != http.StatusUnauthorized {
 		t.Errorf("media token used for another file = %d, want 401", m.status)
 	}
@@ -93,6 +93,50 @@ func TestAttachmentRedirectToMedia(t *testing.T) {
 	}
 	if c := f.sim.Counters(); c.BytesServed != size+10+1 {
 		t.Errorf("BytesServed = %d, want %d", c.BytesServed, size+11)
+	}
+}
+
+// TestAttachmentRedirectDefaultClient follows the attachment 303 the way most clients do: Go's default
+// http.Client with the bearer set on the first request only. The media host is another origin (another port), so
+// net/http drops Authorization on the redirect (as it does from api.atlassian.com to api.media.atlassian.com) and
+// the download succeeds with the signed URL alone.
+func TestAttachmentRedirectDefaultClient(t *testing.T) {
+	f := newFixture(t, nil)
+	tr := f.token()
+	s := f.site(0)
+	id, size := firstAttachment(t, f, tr.AccessToken, 100)
+	if f.sim.MediaURL() == "" || f.sim.MediaURL() == f.url {
+		t.Fatalf("MediaURL() = %q, want its own origin beside %s", f.sim.MediaURL(), f.url)
+	}
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.url+"/ex/jira/"+s.CloudID+"/rest/api/3/attachment/content/"+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+	var hops []string
+	hc := &http.Client{CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		hops = append(hops, r.URL.Host+" auth="+strconv.FormatBool(r.Header.Get("Authorization") != ""))
+		return nil // the default policy, recorded
+	}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, expected(t, f, id, 0, size)) {
+		t.Fatalf("following the redirect = %d, %d bytes (%v), hops %v; want 200 with the %d bytes", resp.StatusCode, len(body), err, hops, size)
+	}
+	if want := strings.TrimPrefix(f.sim.MediaURL(), "http://") + " auth=false"; len(hops) != 1 || hops[0] != want {
+		t.Errorf("redirect hops = %v, want [%s]", hops, want)
+	}
+
+	// The media host is not reachable on the API origin: a same-origin shortcut would keep the bearer.
+	r := f.jira("GET", s.CloudID, "/attachment/content/"+id, tr.AccessToken, nil)
+	u, _ := url.Parse(r.header.Get("Location"))
+	if m := f.do("GET", f.url+"/media"+u.Path+"?"+u.RawQuery, "", nil); m.status != http.StatusNotFound {
+		t.Errorf("media path on the API origin = %d, want 404", m.status)
 	}
 }
 

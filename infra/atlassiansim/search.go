@@ -100,33 +100,55 @@ func (c *call) env() jql.Env {
 
 // matches returns the visible issues matching q, sorted. Issues listed in reconcile are judged on their live state;
 // the others on the (possibly stale) index.
-func (c *call) matches(q *jql.Query, reconcile map[int64]bool) []*issue {
+func (c *call) matches(q *jql.Query, reconcile map[int64]bool) []*jql.Issue {
 	env := c.env()
 	delay := c.s.cfg.ConsistencyDelay
-	var out []*issue
-	views := map[int64]*jql.Issue{}
-	for _, is := range c.site.order {
-		if !is.project.canBrowse(c.user.AccountID) {
+	st := c.site
+	var views []*jql.Issue
+	var scratch jql.Issue
+	labels := make([]string, 0, len(labelPool))
+	for n := range st.skels {
+		n := int32(n)
+		var v *jql.Issue
+		if is := st.live[n]; is != nil {
+			if !is.project.canBrowse(c.user.AccountID) {
+				continue
+			}
+			v = is.indexView(c.now, delay)
+			if reconcile[is.id] {
+				v = is.cur
+			}
+		} else {
+			if !st.projects[st.skels[n].proj].canBrowse(c.user.AccountID) {
+				continue
+			}
+			st.fillView(&scratch, n, labels[:0])
+			if !q.Match(&scratch, env) {
+				continue
+			}
+			v = &jql.Issue{}
+			*v = scratch
+			v.Labels = slices.Clone(scratch.Labels)
+			views = append(views, v)
 			continue
-		}
-		v := is.indexView(c.now, delay)
-		if reconcile[is.id] {
-			v = is.cur
 		}
 		if v == nil || !q.Match(v, env) {
 			continue
 		}
-		views[is.id] = v
-		out = append(out, is)
+		views = append(views, v)
 	}
-	slices.SortStableFunc(out, func(a, b *issue) int {
-		if r := q.Compare(views[a.id], views[b.id]); r != 0 {
+	// Ties break on the id, so the order is total and an unstable sort gives the same answer, faster.
+	slices.SortFunc(views, func(a, b *jql.Issue) int {
+		if r := q.Compare(a, b); r != 0 {
 			return r
 		}
-		return compareInt(a.id, b.id)
+		return compareInt(a.ID, b.ID)
 	})
-	return out
+	return views
 }
+
+// hits are search results: index views, turned into issues only for the page being rendered.
+func (c *call) issueAt(v *jql.Issue) *issue { return c.site.issue(int32(v.ID - 10000)) }
 
 func compareInt(a, b int64) int {
 	switch {
@@ -186,11 +208,23 @@ func (c *call) search(req searchRequest) response {
 	}
 	all := c.matches(q, reconcile)
 	o := renderOpts{fields: fields, expand: expand, commentCap: searchEmbedComments, changelogCap: searchEmbedChangelog,
-		minimal: fields.identityOnly() && len(expand) == 0}
+		worklogCap: embedWorklogs, minimal: fields.identityOnly() && len(expand) == 0}
 	issues := []any{}
 	end := min(offset+int64(size), int64(len(all)))
 	for i := offset; i < end; i++ {
-		issues = append(issues, c.renderIssue(all[i], o))
+		if o.minimal {
+			// id/key pages never need the body: the view has both (a 5000-issue census page stays cheap).
+			m := map[string]any{"id": strconv.FormatInt(all[i].ID, 10)}
+			if fields.include["key"] {
+				m["key"] = all[i].Key
+				if is := c.site.live[int32(all[i].ID-10000)]; is != nil {
+					m["key"] = is.key
+				}
+			}
+			issues = append(issues, m)
+			continue
+		}
+		issues = append(issues, c.renderIssue(c.issueAt(all[i]), o))
 	}
 	c.points += int64(len(issues))
 	out := map[string]any{"issues": issues, "isLast": end >= int64(len(all))}
@@ -199,18 +233,18 @@ func (c *call) search(req searchRequest) response {
 	}
 	if expand["names"] {
 		names := map[string]string{}
-		for _, f := range allFields {
-			if fields.want(f) {
-				names[f] = fieldNames[f]
+		for _, fd := range fieldDefs {
+			if fields.want(fd.id) {
+				names[fd.id] = fieldNames[fd.id]
 			}
 		}
 		out["names"] = names
 	}
 	if expand["schema"] {
 		schema := map[string]any{}
-		for _, f := range allFields {
-			if fields.want(f) {
-				schema[f] = fieldSchemas[f]
+		for _, fd := range fieldDefs {
+			if fields.want(fd.id) {
+				schema[fd.id] = fieldSchemas[fd.id]
 			}
 		}
 		out["schema"] = schema

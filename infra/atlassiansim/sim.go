@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -111,9 +112,23 @@ type Config struct {
 	MaxChangelog int
 	// MaxAttachmentSize bounds the generated attachment sizes; default 256 KiB.
 	MaxAttachmentSize int64
-	// LargeAttachmentSize, when positive, adds one attachment of exactly this many bytes to the first issue of the
-	// first project (for example 1<<30). Its bytes are generated on the fly and cost no memory.
+	// LargeAttachmentSize, when positive, adds one attachment of exactly this many bytes to the oldest issue of the
+	// first site (for example 1<<30). Its bytes are generated on the fly and cost no memory.
 	LargeAttachmentSize int64
+	// MaxWorklogs is the number of worklogs on the issues of ManyWorklogsShare; default 25, above the 20 that an
+	// issue embeds, so paging GET .../worklog is exercised.
+	MaxWorklogs int
+
+	// Shares of issues, each in [0,1], decided per issue from the seed: with attachments (1-3 each; default 0.6),
+	// with MaxComments comments (beyond the embedded page of 20; default 0.15), with MaxChangelog changelog entries
+	// (default 0.2), with MaxWorklogs worklogs (default 0.1). Zero takes the default; a negative value means none.
+	AttachmentShare    float64
+	ManyCommentsShare  float64
+	LongChangelogShare float64
+	ManyWorklogsShare  float64
+
+	// Latency adds real-world response times (LatencyWAN); the zero value adds none.
+	Latency LatencyProfile
 
 	// ClientID and ClientSecret of the one registered OAuth app; defaults "sim-client-id" / "sim-client-secret".
 	ClientID     string
@@ -163,6 +178,23 @@ func (c *Config) setDefaults() {
 	if c.MaxAttachmentSize <= 0 {
 		c.MaxAttachmentSize = 256 << 10
 	}
+	if c.MaxWorklogs <= 0 {
+		c.MaxWorklogs = 25
+	}
+	share := func(v *float64, def float64) {
+		switch {
+		case *v == 0:
+			*v = def
+		case *v < 0:
+			*v = 0
+		case *v > 1:
+			*v = 1
+		}
+	}
+	share(&c.AttachmentShare, 0.6)
+	share(&c.ManyCommentsShare, 0.15)
+	share(&c.LongChangelogShare, 0.2)
+	share(&c.ManyWorklogsShare, 0.1)
 	if c.ClientID == "" {
 		c.ClientID = "sim-client-id"
 	}
@@ -187,23 +219,28 @@ type Server struct {
 	cursorKey []byte
 	handler   http.Handler
 
-	mu     sync.Mutex // guards everything below
-	base   string     // externally visible base URL, no trailing slash
-	data   *dataset
-	auth   *authState
-	limits *limiter
-	faults []*faultEntry
-	counts *counters
+	mu        sync.Mutex // guards everything below
+	base      string     // externally visible base URL, no trailing slash
+	mediaBase string     // the media host's base URL; "" = served under base + "/media" (Handler without Start)
+	mediaRefs map[string]mediaRef
+	latency   LatencyProfile
+	data      *dataset
+	auth      *authState
+	limits    *limiter
+	faults    []*faultEntry
+	counts    *counters
 
-	httpSrv *http.Server
-	ln      net.Listener
+	httpSrv  *http.Server
+	ln       net.Listener
+	mediaSrv *http.Server
 }
 
 // New builds a Server with its generated data.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	if cfg.Sites > 50 || cfg.ProjectsPerSite > 50 || cfg.Users > 10000 || cfg.IssuesPerProject > 1_000_000 {
-		return nil, errors.New("atlassiansim: size out of range (sites ≤ 50, projects per site ≤ 50, users ≤ 10000, issues per project ≤ 1e6)")
+	if cfg.Sites > 50 || cfg.ProjectsPerSite > 50 || cfg.Users > 10000 || cfg.IssuesPerProject > 1_000_000 ||
+		cfg.ProjectsPerSite*cfg.IssuesPerProject > 5_000_000 || cfg.MaxComments > 10000 || cfg.MaxChangelog > 10000 || cfg.MaxWorklogs > 10000 {
+		return nil, errors.New("atlassiansim: size out of range (sites ≤ 50, projects per site ≤ 50, users ≤ 10000, issues per project ≤ 1e6, issues per site ≤ 5e6, comments, changelog entries, worklogs per issue ≤ 10000)")
 	}
 	for _, f := range cfg.Faults {
 		if err := f.validate(); err != nil {
@@ -219,13 +256,15 @@ func New(cfg Config) (*Server, error) {
 		base:      "http://sim.invalid",
 		auth:      newAuthState(),
 		counts:    newCounters(),
+		mediaRefs: map[string]mediaRef{},
+		latency:   cfg.Latency,
 	}
-	s.data = generate(cfg, cfg.Clock.Now())
+	s.data = generate(&s.cfg, cfg.Clock.Now())
 	s.limits = newLimiter(cfg.RateLimits)
 	for _, f := range cfg.Faults {
 		s.faults = append(s.faults, &faultEntry{Fault: f, left: f.Count})
 	}
-	s.handler = adminNoCSRF(s.routes())
+	s.handler = adminGuard(s.routes())
 	return s, nil
 }
 
@@ -247,8 +286,37 @@ func (s *Server) URL() string {
 	return s.base
 }
 
-// Start listens on addr (default "127.0.0.1:0"; only loopback addresses are accepted), serves in the background
-// until ctx ends or Close is called, and returns the base URL.
+// MediaURL returns the media host's base URL (api.media.atlassian.com's stand-in): another listener, reached by
+// another loopback host name (http://localhost:<port> beside http://127.0.0.1:<port>), so an HTTP client following
+// the attachment 303 crosses hosts and drops Authorization, as in production. Empty before Start unless
+// SetMediaURL was called.
+func (s *Server) MediaURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mediaBase
+}
+
+// SetMediaURL sets the media host's externally visible base URL, for callers that mount MediaHandler themselves.
+// Start sets it.
+func (s *Server) SetMediaURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mediaBase = strings.TrimRight(u, "/")
+}
+
+// MediaHandler serves the media host (GET /file/{uuid}/binary). Start serves it on its own listener.
+func (s *Server) MediaHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /file/{uuid}/binary", s.instrument(KeyMedia, http.HandlerFunc(s.handleMedia)))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "NotFound", "title": "Not found"}})
+	})
+	return mux
+}
+
+// Start listens on addr (default "127.0.0.1:0"; only loopback addresses are accepted) for the Atlassian hosts
+// and on another port of the same address for the media host, serves in the background until ctx ends or Close
+// is called, and returns the base URL. MediaURL returns the media host's.
 func (s *Server) Start(ctx context.Context, addr string) (string, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -260,18 +328,36 @@ func (s *Server) Start(ctx context.Context, addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("atlassiansim: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+	// The media host needs another host name, not just another port: HTTP clients decide whether to keep
+	// Authorization on a redirect by host name (Go's net/http compares hostnames, ignoring ports). So the media
+	// listener is advertised as "localhost" when the API is on an IP literal, and as 127.0.0.1 when the API was
+	// given as localhost.
+	apiHost, _, _ := net.SplitHostPort(ln.Addr().String())
+	mediaListen, mediaHost := apiHost, "localhost"
+	if h, _, _ := net.SplitHostPort(addr); h == "localhost" {
+		mediaListen, mediaHost = "127.0.0.1", "127.0.0.1"
 	}
+	mln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort(mediaListen, "0"))
+	if err != nil {
+		_ = ln.Close()
+		return "", fmt.Errorf("atlassiansim: listen for the media host on %s: %w", mediaListen, err)
+	}
+	_, mediaPort, _ := net.SplitHostPort(mln.Addr().String())
+	newSrv := func(h http.Handler) *http.Server {
+		return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return ctx }}
+	}
+	srv, msrv := newSrv(s.handler), newSrv(s.MediaHandler())
 	u := "http://" + ln.Addr().String()
 	s.mu.Lock()
 	s.base = u
+	s.mediaBase = "http://" + net.JoinHostPort(mediaHost, mediaPort)
 	s.httpSrv = srv
+	s.mediaSrv = msrv
 	s.ln = ln
 	s.mu.Unlock()
 	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = msrv.Serve(mln) }()
 	go func() {
 		<-ctx.Done()
 		_ = s.Close()
@@ -282,18 +368,21 @@ func (s *Server) Start(ctx context.Context, addr string) (string, error) {
 // Close stops a server started with Start. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	srv := s.httpSrv
-	s.httpSrv = nil
+	srv, msrv := s.httpSrv, s.mediaSrv
+	s.httpSrv, s.mediaSrv = nil, nil
 	s.mu.Unlock()
-	if srv == nil {
-		return nil
+	var errs []error
+	for _, x := range []*http.Server{srv, msrv} {
+		if x == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := x.Shutdown(ctx); err != nil {
+			errs = append(errs, x.Close())
+		}
+		cancel()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		return srv.Close()
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // checkLoopback refuses to bind anything but a loopback address: the simulator must never be reachable from the
@@ -344,17 +433,53 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// adminNoCSRF refuses POSTs to the control API that are not JSON. A web page open in the developer's browser
-// can send a "simple" cross-site POST (form or text/plain) to 127.0.0.1 without a CORS preflight; requiring
-// application/json forces the preflight, which the simulator never grants. Other methods always need one.
-func adminNoCSRF(next http.Handler) http.Handler {
+// adminGuard protects the control API from web pages open in the developer's browser while the simulator runs:
+//   - DNS rebinding: a page on evil.example whose name is re-pointed at 127.0.0.1 talks to the simulator as a
+//     same-origin peer, but its requests still carry Host: evil.example. The control API answers only requests
+//     whose Host is a loopback address (or localhost) and whose Origin, when sent, is a loopback origin too.
+//   - Cross-site simple POSTs (form or text/plain) need no CORS preflight; requiring application/json forces
+//     one, which the simulator never grants. Other methods always need one.
+func adminGuard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/_sim/") {
-			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-				writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "the control API takes application/json"})
+		if strings.HasPrefix(r.URL.Path, "/_sim/") {
+			if !loopbackHost(r.Host) || !loopbackOrigin(r.Header.Get("Origin")) {
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": "the control API answers loopback hosts and origins only"})
 				return
+			}
+			if r.Method == http.MethodPost {
+				if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+					writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "the control API takes application/json"})
+					return
+				}
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost reports whether a Host header names a loopback address or localhost (any port).
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loopbackOrigin accepts no Origin (curl, Go clients) or an http origin on a loopback host; "null" and every
+// other origin are foreign.
+func loopbackOrigin(origin string) bool {
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme != "http" || u.Path != "" {
+		return false
+	}
+	return loopbackHost(u.Host)
 }

@@ -2,6 +2,7 @@ package jql
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -17,6 +18,12 @@ type Catalog interface {
 // as Jira does ("An issue with key 'X-1' does not exist for field 'key'.").
 type IssueCatalog interface {
 	IssueExists(keyOrID string) bool
+}
+
+// CustomFieldCatalog is implemented by catalogs that know the site's custom fields. cf[N] clauses are accepted
+// for number custom fields it reports; without it, or for other ids, cf[N] does not exist (Jira's message).
+type CustomFieldCatalog interface {
+	NumberCustomFieldExists(id int64) bool
 }
 
 const dateFormatsHint = "Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'."
@@ -38,6 +45,11 @@ func (q *Query) Check(c Catalog) (errs, warnings []string) {
 	}
 	for _, of := range q.orderBy {
 		fi, ok := lookupField(of.field)
+		if ok && fi.kind == fCustomNumber {
+			id, idOK := customID(of.field)
+			cc, catOK := c.(CustomFieldCatalog)
+			ok = idOK && catOK && cc.NumberCustomFieldExists(id)
+		}
 		switch {
 		case !ok:
 			ck.err("Field '%s' does not exist or you do not have permission to view it.", of.field.name)
@@ -89,6 +101,11 @@ func displayOperand(o operand) string {
 func (c *checker) terminal(t *terminal) {
 	name := t.field.name
 	fi, ok := lookupField(t.field)
+	if ok && fi.kind == fCustomNumber {
+		id, idOK := customID(t.field)
+		cc, catOK := c.cat.(CustomFieldCatalog)
+		ok = idOK && catOK && cc.NumberCustomFieldExists(id)
+	}
 	if !ok {
 		c.err("Field '%s' does not exist or you do not have permission to view it.", name)
 		return
@@ -133,6 +150,10 @@ func (c *checker) operandValue(t *terminal, fi fieldInfo, o operand) {
 		c.function(t, fi, o)
 	case value:
 		switch fi.typ {
+		case vtNumber:
+			if _, err := strconv.ParseFloat(o.text, 64); err != nil {
+				c.err("The value '%s' is invalid for the field '%s'.", o.text, name)
+			}
 		case vtDate:
 			if !validDate(o.text) {
 				c.err("Date value '%s' for field '%s' is invalid. %s", o.text, name, dateFormatsHint)

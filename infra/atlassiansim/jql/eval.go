@@ -20,6 +20,11 @@ type Issue struct {
 	Assignee, Reporter                 string // Atlassian account IDs, "" when empty
 	Created, Updated                   time.Time
 	Summary, Description, Comments     string // plain text, for text search (~)
+	// Source, when set, supplies Summary, Description and Comments on demand (by ID): a large simulated site
+	// generates issue bodies lazily and must not hold every body's text in memory just in case a query searches it.
+	Source TextSource
+	// Numbers holds number custom fields by id (cf[10016] = 5); an absent id is EMPTY.
+	Numbers map[int64]float64
 }
 
 // Env is the context a query is evaluated in.
@@ -84,6 +89,8 @@ func matchTerminal(t *terminal, is *Issue, env Env) bool {
 		return false
 	}
 	switch fi.typ {
+	case vtNumber:
+		return matchNumber(t, is)
 	case vtText:
 		return matchText(t, fi, is)
 	case vtDate:
@@ -163,7 +170,7 @@ func fieldValues(k fieldKind, is *Issue) []string {
 	}
 	switch k {
 	case fProject:
-		return one(is.ProjectKey + is.ProjectID + is.ProjectName)
+		return one(is.ProjectKey) // only its emptiness matters: valueEquals compares key, id and name
 	case fKey:
 		return []string{is.Key}
 	case fIssueType:
@@ -301,15 +308,76 @@ func matchDate(t *terminal, fi fieldInfo, is *Issue, env Env) bool {
 }
 
 func textOf(k fieldKind, is *Issue) string {
+	desc, comments := is.Description, is.Comments
+	if is.Source != nil && k != fSummary {
+		desc, comments = is.Source.Texts(is.ID)
+	}
 	switch k {
 	case fSummary:
-		return is.Summary
+		return is.summary()
 	case fDescription:
-		return is.Description
+		return desc
 	case fComment:
-		return is.Comments
+		return comments
 	}
-	return is.Summary + "\n" + is.Description + "\n" + is.Comments
+	return is.summary() + "\n" + desc + "\n" + comments
+}
+
+// TextSource generates an issue's text fields on demand.
+type TextSource interface {
+	Summary(id int64) string
+	Texts(id int64) (description, comments string)
+}
+
+func (is *Issue) summary() string {
+	if is.Summary == "" && is.Source != nil {
+		return is.Source.Summary(is.ID)
+	}
+	return is.Summary
+}
+
+func numberOf(t *terminal, is *Issue) (float64, bool) {
+	id, ok := customID(t.field)
+	if !ok {
+		return 0, false
+	}
+	v, ok := is.Numbers[id]
+	return v, ok
+}
+
+// matchNumber evaluates a number custom field. As for other fields, != and NOT IN never match an empty one.
+func matchNumber(t *terminal, is *Issue) bool {
+	have, ok := numberOf(t, is)
+	empty := !ok
+	wantEmpty := false
+	var want []float64
+	for _, o := range flatten(t.operand) {
+		switch o := o.(type) {
+		case keyword:
+			wantEmpty = true
+		case value:
+			if f, err := strconv.ParseFloat(o.text, 64); err == nil {
+				want = append(want, f)
+			}
+		}
+	}
+	anyEqual := !empty && slices.Contains(want, have)
+	switch t.op {
+	case "is":
+		return wantEmpty && empty
+	case "is not":
+		return wantEmpty && !empty
+	case "=", "in":
+		return (wantEmpty && empty) || anyEqual
+	case "!=", "not in":
+		return !empty && !anyEqual
+	case "<", "<=", ">", ">=":
+		if empty || len(want) != 1 {
+			return false
+		}
+		return ordered(t.op, cmp.Compare(have, want[0]))
+	}
+	return false
 }
 
 func matchText(t *terminal, fi fieldInfo, is *Issue) bool {
@@ -425,7 +493,7 @@ func (q *Query) Compare(a, b *Issue) int {
 		if !ok || !fi.sortable {
 			continue
 		}
-		c := compareField(fi, strings.ToLower(of.field.name), a, b)
+		c := compareField(fi, of.field, a, b)
 		if of.dir == "desc" {
 			c = -c
 		}
@@ -436,8 +504,17 @@ func (q *Query) Compare(a, b *Issue) int {
 	return cmp.Compare(a.ID, b.ID)
 }
 
-func compareField(fi fieldInfo, name string, a, b *Issue) int {
+func compareField(fi fieldInfo, f fieldRef, a, b *Issue) int {
+	name := f.lower
 	switch fi.kind {
+	case fCustomNumber:
+		id, _ := customID(f)
+		av, aok := a.Numbers[id]
+		bv, bok := b.Numbers[id]
+		if c := emptyLast(!aok, !bok); c != 0 || !aok {
+			return c
+		}
+		return cmp.Compare(av, bv)
 	case fKey:
 		if name == "id" {
 			return cmp.Compare(a.ID, b.ID)
@@ -457,7 +534,7 @@ func compareField(fi fieldInfo, name string, a, b *Issue) int {
 	case fProject:
 		return compareStrings(a.ProjectName, b.ProjectName)
 	case fSummary:
-		return compareStrings(a.Summary, b.Summary)
+		return compareStrings(a.summary(), b.summary())
 	case fLabels:
 		return compareStrings(strings.Join(sortedLower(a.Labels), " "), strings.Join(sortedLower(b.Labels), " "))
 	}

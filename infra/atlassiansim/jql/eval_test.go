@@ -238,3 +238,51 @@ func TestCompare(t *testing.T) {
 		}
 	}
 }
+
+type numCatalog struct{ fakeCatalog }
+
+func (numCatalog) NumberCustomFieldExists(id int64) bool { return id == 10016 }
+
+func TestCustomNumberField(t *testing.T) {
+	pts := &Issue{ID: 1, Key: "A-1", Numbers: map[int64]float64{10016: 5}}
+	none := &Issue{ID: 2, Key: "A-2"}
+	cases := []struct {
+		q         string
+		pts, none bool
+	}{
+		{"cf[10016] = 5", true, false},
+		{"cf[10016] >= 3", true, false},
+		{"cf[10016] < 5", false, false},
+		{"cf[10016] in (1, 5)", true, false},
+		{"cf[10016] != 5", false, false},
+		{"cf[10016] is EMPTY", false, true},
+		{"cf[10016] is not EMPTY", true, false},
+	}
+	for _, c := range cases {
+		q, err := Parse(c.q)
+		if err != nil {
+			t.Fatalf("%s: %v", c.q, err)
+		}
+		if errs, _ := q.Check(numCatalog{}); len(errs) > 0 {
+			t.Fatalf("%s: %v", c.q, errs)
+		}
+		if got := q.Match(pts, Env{}); got != c.pts {
+			t.Errorf("%s on 5 points = %v", c.q, got)
+		}
+		if got := q.Match(none, Env{}); got != c.none {
+			t.Errorf("%s on no points = %v", c.q, got)
+		}
+	}
+	q, _ := Parse("cf[10016] = x")
+	if errs, _ := q.Check(numCatalog{}); len(errs) != 1 {
+		t.Errorf("a non-number value: errors %v", errs)
+	}
+	q, _ = Parse("cf[10017] = 1 ORDER BY cf[10018]")
+	if errs, _ := q.Check(numCatalog{}); len(errs) != 2 {
+		t.Errorf("unknown custom fields: errors %v, want 2", errs)
+	}
+	q, _ = Parse("project = A ORDER BY cf[10016] ASC")
+	if q.Compare(pts, none) >= 0 || q.Compare(none, pts) <= 0 {
+		t.Error("ORDER BY cf[10016] ASC: empty values must sort last")
+	}
+}

@@ -1,7 +1,5 @@
 package jql
 
-import "strings"
-
 type fieldKind int
 
 const (
@@ -19,6 +17,7 @@ const (
 	fDescription
 	fComment
 	fText
+	fCustomNumber
 )
 
 type valueType int
@@ -29,6 +28,7 @@ const (
 	vtUser
 	vtDate
 	vtText
+	vtNumber
 )
 
 type fieldInfo struct {
@@ -51,6 +51,7 @@ var (
 	keyOps      = opSet("=", "!=", "<", ">", "<=", ">=", "in", "not in")
 	dateOps     = opSet("=", "!=", "<", ">", "<=", ">=", "in", "not in", "is", "is not")
 	textOps     = opSet("~", "!~", "is", "is not")
+	numberOps   = opSet("=", "!=", "<", ">", "<=", ">=", "in", "not in", "is", "is not")
 )
 
 var fields = map[string]fieldInfo{
@@ -76,8 +77,15 @@ var fields = map[string]fieldInfo{
 
 func lookupField(f fieldRef) (fieldInfo, bool) {
 	if f.custom {
-		return fieldInfo{}, false
+		// Number custom fields (story points and the like) are the only custom fields the simulator searches;
+		// whether the id exists on the site is the catalog's question (see CustomFieldCatalog).
+		return fieldInfo{fCustomNumber, vtNumber, numberOps, true}, true
 	}
-	fi, ok := fields[strings.ToLower(f.name)]
+	fi, ok := fields[f.lower]
 	return fi, ok
+}
+
+// customID returns N of a cf[N] reference.
+func customID(f fieldRef) (int64, bool) {
+	return f.id, f.custom && f.id > 0
 }

@@ -4,6 +4,7 @@ package jql
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -110,6 +111,17 @@ func (t *terminal) String() string {
 type fieldRef struct {
 	name   string // unescaped name as typed, e.g. "Project" or "cf[10010]"
 	custom bool   // cf[N] form
+	lower  string // name in lower case, computed once: lookups run per issue and per comparison
+	id     int64  // N of cf[N]
+}
+
+func newFieldRef(name string, custom bool) fieldRef {
+	f := fieldRef{name: name, custom: custom, lower: strings.ToLower(name)}
+	if custom {
+		inner := strings.TrimSuffix(strings.TrimPrefix(f.lower, "cf["), "]")
+		f.id, _ = strconv.ParseInt(inner, 10, 64)
+	}
+	return f
 }
 
 func (f fieldRef) encoded() string {

@@ -141,7 +141,7 @@ func (p *parser) field() (fieldRef, *Error) {
 		if t.text == "" {
 			return fieldRef{}, errAt(t, "A field name cannot be empty.")
 		}
-		return fieldRef{name: t.text}, nil
+		return newFieldRef(t.text, false), nil
 	case tokWord:
 		if isKeyword(t.text) {
 			break
@@ -149,7 +149,7 @@ func (p *parser) field() (fieldRef, *Error) {
 		if strings.EqualFold(t.raw, "cf") {
 			return p.customField(t)
 		}
-		return fieldRef{name: t.text}, nil
+		return newFieldRef(t.text, false), nil
 	}
 	return fieldRef{}, errAt(t, "Expecting a field name but got '%s'. You must surround '%s' in quotation marks to use it as a field name.", t.display(), t.display())
 }
@@ -176,7 +176,7 @@ func (p *parser) customField(cf token) (fieldRef, *Error) {
 	default:
 		return fieldRef{}, errAt(t, "Expecting ']' but got '%s'.", t.display())
 	}
-	return fieldRef{name: cf.raw + "[" + id.raw + "]", custom: true}, nil
+	return newFieldRef(cf.raw+"["+id.raw+"]", true), nil
 }
 
 func (p *parser) terminal() (clause, *Error) {

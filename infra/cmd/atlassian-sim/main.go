@@ -61,7 +61,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		maxComments  = fs.Int("max-comments", 30, "most comments on one issue (search embeds 20)")
 		maxChangelog = fs.Int("max-changelog", 50, "most changelog entries on one issue (bulkfetch embeds 40)")
 		maxAttach    = fs.Int64("max-attachment-size", 256<<10, "largest generated attachment, bytes")
-		largeAttach  = fs.Int64("large-attachment-size", 0, "add one attachment of exactly this many bytes (e.g. 1073741824); streamed, costs no memory")
+		largeAttach  = fs.Int64("large-attachment-size", 0, "add one attachment of exactly this many bytes (e.g. 1073741824) to the oldest issue; streamed, costs no memory")
+		maxWorklogs  = fs.Int("max-worklogs", 25, "worklogs on the issues of -many-worklogs-share (an issue embeds 20)")
+		attShare     = fs.Float64("attachment-share", 0.6, "share of issues with attachments (0..1; negative = none)")
+		commentShare = fs.Float64("many-comments-share", 0.15, "share of issues with -max-comments comments, beyond one page (0..1; negative = none)")
+		clShare      = fs.Float64("long-changelog-share", 0.2, "share of issues with -max-changelog changelog entries (0..1; negative = none)")
+		wlShare      = fs.Float64("many-worklogs-share", 0.1, "share of issues with -max-worklogs worklogs (0..1; negative = none)")
+		latency      = fs.String("latency", "none", "latency profile: none, or wan (search ~300 ms, GETs ~80 ms, media first byte ~150 ms, 40 MiB/s, ±25 % jitter)")
 		clientID     = fs.String("client-id", "sim-client-id", "OAuth client id of the one registered app")
 		clientSecret = fs.String("client-secret", "sim-client-secret", "OAuth client secret")
 		globalPoints = fs.Int64("global-points", 65000, "Tier 1 points per hour shared by all tenants; negative = unlimited")
@@ -89,9 +95,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	prof, err := atlassiansim.LatencyProfileNamed(*latency)
+	if err != nil {
+		fmt.Fprintf(stderr, "atlassian-sim: -latency: %v\n", err)
+		return 2
+	}
+	zeroIsNone := func(v float64) float64 {
+		if v == 0 {
+			return -1 // the flag's 0 means none; Config's 0 means the default
+		}
+		return v
+	}
 	cfg := atlassiansim.Config{
 		Seed: *seed, Sites: *sites, ProjectsPerSite: *projects, IssuesPerProject: *issues, Users: *users,
 		MaxComments: *maxComments, MaxChangelog: *maxChangelog, MaxAttachmentSize: *maxAttach, LargeAttachmentSize: *largeAttach,
+		MaxWorklogs: *maxWorklogs, AttachmentShare: zeroIsNone(*attShare), ManyCommentsShare: zeroIsNone(*commentShare),
+		LongChangelogShare: zeroIsNone(*clShare), ManyWorklogsShare: zeroIsNone(*wlShare), Latency: prof,
 		ClientID: *clientID, ClientSecret: *clientSecret, TestControls: *testControls, ConsistencyDelay: *consistency,
 		Clock:  &atlassiansim.OffsetClock{},
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
@@ -146,7 +165,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintln(stdout, url)
-	cfg.Logger.Info("atlassian-sim ready", "url", url, "sites", *sites, "testControls", *testControls)
+	cfg.Logger.Info("atlassian-sim ready", "url", url, "mediaUrl", sim.MediaURL(), "sites", *sites, "issuesPerSite", *projects**issues,
+		"latency", prof.Name, "testControls", *testControls)
 	<-ctx.Done()
 	if err := sim.Close(); err != nil {
 		fmt.Fprintf(stderr, "atlassian-sim: shutdown: %v\n", err)

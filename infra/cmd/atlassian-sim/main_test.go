@@ -23,7 +23,8 @@ func TestRunServesAndStops(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"-seed", "3", "-sites", "1", "-issues", "5", "-test-controls", "-url-file", urlFile,
 			"-redirect-uri", "https://app.example.test/cb", "-burst", "GET /rest/api/3/myself=5",
-			"-fault", `{"endpoint":"GET /rest/api/3/myself","kind":"status","status":503}`}, pw, io.Discard)
+			"-fault", `{"endpoint":"GET /rest/api/3/myself","kind":"status","status":503}`,
+			"-latency", "wan", "-attachment-share", "0.1", "-many-comments-share", "0"}, pw, io.Discard)
 		pw.Close()
 	}()
 	line, err := bufio.NewReader(pr).ReadString('\n')
@@ -51,10 +52,15 @@ func TestRunServesAndStops(t *testing.T) {
 		RateLimits   struct {
 			BurstRPS map[string]float64 `json:"burstRps"`
 		} `json:"rateLimits"`
+		MediaURL string `json:"mediaUrl"`
+		Latency  struct {
+			Name string `json:"name"`
+		} `json:"latency"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&info)
 	resp.Body.Close()
-	if len(info.Sites) != 1 || !info.TestControls || len(info.RedirectURIs) != 1 || info.RateLimits.BurstRPS["GET /rest/api/3/myself"] != 5 {
+	if len(info.Sites) != 1 || !info.TestControls || len(info.RedirectURIs) != 1 || info.RateLimits.BurstRPS["GET /rest/api/3/myself"] != 5 ||
+		info.Latency.Name != "wan" || !strings.HasPrefix(info.MediaURL, "http://localhost:") {
 		t.Errorf("info = %+v, want the flags applied", info)
 	}
 	resp, err = hc.Get(url + "/_sim/faults")
@@ -79,6 +85,7 @@ func TestRunRejects(t *testing.T) {
 		{"-listen", "192.168.1.10:8080"},
 		{"-fault", `{"endpoint":"*","kind":"bogus"}`},
 		{"-burst", "GET /x"},
+		{"-latency", "lunar"},
 		{"-nope"},
 		{"extra"},
 	}
