@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/aws/smithy-go"
 
@@ -29,6 +30,7 @@ type Clients struct {
 	KMS            *kms.Client
 	S3             *s3.Client
 	SecretsManager *secretsmanager.Client
+	SQS            *sqs.Client
 }
 
 // NewClients builds the clients from cfg; S3 uses path-style addressing, which a loopback endpoint needs.
@@ -38,6 +40,7 @@ func NewClients(cfg aws.Config) *Clients {
 		KMS:            kms.NewFromConfig(cfg),
 		S3:             s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
 		SecretsManager: secretsmanager.NewFromConfig(cfg),
+		SQS:            sqs.NewFromConfig(cfg),
 	}
 }
 
@@ -84,7 +87,38 @@ func Provision(ctx context.Context, c *Clients, t *samtemplate.Template, opts Pr
 		switch res.Type {
 		case "AWS::Serverless::HttpApi", "AWS::Serverless::Api":
 			r.Resources[id] = samtemplate.Physical{Ref: "local-" + strings.ToLower(id)}
+		case "AWS::IAM::Role":
+			name := opts.Prefix + "-" + id
+			r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{
+				"Arn": "arn:aws:iam::" + AccountID + ":role/" + name, "RoleId": name,
+			}}
+		case "AWS::Logs::LogGroup":
+			name := "/local/" + opts.Prefix + "/" + id
+			r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{
+				"Arn": "arn:aws:logs:" + Region + ":" + AccountID + ":log-group:" + name + ":*",
+			}}
+		case "AWS::Scheduler::Schedule":
+			r.Resources[id] = samtemplate.Physical{Ref: id, Attrs: map[string]string{
+				"Arn": "arn:aws:scheduler:" + Region + ":" + AccountID + ":schedule/default/" + id,
+			}}
 		}
+	}
+	// Functions are served by the local Lambda service (infra/lambdaservice) under the name the template gives
+	// them, or their logical id; their ARNs resolve so that schedules, destinations and environment variables
+	// can name them.
+	for _, id := range append(t.ResourcesOfType("AWS::Serverless::Function"), t.ResourcesOfType("AWS::Lambda::Function")...) {
+		if _, ok := r.Resources[id]; ok {
+			continue
+		}
+		name := id
+		if v, ok := t.Resources[id].Properties["FunctionName"]; ok {
+			n, err := r.ResolveString(v)
+			if err != nil {
+				return nil, fmt.Errorf("provision %s: FunctionName: %w", id, err)
+			}
+			name = n
+		}
+		r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{"Arn": FunctionARN(name)}}
 	}
 	steps := []struct {
 		typ string
@@ -93,6 +127,7 @@ func Provision(ctx context.Context, c *Clients, t *samtemplate.Template, opts Pr
 		{"AWS::KMS::Key", createKey},
 		{"AWS::KMS::Alias", createAlias},
 		{"AWS::SecretsManager::Secret", createSecret},
+		{"AWS::SQS::Queue", createQueue},
 		{"AWS::DynamoDB::Table", createTable},
 		{"AWS::S3::Bucket", createBucket},
 		{"AWS::S3::BucketPolicy", createBucketPolicy},
@@ -176,6 +211,48 @@ func createSecret(ctx context.Context, c *Clients, r *samtemplate.Resolver, id s
 		return err
 	}
 	r.Resources[id] = samtemplate.Physical{Ref: aws.ToString(out.ARN), Attrs: map[string]string{"Id": aws.ToString(out.ARN)}}
+	return nil
+}
+
+// FunctionARN is the ARN of the local function named name.
+func FunctionARN(name string) string {
+	return "arn:aws:lambda:" + Region + ":" + AccountID + ":function:" + name
+}
+
+// createQueue creates an SQS queue (moto serves SQS on the same endpoint as S3 and KMS) with the attributes the
+// template declares; a FIFO queue keeps its .fifo suffix.
+func createQueue(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, opts ProvisionOptions) error {
+	p, err := resolveProps(r, res)
+	if err != nil {
+		return err
+	}
+	name := opts.Prefix + "-" + id
+	attrs := map[string]string{}
+	for k, v := range p {
+		switch k {
+		case "QueueName", "Tags":
+			continue
+		case "RedrivePolicy", "RedriveAllowPolicy":
+			b, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			attrs[k] = string(b)
+		default:
+			attrs[k] = fmt.Sprint(v)
+		}
+	}
+	if attrs["FifoQueue"] == "true" {
+		name += ".fifo"
+	}
+	out, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+	if err != nil {
+		return err
+	}
+	url := aws.ToString(out.QueueUrl)
+	r.Resources[id] = samtemplate.Physical{Ref: url, Attrs: map[string]string{
+		"Arn": "arn:aws:sqs:" + Region + ":" + AccountID + ":" + name, "QueueName": name, "QueueUrl": url,
+	}}
 	return nil
 }
 
