@@ -115,7 +115,7 @@ func (t *Template) Functions() ([]Function, error) {
 		}
 		mergeEnv(fn.Env, t.Globals.Function)
 		mergeEnv(fn.Env, r.Properties)
-		dir, err := functionDir(id, r.Properties["CodeUri"])
+		dir, err := functionDir(id, fn.Props["CodeUri"])
 		if err != nil {
 			return nil, err
 		}
