@@ -1,10 +1,12 @@
 package lambdaservice
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
 
+	"jiraexport/infra/lambdarun"
 	"jiraexport/infra/localstack"
 	"jiraexport/infra/samtemplate"
 )
@@ -20,6 +22,8 @@ type Function struct {
 	// Bootstrap is the built bootstrap the execution environments run; Env their environment.
 	Bootstrap string
 	Env       map[string]string
+	// Vars are the template's environment variables (Globals and the function's), unresolved.
+	Vars map[string]any
 	// Timeout is the template's Timeout, enforced by the service: the environment is killed and replaced.
 	Timeout    time.Duration
 	MemorySize int
@@ -79,6 +83,7 @@ func FromTemplate(t *samtemplate.Template, r *samtemplate.Resolver) ([]Function,
 			LogicalID:  tf.LogicalID,
 			Name:       tf.LogicalID,
 			Dir:        tf.Dir,
+			Vars:       tf.Env,
 			Timeout:    time.Duration(tf.Timeout) * time.Second,
 			MemorySize: tf.MemorySize,
 			Async:      AsyncConfig{MaxEventAge: DefaultMaxEventAge, MaxRetries: DefaultMaxRetries},
@@ -109,6 +114,34 @@ func FromTemplate(t *samtemplate.Template, r *samtemplate.Resolver) ([]Function,
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// Prepare builds every function's bootstrap for this machine into dir (see lambdarun.BuildFunction) and
+// gives it its environment: base (the stack's endpoints and credentials), then the template's variables
+// resolved against prov, as `make dev` and the test harness resolve them.
+func Prepare(ctx context.Context, root, dir string, fns []Function, prov *localstack.Provisioned, base map[string]string) error {
+	for i := range fns {
+		f := &fns[i]
+		bootstrap, err := lambdarun.BuildFunction(ctx, root, f.Dir, dir)
+		if err != nil {
+			return err
+		}
+		f.Bootstrap = bootstrap
+		own, err := prov.ResolveEnv(f.Vars)
+		if err != nil {
+			return fmt.Errorf("function %s: %w", f.LogicalID, err)
+		}
+		f.Env = map[string]string{}
+		for k, v := range base {
+			if v != "" {
+				f.Env[k] = v
+			}
+		}
+		for k, v := range own {
+			f.Env[k] = v
+		}
+	}
+	return nil
 }
 
 func readAsync(a *AsyncConfig, cfg map[string]any, dlq any, r *samtemplate.Resolver) error {

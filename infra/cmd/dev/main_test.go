@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,7 +22,7 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 	c := stacktest.StartCommand(t, []string{"AWS_LAMBDA_RIE=" + os.Getenv("AWS_LAMBDA_RIE"),
 		"GOCACHE=" + goEnv(t, "GOCACHE"), "GOMODCACHE=" + goEnv(t, "GOMODCACHE"), "GOFLAGS=" + os.Getenv("GOFLAGS")})
 	var addrs []string
-	for _, k := range []string{"API_URL", "ATLASSIAN_SIM_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"} {
+	for _, k := range []string{"API_URL", "ATLASSIAN_SIM_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_LAMBDA"} {
 		u, err := url.Parse(c.Env[k])
 		if err != nil || !strings.HasPrefix(u.Host, "127.0.0.1:") {
 			t.Fatalf("%s = %q, want a 127.0.0.1 URL", k, c.Env[k])
@@ -37,6 +38,20 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 	resp.Body.Close()
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, c.Env["ATLASSIAN_SIM_URL"]+"/authorize?") {
 		t.Fatalf("GET /oauth/authorize = %d Location %q, want 302 to the simulator", resp.StatusCode, loc)
+	}
+
+	// The same function through the Lambda Invoke API, as `aws lambda invoke` reaches it.
+	event := `{"version":"2.0","routeKey":"GET /oauth/authorize","rawPath":"/oauth/authorize","headers":{"host":"` +
+		strings.TrimPrefix(c.Env["API_URL"], "http://") + `"},"requestContext":{"domainName":"` + strings.TrimPrefix(c.Env["API_URL"], "http://") +
+		`","http":{"method":"GET","path":"/oauth/authorize"}}}`
+	resp, err = http.Post(c.Env["AWS_ENDPOINT_URL_LAMBDA"]+"/2015-03-31/functions/OAuthFunction/invocations", "application/json", strings.NewReader(event))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || !strings.Contains(string(body), `"statusCode":302`) {
+		t.Fatalf("Invoke OAuthFunction = %d %q %s, want 200 with the function's 302 response", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
 	}
 
 	c.Interrupt(t)
