@@ -254,6 +254,16 @@ func (f *Function) Exited() bool {
 // Logs returns everything the function (and the emulator) wrote so far.
 func (f *Function) Logs() string { return f.logs.String() }
 
+// Kill ends the emulator and the function at once with SIGKILL, as a crash or Lambda's timeout would; an
+// invocation in progress fails.
+func (f *Function) Kill() {
+	if f.cmd == nil || f.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
+	<-f.done
+}
+
 // Close stops the emulator and the function.
 func (f *Function) Close() error {
 	if f.cmd == nil || f.cmd.Process == nil {

@@ -16,6 +16,12 @@ import (
 // enqueue accepts an Event invocation: Lambda puts it on the function's queue and answers 202 before any
 // attempt; the delivery then runs on its own.
 func (s *Service) enqueue(f *function, id string, payload []byte, received time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.log.Warn("async event dropped: the service is stopping", "function", f.LogicalID, "requestId", id)
+		return
+	}
 	s.pending.Add(1)
 	s.async.Add(1)
 	go func() {

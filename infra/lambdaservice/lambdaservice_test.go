@@ -330,6 +330,47 @@ func TestAsyncRetriesThenFailureDestination(t *testing.T) {
 	})
 }
 
+// TestAsyncRetriedAfterCrash: an environment killed in the middle of an Event invocation (as a crash would)
+// fails that attempt; Lambda's retry delivers the event in a fresh environment.
+func TestAsyncRetriedAfterCrash(t *testing.T) {
+	s := start(t, stacktest.LambdaOptions{})
+	invoke(t, s.svc.Client, &lambda.InvokeInput{FunctionName: aws.String(s.name), InvocationType: lambdatypes.InvocationTypeEvent,
+		Payload: []byte(`{"mode":"sleep","ms":1500}`)})
+	first := s.rec.wait(t, 1, 20*time.Second, func(c call) bool { return c.Function == s.name })[0]
+	if n := s.svc.KillEnvironments(s.name); n != 1 {
+		t.Fatalf("killed %d environments, want 1", n)
+	}
+	calls := s.rec.wait(t, 2, 20*time.Second, byRequest(first.RequestID))
+	if calls[1].PID == first.PID {
+		t.Errorf("the retry ran in the killed process %d", first.PID)
+	}
+	msg := receive(t, s, "SuccessQueue", 20*time.Second)
+	var rec destinationRecord
+	_ = json.Unmarshal([]byte(aws.ToString(msg.Body)), &rec)
+	if rec.RequestContext.Condition != "Success" || rec.RequestContext.ApproximateInvokeCount != 2 || rec.RequestContext.RequestID != first.RequestID {
+		t.Errorf("success record = %s, want Success after 2 attempts", aws.ToString(msg.Body))
+	}
+}
+
+// TestHTTPAPIThroughService: the harness serves the template's HTTP API through the same environments.
+func TestHTTPAPIThroughService(t *testing.T) {
+	s := start(t, stacktest.LambdaOptions{Functions: []string{"RecordFunction"}})
+	resp, err := http.Get(s.svc.ServeAPI(t) + "/record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var got call
+	_ = json.Unmarshal(body, &got)
+	if resp.StatusCode != 200 || got.Function != s.name || !strings.Contains(string(got.Payload), `"routeKey":"GET /record"`) {
+		t.Errorf("GET /record = %d %s, want the function's answer to an API Gateway event", resp.StatusCode, body)
+	}
+	if n := s.svc.EnvironmentsStarted("LimitedFunction"); n != 0 {
+		t.Errorf("LimitedFunction is not served but started %d environments", n)
+	}
+}
+
 // TestTimeoutKillsInvocation: an invocation past the template's Timeout (2 s) ends with Lambda's timeout
 // error, its process is killed, and the next invocation gets a fresh environment.
 func TestTimeoutKillsInvocation(t *testing.T) {

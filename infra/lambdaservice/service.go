@@ -91,8 +91,11 @@ type Service struct {
 
 	ctx     context.Context // ends at Close: async deliveries stop
 	cancel  context.CancelFunc
-	async   sync.WaitGroup
 	pending atomic.Int64
+
+	mu     sync.Mutex // guards closed against async.Add
+	closed bool
+	async  sync.WaitGroup
 }
 
 // Start listens on opts.Addr and serves the functions. Environments start on the first invocation.
@@ -182,6 +185,9 @@ func (s *Service) AsyncPending() int { return int(s.pending.Load()) }
 // stops every environment.
 func (s *Service) Close() error {
 	_ = s.srv.Close()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.cancel()
 	for _, f := range s.fns {
 		f.closeAll()
@@ -238,9 +244,13 @@ func (s *Service) acquire(ctx context.Context, f *function, wait bool) (*environ
 		<-f.slots
 		return nil, errors.New("service closed")
 	}
-	if n := len(f.idle); n > 0 {
-		env := f.idle[n-1]
-		f.idle = f.idle[:n-1]
+	for len(f.idle) > 0 {
+		env := f.idle[len(f.idle)-1]
+		f.idle = f.idle[:len(f.idle)-1]
+		if env.fn.Exited() {
+			delete(f.all, env)
+			continue
+		}
 		f.mu.Unlock()
 		return env, nil
 	}
@@ -293,6 +303,28 @@ func (f *function) release(e *environment, healthy bool) {
 		e.fn.Close()
 	}
 	<-f.slots
+}
+
+// KillEnvironments ends every execution environment of the function (by any of its names) with SIGKILL, as
+// a crash would: invocations in progress fail (an Event invocation is then retried, as Lambda retries after a
+// runtime crash) and the next invocation starts a fresh environment. It returns how many were killed.
+func (s *Service) KillEnvironments(name string) int {
+	f := s.byName[name]
+	if f == nil {
+		return 0
+	}
+	f.mu.Lock()
+	envs := make([]*environment, 0, len(f.all))
+	for e := range f.all {
+		envs = append(envs, e)
+		delete(f.all, e)
+	}
+	f.idle = nil
+	f.mu.Unlock()
+	for _, e := range envs {
+		e.fn.Kill()
+	}
+	return len(envs)
 }
 
 func (f *function) closeAll() {

@@ -128,6 +128,11 @@ func ServeTemplateAPI(tb testing.TB, tmpl *samtemplate.Template, fns ...*lambdar
 	for _, f := range fns {
 		inv[f.Name] = f
 	}
+	return serveRouter(tb, tmpl, inv)
+}
+
+func serveRouter(tb testing.TB, tmpl *samtemplate.Template, inv map[string]devapi.Invoker) string {
+	tb.Helper()
 	router, err := devapi.New(tmpl, inv, nil)
 	if err != nil {
 		tb.Fatal(err)

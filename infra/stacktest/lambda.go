@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"jiraexport/infra/devapi"
 	"jiraexport/infra/lambdaservice"
 	"jiraexport/infra/localstack"
 	"jiraexport/infra/samtemplate"
@@ -52,6 +53,20 @@ type LambdaService struct {
 	Prov *localstack.Provisioned
 	// Logs holds every function's output (the emulators' too).
 	Logs *LogBuffer
+
+	tmpl *samtemplate.Template
+	fns  []lambdaservice.Function
+}
+
+// ServeAPI serves the template's HttpApi routes on 127.0.0.1 through this service (sharing its environments
+// and concurrency, as API Gateway shares Lambda's) and returns the base URL.
+func (l *LambdaService) ServeAPI(tb testing.TB) string {
+	tb.Helper()
+	inv := map[string]devapi.Invoker{}
+	for _, f := range l.fns {
+		inv[f.LogicalID] = l.Function(f.LogicalID)
+	}
+	return serveRouter(tb, l.tmpl, inv)
 }
 
 // LogBuffer collects output safely from several writers.
@@ -132,7 +147,7 @@ func (e *Env) StartLambdaService(tb testing.TB, opts LambdaOptions) *LambdaServi
 	}
 	tb.Cleanup(func() { svc.Close() })
 	ls := &LambdaService{
-		Service: svc, URL: svc.URL(), Prov: prov, Logs: logs,
+		Service: svc, URL: svc.URL(), Prov: prov, Logs: logs, tmpl: tmpl, fns: fns,
 		// The harness cannot set AWS_ENDPOINT_URL_LAMBDA process-wide (tests run in parallel, each with its own
 		// service), so its client names the endpoint; functions get it through their environment.
 		Client: lambda.NewFromConfig(e.AWS, func(o *lambda.Options) { o.BaseEndpoint = aws.String(svc.URL()) }),
