@@ -108,7 +108,7 @@ func FromTemplate(t *samtemplate.Template, r *samtemplate.Resolver) ([]Function,
 		if p, ok := standalone[tf.LogicalID]; ok {
 			cfg = p
 		}
-		if err := readAsync(&f.Async, cfg, tf.Props["DeadLetterQueue"], r); err != nil {
+		if err := readAsync(&f.Async, tf.LogicalID, cfg, tf.Props["DeadLetterQueue"], r); err != nil {
 			return nil, fmt.Errorf("function %s: %w", tf.LogicalID, err)
 		}
 		out = append(out, f)
@@ -144,7 +144,7 @@ func Prepare(ctx context.Context, root, dir string, fns []Function, prov *locals
 	return nil
 }
 
-func readAsync(a *AsyncConfig, cfg map[string]any, dlq any, r *samtemplate.Resolver) error {
+func readAsync(a *AsyncConfig, logicalID string, cfg map[string]any, dlq any, r *samtemplate.Resolver) error {
 	if cfg != nil {
 		if v, ok := cfg["MaximumEventAgeInSeconds"]; ok {
 			n, err := resolveInt(r, v)
@@ -166,7 +166,14 @@ func readAsync(a *AsyncConfig, cfg map[string]any, dlq any, r *samtemplate.Resol
 			if d == nil {
 				continue
 			}
-			arn, err := r.ResolveString(d["Destination"])
+			var arn string
+			var err error
+			if d["Destination"] == nil && d["Type"] == "SQS" {
+				// SAM generates the queue; the local stack provisions it (localstack.ImplicitQueues).
+				arn, err = r.ResolveString(map[string]any{"Fn::GetAtt": []any{logicalID + "EventInvokeConfig" + key + "Queue", "Arn"}})
+			} else {
+				arn, err = r.ResolveString(d["Destination"])
+			}
 			if err != nil {
 				return fmt.Errorf("EventInvokeConfig %s Destination: %w", key, err)
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"jiraexport/infra/samtemplate"
+	"jiraexport/infra/scheduler"
 	"jiraexport/infra/stacktest"
 )
 
@@ -594,6 +595,34 @@ func TestScheduleFiresOnShortenedPeriod(t *testing.T) {
 	}
 	if n := s.svc.Scheduler.Fired("DisabledSchedule"); n != 0 {
 		t.Errorf("the disabled schedule fired %d times", n)
+	}
+}
+
+// TestScheduleDeadLetter: when the Invoke call itself fails (here: no such function), the schedule retries per
+// its RetryPolicy and then sends the event to its dead-letter queue with EventBridge Scheduler's attributes.
+// The queue SAM would generate for a Schedule event's DeadLetterConfig exists locally too.
+func TestScheduleDeadLetter(t *testing.T) {
+	s := start(t, stacktest.LambdaOptions{Functions: []string{"RecordFunction"}})
+	if s.svc.Prov.Ref("ScheduledFunctionEveryThreeMinutesQueue") == "" {
+		t.Errorf("the SAM-generated dead-letter queue of ScheduledFunction's Schedule event was not provisioned")
+	}
+	input := `{"to":"nowhere"}`
+	r, err := scheduler.Start([]scheduler.Schedule{{
+		Name: "Broken", ARN: "arn:aws:scheduler:us-east-1:123456789012:schedule/default/Broken", Kind: scheduler.KindScheduler,
+		Expression: "rate(1 minute)", Location: time.UTC, Enabled: true, Input: &input,
+		Target:     "arn:aws:lambda:us-east-1:123456789012:function:Missing", MaxRetries: 1, MaxEventAge: time.Hour,
+		DeadLetter: s.svc.Prov.Attr("ScheduleDeadLetters", "Arn"),
+	}}, scheduler.Options{Lambda: s.svc.Client, SQS: s.env.Clients.SQS, Speedup: 120, RetryDelay: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	msg := receive(t, s, "ScheduleDeadLetters", 20*time.Second)
+	if aws.ToString(msg.Body) != input || attr(msg, "ERROR_CODE") != "ResourceNotFoundException" ||
+		attr(msg, "EXHAUSTED_RETRY_CONDITION") != "MaximumRetryAttempts" || attr(msg, "RETRY_ATTEMPTS") != "1" ||
+		attr(msg, "SCHEDULE_ARN") != "arn:aws:scheduler:us-east-1:123456789012:schedule/default/Broken" ||
+		attr(msg, "TARGET_ARN") != "arn:aws:lambda:us-east-1:123456789012:function:Missing" {
+		t.Errorf("dead letter = %s %v", aws.ToString(msg.Body), msg.MessageAttributes)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -139,6 +140,11 @@ func Provision(ctx context.Context, c *Clients, t *samtemplate.Template, opts Pr
 			}
 		}
 	}
+	for _, id := range ImplicitQueues(t) {
+		if err := createQueue(ctx, c, r, id, samtemplate.Resource{Type: "AWS::SQS::Queue"}, opts); err != nil {
+			return nil, fmt.Errorf("provision %s (SAM-generated queue): %w", id, err)
+		}
+	}
 	return &Provisioned{Resolver: r}, nil
 }
 
@@ -212,6 +218,43 @@ func createSecret(ctx context.Context, c *Clients, r *samtemplate.Resolver, id s
 	}
 	r.Resources[id] = samtemplate.Physical{Ref: aws.ToString(out.ARN), Attrs: map[string]string{"Id": aws.ToString(out.ARN)}}
 	return nil
+}
+
+// ImplicitQueues lists the logical ids of the SQS queues SAM generates for a function: a ScheduleV2 or
+// Schedule event's DeadLetterConfig with Type SQS (QueueLogicalId, else <Function><Event>Queue), and an
+// EventInvokeConfig destination of Type SQS without a Destination (<Function>EventInvokeConfig<OnSuccess|OnFailure>Queue).
+func ImplicitQueues(t *samtemplate.Template) []string {
+	var ids []string
+	fns, err := t.Functions()
+	if err != nil {
+		return nil
+	}
+	for _, fn := range fns {
+		events, _ := fn.Props["Events"].(map[string]any)
+		for name, ev := range events {
+			m, _ := ev.(map[string]any)
+			props, _ := m["Properties"].(map[string]any)
+			dl, _ := props["DeadLetterConfig"].(map[string]any)
+			if dl == nil || dl["Type"] != "SQS" || dl["Arn"] != nil {
+				continue
+			}
+			id, _ := dl["QueueLogicalId"].(string)
+			if id == "" {
+				id = fn.LogicalID + name + "Queue"
+			}
+			ids = append(ids, id)
+		}
+		cfg, _ := fn.Props["EventInvokeConfig"].(map[string]any)
+		dc, _ := cfg["DestinationConfig"].(map[string]any)
+		for _, key := range []string{"OnSuccess", "OnFailure"} {
+			d, _ := dc[key].(map[string]any)
+			if d != nil && d["Type"] == "SQS" && d["Destination"] == nil {
+				ids = append(ids, fn.LogicalID+"EventInvokeConfig"+key+"Queue")
+			}
+		}
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // FunctionARN is the ARN of the local function named name.

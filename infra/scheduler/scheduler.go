@@ -6,8 +6,8 @@
 //     <aws.scheduler.execution-id>, <aws.scheduler.attempt-number>, <aws.scheduler.schedule-arn>) replaced
 //     (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html);
 //     without Input, Scheduler's "default notification", which Lambda receives as an empty JSON object.
-//   - EventBridge rules: the Input, or the "Scheduled Event" (source aws.events, detail {})
-//     (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-scheduled.html... see README).
+//   - EventBridge rules: the Input, or the "Scheduled Event" document (detail-type "Scheduled Event", source
+//     aws.events, the rule's ARN in resources, detail {}) that scheduled rules send.
 //
 // Retries follow the target's RetryPolicy when the Invoke call fails (not when the function fails: that is
 // Lambda's asynchronous retry), then the dead-letter queue. A speed-up factor runs the schedule clock faster

@@ -98,6 +98,18 @@ func FromTemplate(t *samtemplate.Template, r *samtemplate.Resolver) ([]Schedule,
 			// SAM names the generated resource <FunctionLogicalId><EventName>.
 			id := fn.LogicalID + name
 			var s Schedule
+			if dl, _ := p["DeadLetterConfig"].(map[string]any); dl != nil && dl["Type"] == "SQS" && dl["Arn"] == nil {
+				// SAM generates the queue; the local stack provisions it (localstack.ImplicitQueues).
+				qid, _ := dl["QueueLogicalId"].(string)
+				if qid == "" {
+					qid = fn.LogicalID + name + "Queue"
+				}
+				arn, err := r.ResolveString(map[string]any{"Fn::GetAtt": []any{qid, "Arn"}})
+				if err != nil {
+					return nil, fmt.Errorf("function %s event %s: DeadLetterConfig: %w", fn.LogicalID, name, err)
+				}
+				p["DeadLetterConfig"] = map[string]any{"Arn": arn}
+			}
 			if typ == "ScheduleV2" {
 				target := map[string]any{"Arn": arn, "Input": p["Input"], "RetryPolicy": p["RetryPolicy"], "DeadLetterConfig": p["DeadLetterConfig"]}
 				s, err = schedulerSchedule(id, p, target)
@@ -190,8 +202,7 @@ func readTarget(s *Schedule, target map[string]any) error {
 	if dl, _ := target["DeadLetterConfig"].(map[string]any); dl != nil {
 		s.DeadLetter = stringOr(dl["Arn"], "")
 		if s.DeadLetter == "" {
-			// SAM's ScheduleV2 can create the queue itself (Type: SQS); locally declare the queue instead.
-			return fmt.Errorf("DeadLetterConfig: give the queue's Arn (a queue SAM creates is not provisioned locally)")
+			return fmt.Errorf("DeadLetterConfig without an Arn")
 		}
 	}
 	return nil
