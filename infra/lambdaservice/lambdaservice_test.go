@@ -610,7 +610,7 @@ func TestScheduleDeadLetter(t *testing.T) {
 	r, err := scheduler.Start([]scheduler.Schedule{{
 		Name: "Broken", ARN: "arn:aws:scheduler:us-east-1:123456789012:schedule/default/Broken", Kind: scheduler.KindScheduler,
 		Expression: "rate(1 minute)", Location: time.UTC, Enabled: true, Input: &input,
-		Target:     "arn:aws:lambda:us-east-1:123456789012:function:Missing", MaxRetries: 1, MaxEventAge: time.Hour,
+		Target: "arn:aws:lambda:us-east-1:123456789012:function:Missing", MaxRetries: 1, MaxEventAge: time.Hour,
 		DeadLetter: s.svc.Prov.Attr("ScheduleDeadLetters", "Arn"),
 	}}, scheduler.Options{Lambda: s.svc.Client, SQS: s.env.Clients.SQS, Speedup: 120, RetryDelay: 50 * time.Millisecond})
 	if err != nil {
