@@ -693,3 +693,23 @@ func waitIdle(t *testing.T, svc *stacktest.LambdaService) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// BenchmarkInvokeSync measures one warm RequestResponse invocation through the SDK client, the service, the
+// emulator and a real bootstrap: the fixed cost of every Lambda-to-Lambda call in the end-to-end tests.
+func BenchmarkInvokeSync(b *testing.B) {
+	root := stacktest.Root(b)
+	tmpl, err := samtemplate.Load(filepath.Join(root, "infra", "lambdaservice", "testdata", "template.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := stacktest.New(b)
+	svc := env.StartLambdaService(b, stacktest.LambdaOptions{Template: tmpl, Functions: []string{"LimitedFunction"}})
+	in := &lambda.InvokeInput{FunctionName: aws.String("LimitedFunction"), Payload: []byte(`{"mode":"ok"}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := svc.Client.Invoke(context.Background(), in)
+		if err != nil || out.FunctionError != nil {
+			b.Fatalf("invoke: %v", err)
+		}
+	}
+}

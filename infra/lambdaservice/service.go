@@ -566,6 +566,7 @@ func loopbackOnly(addr string) error {
 // everything on to tee.
 type capture struct {
 	mu     sync.Mutex
+	grew   *sync.Cond // signalled when buf grows
 	tee    io.Writer
 	active bool
 	buf    []byte
@@ -582,26 +583,34 @@ func (c *capture) Write(p []byte) (int, error) {
 		if len(c.buf) > 4*logTailBytes {
 			c.buf = append([]byte(nil), c.buf[len(c.buf)-logTailBytes:]...)
 		}
+		c.grew.Broadcast()
 	}
 	return len(p), nil
 }
 
 func (c *capture) begin() {
 	c.mu.Lock()
+	if c.grew == nil {
+		c.grew = sync.NewCond(&c.mu)
+	}
 	c.active, c.buf = true, nil
 	c.mu.Unlock()
 }
 
+// waitFor waits until the invocation's output holds marker, at most limit.
 func (c *capture) waitFor(marker []byte, limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	expired := false
+	t := time.AfterFunc(limit, func() {
 		c.mu.Lock()
-		found := bytes.Contains(c.buf, marker)
+		expired = true
+		c.grew.Broadcast()
 		c.mu.Unlock()
-		if found {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	})
+	defer t.Stop()
+	for !expired && !bytes.Contains(c.buf, marker) {
+		c.grew.Wait()
 	}
 }
 
