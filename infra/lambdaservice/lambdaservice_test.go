@@ -233,6 +233,24 @@ func TestInvokeSync(t *testing.T) {
 		{"payload not JSON", s.name, `not json`, "InvalidRequestContentException"},
 		{"payload over 6 MB", s.name, `"` + strings.Repeat("x", 6<<20) + `"`, "RequestTooLargeException"},
 	}
+	t.Run("unsigned request", func(t *testing.T) {
+		// What a web page could send cross-site: no SigV4 Authorization header.
+		req, _ := http.NewRequest(http.MethodPost, s.svc.URL+"/2015-03-31/functions/"+s.name+"/invocations", strings.NewReader(`{"mode":"ok","from":"evil"}`))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Origin", "https://evil.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Amzn-ErrorType") != "MissingAuthenticationTokenException" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("unsigned invoke = %d %s, want 403 MissingAuthenticationTokenException without CORS", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"))
+		}
+		if got := s.rec.matching(func(c call) bool { return strings.Contains(string(c.Payload), "evil") }); len(got) != 0 {
+			t.Errorf("the unsigned request ran the function")
+		}
+	})
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := s.svc.Client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(tt.function), Payload: []byte(tt.payload)})

@@ -409,6 +409,14 @@ func errorDocument(typ, msg string) []byte {
 }
 
 func (s *Service) handleInvoke(w http.ResponseWriter, r *http.Request) {
+	// Lambda refuses unsigned requests. The signature is not checked (the local stack has one fixed key), but
+	// its presence matters: a web page cannot add an Authorization header to a cross-site request without a
+	// CORS preflight, which this endpoint never grants, so no page open in a browser can invoke a function
+	// (the purge, say) on a developer's machine.
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		writeErrorDoc(w, http.StatusForbidden, "MissingAuthenticationTokenException", map[string]string{"message": "Missing Authentication Token"})
+		return
+	}
 	f, qualifier, ok := s.lookup(r.PathValue("name"))
 	if q := r.URL.Query().Get("Qualifier"); q != "" {
 		qualifier = q
@@ -539,6 +547,7 @@ func writeErrorDoc(w http.ResponseWriter, status int, code string, doc map[strin
 	if status >= 500 {
 		doc["Type"] = "Service"
 	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Amzn-ErrorType", code)
 	w.WriteHeader(status)

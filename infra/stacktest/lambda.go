@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"jiraexport/infra/devapi"
@@ -181,4 +182,14 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	return nil
+}
+
+// LambdaClient is an SDK Lambda client for the Lambda endpoint in a command's env file (what `make dev` or
+// `localstack up -lambda` wrote), with that file's region and credentials.
+func LambdaClient(env map[string]string) *lambda.Client {
+	return lambda.New(lambda.Options{
+		Region:       env["AWS_REGION"],
+		BaseEndpoint: aws.String(env["AWS_ENDPOINT_URL_LAMBDA"]),
+		Credentials:  credentials.NewStaticCredentialsProvider(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], ""),
+	})
 }

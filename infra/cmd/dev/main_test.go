@@ -1,13 +1,16 @@
 package main
 
 import (
-	"io"
+	"context"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"jiraexport/infra/stacktest"
 )
@@ -44,14 +47,13 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 	event := `{"version":"2.0","routeKey":"GET /oauth/authorize","rawPath":"/oauth/authorize","headers":{"host":"` +
 		strings.TrimPrefix(c.Env["API_URL"], "http://") + `"},"requestContext":{"domainName":"` + strings.TrimPrefix(c.Env["API_URL"], "http://") +
 		`","http":{"method":"GET","path":"/oauth/authorize"}}}`
-	resp, err = http.Post(c.Env["AWS_ENDPOINT_URL_LAMBDA"]+"/2015-03-31/functions/OAuthFunction/invocations", "application/json", strings.NewReader(event))
+	out, err := stacktest.LambdaClient(c.Env).Invoke(context.Background(), &lambda.InvokeInput{
+		FunctionName: aws.String("OAuthFunction"), Payload: []byte(event)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || !strings.Contains(string(body), `"statusCode":302`) {
-		t.Fatalf("Invoke OAuthFunction = %d %q %s, want 200 with the function's 302 response", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
+	if out.StatusCode != http.StatusOK || out.FunctionError != nil || !strings.Contains(string(out.Payload), `"statusCode":302`) {
+		t.Fatalf("Invoke OAuthFunction = %d %v %s, want 200 with the function's 302 response", out.StatusCode, out.FunctionError, out.Payload)
 	}
 
 	c.Interrupt(t)

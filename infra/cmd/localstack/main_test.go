@@ -1,12 +1,16 @@
 package main
 
 import (
-	"io"
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"jiraexport/infra/stacktest"
 )
@@ -57,29 +61,22 @@ func TestUpProvisionsAndStopsCleanly(t *testing.T) {
 				}
 			}
 			if withLambda {
-				// A dry run checks the function is served without running it (its Atlassian settings are the
-				// template's defaults here, not the simulator's).
-				req, _ := http.NewRequest(http.MethodPost, c.Env["AWS_ENDPOINT_URL_LAMBDA"]+"/2015-03-31/functions/ConnectorsFunction/invocations", strings.NewReader("{}"))
-				req.Header.Set("X-Amz-Invocation-Type", "DryRun")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusNoContent {
-					t.Errorf("DryRun ConnectorsFunction = %d, want 204", resp.StatusCode)
+				client := stacktest.LambdaClient(c.Env)
+				// A dry run checks the function is served without running it.
+				out, err := client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("ConnectorsFunction"),
+					InvocationType: lambdatypes.InvocationTypeDryRun})
+				if err != nil || out.StatusCode != http.StatusNoContent {
+					t.Errorf("DryRun ConnectorsFunction = %v, want 204", err)
 				}
 				// A real invocation: the authorize route only redirects, so it needs nothing from Atlassian.
 				event := `{"version":"2.0","routeKey":"GET /oauth/authorize","rawPath":"/oauth/authorize","headers":{"host":"api.example.com"},` +
 					`"requestContext":{"domainName":"api.example.com","http":{"method":"GET","path":"/oauth/authorize"}}}`
-				resp, err = http.Post(c.Env["AWS_ENDPOINT_URL_LAMBDA"]+"/2015-03-31/functions/OAuthFunction/invocations", "application/json", strings.NewReader(event))
+				out, err = client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("OAuthFunction"), Payload: []byte(event)})
 				if err != nil {
 					t.Fatal(err)
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" || !strings.Contains(string(body), `"statusCode":302`) {
-					t.Errorf("Invoke OAuthFunction = %d %q %s, want the function's 302", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
+				if out.FunctionError != nil || !strings.Contains(string(out.Payload), `"statusCode":302`) {
+					t.Errorf("Invoke OAuthFunction = %v %s, want the function's 302", out.FunctionError, out.Payload)
 				}
 			}
 			c.Interrupt(t)
