@@ -227,11 +227,13 @@ func TestInvokeSync(t *testing.T) {
 
 	errs := []struct {
 		name, function, payload, code string
+		typ                           lambdatypes.InvocationType
 	}{
-		{"unknown function", "NoSuchFunction", `{}`, "ResourceNotFoundException"},
-		{"unknown version", s.name + ":7", `{}`, "ResourceNotFoundException"},
-		{"payload not JSON", s.name, `not json`, "InvalidRequestContentException"},
-		{"payload over 6 MB", s.name, `"` + strings.Repeat("x", 6<<20) + `"`, "RequestTooLargeException"},
+		{"unknown function", "NoSuchFunction", `{}`, "ResourceNotFoundException", ""},
+		{"unknown version", s.name + ":7", `{}`, "ResourceNotFoundException", ""},
+		{"payload not JSON", s.name, `not json`, "InvalidRequestContentException", ""},
+		{"payload over 6 MB", s.name, `"` + strings.Repeat("x", 6<<20) + `"`, "RequestTooLargeException", ""},
+		{"async payload over 1 MB", s.name, `"` + strings.Repeat("x", 1<<20) + `"`, "RequestTooLargeException", lambdatypes.InvocationTypeEvent},
 	}
 	t.Run("unsigned request", func(t *testing.T) {
 		// What a web page could send cross-site: no SigV4 Authorization header.
@@ -253,7 +255,8 @@ func TestInvokeSync(t *testing.T) {
 	})
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.svc.Client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(tt.function), Payload: []byte(tt.payload)})
+			_, err := s.svc.Client.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(tt.function),
+				Payload: []byte(tt.payload), InvocationType: tt.typ})
 			var ae smithy.APIError
 			if !errors.As(err, &ae) || ae.ErrorCode() != tt.code {
 				t.Errorf("Invoke(%s) = %v, want %s", tt.name, err, tt.code)
