@@ -111,13 +111,16 @@ vet:
 cfn-lint:
 	@if command -v cfn-lint >/dev/null; then cfn-lint template.yaml; else python3 -m cfnlint template.yaml; fi
 
-## dev: the whole product locally (Ctrl-C stops everything)
+## dev: the whole product locally (Ctrl-C stops everything); DEV_FLAGS passes flags, e.g.
+## make dev DEV_FLAGS="-schedule-speedup 60 -async-retry-delays 2s,4s"
 dev: deps $(TOOLS_DIR)/dev
-	AWS_LAMBDA_RIE=$(abspath $(RIE)) exec $(TOOLS_DIR)/dev
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) exec $(TOOLS_DIR)/dev $(DEV_FLAGS)
 
-## stack: only the local AWS stack, provisioned from template.yaml
+## stack: the local AWS stack provisioned from template.yaml, with the functions on a local Lambda endpoint and
+## the schedules (STACK_FLAGS= for the AWS emulators alone)
+STACK_FLAGS ?= -lambda
 stack: deps $(TOOLS_DIR)/localstack
-	exec $(TOOLS_DIR)/localstack up
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) exec $(TOOLS_DIR)/localstack up $(STACK_FLAGS)
 
 ## bench: benchmarks, results in BENCHMARKS.md
 bench: deps $(TOOLS_DIR)/localstack

@@ -175,6 +175,21 @@ func (e *ErrFunction) Error() string { return "function error: " + string(e.Payl
 // once but the execution environment stays busy until the invocation really ends (the emulator enforces the
 // function's timeout), as in Lambda: the next Invoke waits for it instead of hitting a busy emulator.
 func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return f.InvokeRequest(ctx, Request{Payload: payload})
+}
+
+// Request is one invocation as the Lambda service hands it to an execution environment.
+type Request struct {
+	// ID becomes the invocation's request id (the function's lambdacontext AwsRequestID); empty: the
+	// emulator makes one.
+	ID      string
+	Payload []byte
+	// ClientContext is the base64 X-Amz-Client-Context of the Invoke call, passed through.
+	ClientContext string
+}
+
+// InvokeRequest is Invoke with a request id and client context chosen by the caller.
+func (f *Function) InvokeRequest(ctx context.Context, r Request) ([]byte, error) {
 	f.invokeMu.Lock()
 	type result struct {
 		body []byte
@@ -183,7 +198,7 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	done := make(chan result, 1)
 	go func() {
 		defer f.invokeMu.Unlock()
-		body, err := f.invoke(payload)
+		body, err := f.invoke(r)
 		done <- result{body, err}
 	}()
 	select {
@@ -194,10 +209,16 @@ func (f *Function) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 }
 
-func (f *Function) invoke(payload []byte) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodPost, f.url, bytes.NewReader(payload))
+func (f *Function) invoke(r Request) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodPost, f.url, bytes.NewReader(r.Payload))
 	if err != nil {
 		return nil, err
+	}
+	if r.ID != "" {
+		req.Header.Set("X-Amzn-RequestId", r.ID)
+	}
+	if r.ClientContext != "" {
+		req.Header.Set("X-Amz-Client-Context", r.ClientContext)
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -220,8 +241,28 @@ func isErrorDocument(b []byte) bool {
 	return bytes.HasPrefix(t, []byte(`{"errorMessage"`)) || bytes.HasPrefix(t, []byte(`{"errorType"`))
 }
 
+// Exited reports whether the emulator process has ended (killed, or crashed).
+func (f *Function) Exited() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Logs returns everything the function (and the emulator) wrote so far.
 func (f *Function) Logs() string { return f.logs.String() }
+
+// Kill ends the emulator and the function at once with SIGKILL, as a crash or Lambda's timeout would; an
+// invocation in progress fails.
+func (f *Function) Kill() {
+	if f.cmd == nil || f.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
+	<-f.done
+}
 
 // Close stops the emulator and the function.
 func (f *Function) Close() error {

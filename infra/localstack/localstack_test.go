@@ -13,7 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"jiraexport/infra/localstack"
+	"jiraexport/infra/samtemplate"
 	"jiraexport/infra/stacktest"
 )
 
@@ -149,5 +153,69 @@ func TestSecretReadBack(t *testing.T) {
 	}
 	if got := aws.ToString(out.SecretString); got != "s3cr3t" {
 		t.Errorf("GetSecretValue = %q, want %q", got, "s3cr3t")
+	}
+}
+
+// TestSQSQueuesFromTemplate: queues are created with the attributes the template declares (including a redrive
+// policy naming another queue), SAM's generated queues exist, and functions, roles and schedules get names and
+// ARNs that references resolve to.
+func TestSQSQueuesFromTemplate(t *testing.T) {
+	t.Parallel()
+	env := stacktest.New(t)
+	tmpl, err := samtemplate.Parse([]byte(`
+Resources:
+  Dead:
+    Type: AWS::SQS::Queue
+    Properties:
+      MessageRetentionPeriod: 1209600
+  Work:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 120
+      RedrivePolicy:
+        deadLetterTargetArn:
+          Fn::GetAtt: [Dead, Arn]
+        maxReceiveCount: 3
+  Role:
+    Type: AWS::IAM::Role
+  TickFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/tick
+      FunctionName:
+        Fn::Sub: ${AWS::StackName}-tick
+      Events:
+        Tick:
+          Type: ScheduleV2
+          Properties:
+            ScheduleExpression: rate(1 minute)
+            DeadLetterConfig:
+              Type: SQS
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	prov, err := localstack.Provision(ctx, env.Clients, tmpl, localstack.ProvisionOptions{Prefix: "q" + strings.ToLower(env.Table[1:7])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := env.Clients.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(prov.Ref("Work")), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Attributes["VisibilityTimeout"] != "120" || !strings.Contains(out.Attributes["RedrivePolicy"], prov.Attr("Dead", "Arn")) {
+		t.Errorf("Work queue attributes = %v, want the template's VisibilityTimeout and RedrivePolicy", out.Attributes)
+	}
+	if prov.Ref("TickFunctionTickQueue") == "" {
+		t.Errorf("SAM's generated dead-letter queue for the ScheduleV2 event was not created")
+	}
+	if got, want := prov.Attr("TickFunction", "Arn"), localstack.FunctionARN(prov.Ref("TickFunction")); got != want || !strings.HasSuffix(got, "-tick") {
+		t.Errorf("TickFunction ARN = %q, want %q ending in its FunctionName", got, want)
+	}
+	if !strings.HasPrefix(prov.Attr("Role", "Arn"), "arn:aws:iam::123456789012:role/") {
+		t.Errorf("Role ARN = %q", prov.Attr("Role", "Arn"))
 	}
 }

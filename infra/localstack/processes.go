@@ -246,6 +246,7 @@ func (s *Stack) Env() map[string]string {
 		"AWS_ENDPOINT_URL_KMS":             s.MotoURL,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.MotoURL,
 		"AWS_ENDPOINT_URL_STS":             s.MotoURL,
+		"AWS_ENDPOINT_URL_SQS":             s.MotoURL,
 		"AWS_CA_BUNDLE":                    s.CABundle,
 		"S3_USE_PATH_STYLE":                "true",
 		"AWS_EC2_METADATA_DISABLED":        "true",

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/aws/smithy-go"
 
@@ -30,6 +32,7 @@ type Clients struct {
 	KMS            *kms.Client
 	S3             *s3.Client
 	SecretsManager *secretsmanager.Client
+	SQS            *sqs.Client
 }
 
 // NewClients builds the clients from cfg; S3 uses path-style addressing, which a loopback endpoint needs.
@@ -39,6 +42,7 @@ func NewClients(cfg aws.Config) *Clients {
 		KMS:            kms.NewFromConfig(cfg),
 		S3:             s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
 		SecretsManager: secretsmanager.NewFromConfig(cfg),
+		SQS:            sqs.NewFromConfig(cfg),
 	}
 }
 
@@ -85,7 +89,38 @@ func Provision(ctx context.Context, c *Clients, t *samtemplate.Template, opts Pr
 		switch res.Type {
 		case "AWS::Serverless::HttpApi", "AWS::Serverless::Api":
 			r.Resources[id] = samtemplate.Physical{Ref: "local-" + strings.ToLower(id)}
+		case "AWS::IAM::Role":
+			name := opts.Prefix + "-" + id
+			r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{
+				"Arn": "arn:aws:iam::" + AccountID + ":role/" + name, "RoleId": name,
+			}}
+		case "AWS::Logs::LogGroup":
+			name := "/local/" + opts.Prefix + "/" + id
+			r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{
+				"Arn": "arn:aws:logs:" + Region + ":" + AccountID + ":log-group:" + name + ":*",
+			}}
+		case "AWS::Scheduler::Schedule":
+			r.Resources[id] = samtemplate.Physical{Ref: id, Attrs: map[string]string{
+				"Arn": "arn:aws:scheduler:" + Region + ":" + AccountID + ":schedule/default/" + id,
+			}}
 		}
+	}
+	// Functions are served by the local Lambda service (infra/lambdaservice) under the name the template gives
+	// them, or their logical id; their ARNs resolve so that schedules, destinations and environment variables
+	// can name them.
+	for _, id := range append(t.ResourcesOfType("AWS::Serverless::Function"), t.ResourcesOfType("AWS::Lambda::Function")...) {
+		if _, ok := r.Resources[id]; ok {
+			continue
+		}
+		name := id
+		if v, ok := t.Resources[id].Properties["FunctionName"]; ok {
+			n, err := r.ResolveString(v)
+			if err != nil {
+				return nil, fmt.Errorf("provision %s: FunctionName: %w", id, err)
+			}
+			name = n
+		}
+		r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{"Arn": FunctionARN(name)}}
 	}
 	steps := []struct {
 		typ string
@@ -94,6 +129,7 @@ func Provision(ctx context.Context, c *Clients, t *samtemplate.Template, opts Pr
 		{"AWS::KMS::Key", createKey},
 		{"AWS::KMS::Alias", createAlias},
 		{"AWS::SecretsManager::Secret", createSecret},
+		{"AWS::SQS::Queue", createQueue},
 		{"AWS::DynamoDB::Table", createTable},
 		{"AWS::S3::Bucket", createBucket},
 		{"AWS::S3::BucketPolicy", createBucketPolicy},
@@ -103,6 +139,11 @@ func Provision(ctx context.Context, c *Clients, t *samtemplate.Template, opts Pr
 			if err := st.fn(ctx, c, r, id, t.Resources[id], opts); err != nil {
 				return nil, fmt.Errorf("provision %s (%s): %w", id, st.typ, err)
 			}
+		}
+	}
+	for _, id := range ImplicitQueues(t) {
+		if err := createQueue(ctx, c, r, id, samtemplate.Resource{Type: "AWS::SQS::Queue"}, opts); err != nil {
+			return nil, fmt.Errorf("provision %s (SAM-generated queue): %w", id, err)
 		}
 	}
 	return &Provisioned{Resolver: r}, nil
@@ -201,6 +242,85 @@ func createSecret(ctx context.Context, c *Clients, r *samtemplate.Resolver, id s
 		return err
 	}
 	r.Resources[id] = samtemplate.Physical{Ref: aws.ToString(out.ARN), Attrs: map[string]string{"Id": aws.ToString(out.ARN)}}
+	return nil
+}
+
+// ImplicitQueues lists the logical ids of the SQS queues SAM generates for a function: a ScheduleV2 or
+// Schedule event's DeadLetterConfig with Type SQS (QueueLogicalId, else <Function><Event>Queue), and an
+// EventInvokeConfig destination of Type SQS without a Destination (<Function>EventInvokeConfig<OnSuccess|OnFailure>Queue).
+func ImplicitQueues(t *samtemplate.Template) []string {
+	var ids []string
+	fns, err := t.Functions()
+	if err != nil {
+		return nil
+	}
+	for _, fn := range fns {
+		events, _ := fn.Props["Events"].(map[string]any)
+		for name, ev := range events {
+			m, _ := ev.(map[string]any)
+			props, _ := m["Properties"].(map[string]any)
+			dl, _ := props["DeadLetterConfig"].(map[string]any)
+			if dl == nil || dl["Type"] != "SQS" || dl["Arn"] != nil {
+				continue
+			}
+			id, _ := dl["QueueLogicalId"].(string)
+			if id == "" {
+				id = fn.LogicalID + name + "Queue"
+			}
+			ids = append(ids, id)
+		}
+		cfg, _ := fn.Props["EventInvokeConfig"].(map[string]any)
+		dc, _ := cfg["DestinationConfig"].(map[string]any)
+		for _, key := range []string{"OnSuccess", "OnFailure"} {
+			d, _ := dc[key].(map[string]any)
+			if d != nil && d["Type"] == "SQS" && d["Destination"] == nil {
+				ids = append(ids, fn.LogicalID+"EventInvokeConfig"+key+"Queue")
+			}
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// FunctionARN is the ARN of the local function named name.
+func FunctionARN(name string) string {
+	return "arn:aws:lambda:" + Region + ":" + AccountID + ":function:" + name
+}
+
+// createQueue creates an SQS queue (moto serves SQS on the same endpoint as S3 and KMS) with the attributes the
+// template declares; a FIFO queue keeps its .fifo suffix.
+func createQueue(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, opts ProvisionOptions) error {
+	p, err := resolveProps(r, res)
+	if err != nil {
+		return err
+	}
+	name := opts.Prefix + "-" + id
+	attrs := map[string]string{}
+	for k, v := range p {
+		switch k {
+		case "QueueName", "Tags":
+			continue
+		case "RedrivePolicy", "RedriveAllowPolicy":
+			b, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			attrs[k] = string(b)
+		default:
+			attrs[k] = fmt.Sprint(v)
+		}
+	}
+	if attrs["FifoQueue"] == "true" {
+		name += ".fifo"
+	}
+	out, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+	if err != nil {
+		return err
+	}
+	url := aws.ToString(out.QueueUrl)
+	r.Resources[id] = samtemplate.Physical{Ref: url, Attrs: map[string]string{
+		"Arn": "arn:aws:sqs:" + Region + ":" + AccountID + ":" + name, "QueueName": name, "QueueUrl": url,
+	}}
 	return nil
 }
 

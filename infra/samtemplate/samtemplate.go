@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -52,7 +53,13 @@ type Function struct {
 	// Env holds the merged Globals and function environment variables, unresolved.
 	Env     map[string]any
 	Timeout int
-	Routes  []Route
+	// MemorySize is the template's MemorySize (Globals, then the function), 128 by default as in Lambda.
+	MemorySize int
+	Routes     []Route
+	// Props holds the function's properties over the Globals' (shallow merge, the function wins), unresolved,
+	// for settings only some tools read (FunctionName, ReservedConcurrentExecutions, EventInvokeConfig,
+	// DeadLetterQueue, Events).
+	Props map[string]any
 }
 
 // Load parses the template at path.
@@ -93,16 +100,22 @@ func (t *Template) Functions() ([]Function, error) {
 	var fns []Function
 	for _, id := range t.ResourcesOfType("AWS::Serverless::Function") {
 		r := t.Resources[id]
-		fn := Function{LogicalID: id, Env: map[string]any{}, Timeout: 3}
-		if v, ok := asInt(t.Globals.Function["Timeout"]); ok {
+		fn := Function{LogicalID: id, Env: map[string]any{}, Timeout: 3, MemorySize: 128, Props: map[string]any{}}
+		for k, v := range t.Globals.Function {
+			fn.Props[k] = v
+		}
+		for k, v := range r.Properties {
+			fn.Props[k] = v
+		}
+		if v, ok := asInt(fn.Props["Timeout"]); ok {
 			fn.Timeout = v
 		}
-		if v, ok := asInt(r.Properties["Timeout"]); ok {
-			fn.Timeout = v
+		if v, ok := asInt(fn.Props["MemorySize"]); ok {
+			fn.MemorySize = v
 		}
 		mergeEnv(fn.Env, t.Globals.Function)
 		mergeEnv(fn.Env, r.Properties)
-		dir, err := functionDir(id, r.Properties["CodeUri"])
+		dir, err := functionDir(id, fn.Props["CodeUri"])
 		if err != nil {
 			return nil, err
 		}
@@ -355,4 +368,13 @@ func (r *Resolver) join(arg any) (string, error) {
 		parts[i] = s
 	}
 	return strings.Join(parts, sep), nil
+}
+
+// AsInt reads a template number (YAML gives several integer types), reporting whether v is one.
+func AsInt(v any) (int, bool) {
+	if s, ok := v.(string); ok {
+		n, err := strconv.Atoi(s)
+		return n, err == nil
+	}
+	return asInt(v)
 }

@@ -26,12 +26,17 @@ type builds struct {
 
 var bins builds
 
-func (b *builds) get(tb testing.TB, root, codeDir string) (rie, bootstrap string) {
+// emulator returns the emulator's path, building it once.
+func (b *builds) emulator(tb testing.TB, root string) string {
 	tb.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	b.init(tb, root)
+	return b.rie
+}
+
+func (b *builds) init(tb testing.TB, root string) {
+	tb.Helper()
 	if b.dir == "" {
 		// One folder in the repository's build directory, reused by every test binary and run (each build
 		// replaces its output atomically), so nothing piles up in the system's temp directory.
@@ -39,15 +44,26 @@ func (b *builds) get(tb testing.TB, root, codeDir string) (rie, bootstrap string
 		b.byCode = map[string]string{}
 	}
 	if b.rie == "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
 		p, err := lambdarun.BuildRIE(ctx, root, b.dir)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		b.rie = p
 	}
+}
+
+func (b *builds) get(tb testing.TB, root, codeDir string) (rie, bootstrap string) {
+	tb.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init(tb, root)
 	if p, ok := b.byCode[codeDir]; ok {
 		return b.rie, p
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	p, err := lambdarun.BuildFunction(ctx, root, codeDir, b.dir)
 	if err != nil {
 		tb.Fatal(err)
@@ -113,6 +129,11 @@ func ServeTemplateAPI(tb testing.TB, tmpl *samtemplate.Template, fns ...*lambdar
 	for _, f := range fns {
 		inv[f.Name] = f
 	}
+	return serveRouter(tb, tmpl, inv)
+}
+
+func serveRouter(tb testing.TB, tmpl *samtemplate.Template, inv map[string]devapi.Invoker) string {
+	tb.Helper()
 	router, err := devapi.New(tmpl, inv, nil)
 	if err != nil {
 		tb.Fatal(err)

@@ -67,6 +67,11 @@ func start() {
 		}
 		os.Setenv(EnvMarker, "1")
 	}
+	if os.Getenv("AWS_ENDPOINT_URL_SQS") == "" && os.Getenv("AWS_ENDPOINT_URL_S3") != "" {
+		// moto serves every service on one endpoint; a stack started by an older `localstack run` did not
+		// export SQS's.
+		os.Setenv("AWS_ENDPOINT_URL_SQS", os.Getenv("AWS_ENDPOINT_URL_S3"))
+	}
 	stack.env = map[string]string{}
 	for _, k := range envKeys {
 		stack.env[k] = os.Getenv(k)
@@ -84,7 +89,7 @@ func logSink() *os.File {
 var envKeys = []string{
 	"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
 	"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-	"AWS_ENDPOINT_URL_STS", "S3_USE_PATH_STYLE", "AWS_EC2_METADATA_DISABLED", "AWS_REQUEST_CHECKSUM_CALCULATION",
+	"AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_SQS", "S3_USE_PATH_STYLE", "AWS_EC2_METADATA_DISABLED", "AWS_REQUEST_CHECKSUM_CALCULATION",
 	"AWS_RESPONSE_CHECKSUM_VALIDATION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CA_BUNDLE",
 }
 
@@ -163,12 +168,18 @@ func SkipIfShort(tb testing.TB, what string) {
 // endpoints, and applies overrides (e.g. the simulator's URL for ATLASSIAN_API_URL).
 func (e *Env) FunctionEnv(tb testing.TB, logicalID string, overrides map[string]string) map[string]string {
 	tb.Helper()
-	fns, err := e.Tmpl.Functions()
+	return templateFunctionEnv(tb, e.Tmpl, e.Prov, e.StackEnv, logicalID, overrides)
+}
+
+func templateFunctionEnv(tb testing.TB, tmpl *samtemplate.Template, prov *localstack.Provisioned, stackEnv map[string]string,
+	logicalID string, overrides map[string]string) map[string]string {
+	tb.Helper()
+	fns, err := tmpl.Functions()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	out := map[string]string{}
-	for k, v := range e.StackEnv {
+	for k, v := range stackEnv {
 		if v != "" {
 			out[k] = v
 		}
@@ -185,7 +196,7 @@ func (e *Env) FunctionEnv(tb testing.TB, logicalID string, overrides map[string]
 				vars[k] = v
 			}
 		}
-		own, err := e.Prov.ResolveEnv(vars)
+		own, err := prov.ResolveEnv(vars)
 		if err != nil {
 			tb.Fatalf("function %s: %v", logicalID, err)
 		}
@@ -194,7 +205,7 @@ func (e *Env) FunctionEnv(tb testing.TB, logicalID string, overrides map[string]
 		}
 	}
 	if !found {
-		tb.Fatalf("function %s is not in template.yaml", logicalID)
+		tb.Fatalf("function %s is not in the template", logicalID)
 	}
 	for k, v := range overrides {
 		out[k] = v

@@ -1,6 +1,12 @@
 // Command dev runs the whole product on this machine: the local AWS stack provisioned from template.yaml, the
 // Atlassian simulator as the Jira site and OAuth server, every function's real bootstrap under the Lambda
-// Runtime Interface Emulator, and the HTTP API routes of template.yaml on 127.0.0.1. Ctrl-C stops everything.
+// Runtime Interface Emulator behind a local Lambda Invoke endpoint (AWS_ENDPOINT_URL_LAMBDA), the template's
+// schedules firing through it, and the HTTP API routes of template.yaml on 127.0.0.1. Ctrl-C stops everything.
+//
+// Flags for the Lambda side: -lambda-addr (endpoint address), -schedules=false (no schedule fires),
+// -schedule-speedup N (the schedule clock runs N times faster: 60 makes rate(1 minute) fire every second),
+// -async-retry-delays (Lambda's waits before the two async retries, default 1m,2m), -concurrency (environments
+// per function without ReservedConcurrentExecutions).
 package main
 
 import (
@@ -15,14 +21,20 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/devapi"
 	"jiraexport/infra/lambdarun"
+	"jiraexport/infra/lambdaservice"
 	"jiraexport/infra/localstack"
 	"jiraexport/infra/samtemplate"
+	"jiraexport/infra/scheduler"
 	"jiraexport/shared/awsconfig"
 )
 
@@ -33,12 +45,27 @@ func main() {
 	issues := flag.Int("issues-per-project", 30, "simulator issues per project")
 	envFile := flag.String("env-file", ".local/dev.env", "where to write endpoints and resource names")
 	verbose := flag.Bool("v", false, "show the AWS emulators' own output")
+	var lo lambdaFlags
+	flag.StringVar(&lo.addr, "lambda-addr", "127.0.0.1:0", "address of the local Lambda Invoke endpoint (loopback only)")
+	flag.BoolVar(&lo.schedules, "schedules", true, "fire the template's schedules")
+	flag.Float64Var(&lo.speedup, "schedule-speedup", 1, "run the schedule clock this many times faster (60: rate(1 minute) fires every second)")
+	flag.Func("async-retry-delays", "waits before Lambda's async retries, comma-separated (default 1m,2m)", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(p))
+			if err != nil || d <= 0 {
+				return fmt.Errorf("bad delay %q", p)
+			}
+			lo.retryDelays = append(lo.retryDelays, d)
+		}
+		return nil
+	})
+	flag.IntVar(&lo.concurrency, "concurrency", lambdaservice.DefaultConcurrency, "execution environments per function without ReservedConcurrentExecutions")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(ctx, log, *addr, *simAddr, *seed, *issues, *envFile, *verbose); err != nil {
+	if err := run(ctx, log, *addr, *simAddr, *seed, *issues, *envFile, *verbose, lo); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
@@ -55,8 +82,16 @@ func loopbackOnly(addr string) error {
 	return nil
 }
 
-func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64, issues int, envFile string, verbose bool) error {
-	for _, a := range []string{addr, simAddr} {
+type lambdaFlags struct {
+	addr        string
+	schedules   bool
+	speedup     float64
+	retryDelays []time.Duration
+	concurrency int
+}
+
+func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64, issues int, envFile string, verbose bool, lo lambdaFlags) error {
+	for _, a := range []string{addr, simAddr, lo.addr} {
 		if err := loopbackOnly(a); err != nil {
 			return err
 		}
@@ -126,7 +161,7 @@ func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64
 		return err
 	}
 
-	fns, err := tmpl.Functions()
+	fns, err := lambdaservice.FromTemplate(tmpl, prov.Resolver)
 	if err != nil {
 		return err
 	}
@@ -135,35 +170,33 @@ func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64
 	if err != nil {
 		return err
 	}
+	log.Info("building functions", "count", len(fns))
+	if err := lambdaservice.Prepare(ctx, root, binDir, fns, prov, env); err != nil {
+		return err
+	}
+	svc, err := lambdaservice.Start(ctx, lambdaservice.Options{
+		Addr: lo.addr, RIE: rie, Functions: fns, DefaultConcurrency: lo.concurrency, RetryDelays: lo.retryDelays,
+		SQS: sqs.NewFromConfig(cfg), Logs: os.Stderr, Log: log.With("component", "lambda"),
+	})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	env["AWS_ENDPOINT_URL_LAMBDA"] = svc.URL()
+	os.Setenv("AWS_ENDPOINT_URL_LAMBDA", svc.URL())
 	invokers := map[string]devapi.Invoker{}
 	for _, fn := range fns {
-		log.Info("building function", "function", fn.LogicalID, "dir", fn.Dir)
-		bootstrap, err := lambdarun.BuildFunction(ctx, root, fn.Dir, binDir)
+		invokers[fn.LogicalID] = svc.Function(fn.LogicalID)
+	}
+	schedules := "off (-schedules=false)"
+	if lo.schedules {
+		runner, n, err := startSchedules(ctx, tmpl, prov, lo.speedup, log)
 		if err != nil {
 			return err
 		}
-		fenv := map[string]string{}
-		for k, v := range env {
-			if v != "" {
-				fenv[k] = v
-			}
-		}
-		own, err := prov.ResolveEnv(fn.Env)
-		if err != nil {
-			return fmt.Errorf("function %s: %w", fn.LogicalID, err)
-		}
-		for k, v := range own {
-			fenv[k] = v
-		}
-		f, err := lambdarun.Start(ctx, lambdarun.Options{
-			Name: fn.LogicalID, RIE: rie, Bootstrap: bootstrap, Env: fenv,
-			Timeout: time.Duration(fn.Timeout) * time.Second, Logs: os.Stderr,
-		})
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		invokers[fn.LogicalID] = f
+		// Deferred after svc.Close, so it runs first: no firing hits a closed service.
+		defer runner.Close()
+		schedules = fmt.Sprintf("%d from template.yaml, clock x%g", n, lo.speedup)
 	}
 	router, err := devapi.New(tmpl, invokers, log.With("component", "router"))
 	if err != nil {
@@ -194,11 +227,29 @@ Local stack is up.
   HTTP API:             %[1]s   (open %[1]s/oauth/authorize to connect)
   Atlassian simulator:  %[2]s   (admin API under %[2]s/_sim/)
   DynamoDB Local:       %[3]s   table %[4]s
-  S3/KMS/Secrets (moto):%[5]s   bucket %[6]s
+  S3/KMS/Secrets/SQS (moto):%[5]s   bucket %[6]s
+  Lambda (Invoke API):  %[8]s   (aws lambda invoke --endpoint-url %[8]s --function-name <LogicalId> out.json)
+  Schedules:            %[9]s
   Variables:            %[7]s   (source it, then e.g. aws dynamodb describe-table --endpoint-url $AWS_ENDPOINT_URL_DYNAMODB --table-name $TABLE_NAME)
 Ctrl-C stops everything.
-`, apiURL, simURL, stack.DynamoDBURL, prov.Ref("Table"), stack.MotoURL, prov.Ref("ExportBucket"), envFile)
+`, apiURL, simURL, stack.DynamoDBURL, prov.Ref("Table"), stack.MotoURL, prov.Ref("ExportBucket"), envFile, svc.URL(), schedules)
 	<-ctx.Done()
 	log.Info("stopping")
 	return nil
+}
+
+// startSchedules fires the template's schedules through the Lambda endpoint named by AWS_ENDPOINT_URL_LAMBDA.
+func startSchedules(ctx context.Context, tmpl *samtemplate.Template, prov *localstack.Provisioned, speedup float64, log *slog.Logger) (*scheduler.Runner, int, error) {
+	all, err := scheduler.FromTemplate(tmpl, prov.Resolver)
+	if err != nil {
+		return nil, 0, err
+	}
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	r, err := scheduler.Start(all, scheduler.Options{
+		Lambda: lambda.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), Speedup: speedup, Log: log.With("component", "scheduler"),
+	})
+	return r, len(all), err
 }

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"jiraexport/infra/stacktest"
 )
@@ -21,7 +25,7 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 	c := stacktest.StartCommand(t, []string{"AWS_LAMBDA_RIE=" + os.Getenv("AWS_LAMBDA_RIE"),
 		"GOCACHE=" + goEnv(t, "GOCACHE"), "GOMODCACHE=" + goEnv(t, "GOMODCACHE"), "GOFLAGS=" + os.Getenv("GOFLAGS")})
 	var addrs []string
-	for _, k := range []string{"API_URL", "ATLASSIAN_SIM_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"} {
+	for _, k := range []string{"API_URL", "ATLASSIAN_SIM_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_LAMBDA"} {
 		u, err := url.Parse(c.Env[k])
 		if err != nil || !strings.HasPrefix(u.Host, "127.0.0.1:") {
 			t.Fatalf("%s = %q, want a 127.0.0.1 URL", k, c.Env[k])
@@ -37,6 +41,19 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 	resp.Body.Close()
 	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, c.Env["ATLASSIAN_SIM_URL"]+"/authorize?") {
 		t.Fatalf("GET /oauth/authorize = %d Location %q, want 302 to the simulator", resp.StatusCode, loc)
+	}
+
+	// The same function through the Lambda Invoke API, as `aws lambda invoke` reaches it.
+	event := `{"version":"2.0","routeKey":"GET /oauth/authorize","rawPath":"/oauth/authorize","headers":{"host":"` +
+		strings.TrimPrefix(c.Env["API_URL"], "http://") + `"},"requestContext":{"domainName":"` + strings.TrimPrefix(c.Env["API_URL"], "http://") +
+		`","http":{"method":"GET","path":"/oauth/authorize"}}}`
+	out, err := stacktest.LambdaClient(c.Env).Invoke(context.Background(), &lambda.InvokeInput{
+		FunctionName: aws.String("OAuthFunction"), Payload: []byte(event)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.StatusCode != http.StatusOK || out.FunctionError != nil || !strings.Contains(string(out.Payload), `"statusCode":302`) {
+		t.Fatalf("Invoke OAuthFunction = %d %v %s, want 200 with the function's 302 response", out.StatusCode, out.FunctionError, out.Payload)
 	}
 
 	c.Interrupt(t)

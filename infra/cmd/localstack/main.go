@@ -1,6 +1,8 @@
 // Command localstack runs the local AWS stack (DynamoDB Local and moto_server) on 127.0.0.1.
 //
-//	localstack up [-env-file F]   start, provision template.yaml's resources (prefix "dev"), write F, wait for Ctrl-C
+//	localstack up [-env-file F] [-lambda]   start, provision template.yaml's resources (prefix "dev"), write F, wait for Ctrl-C
+//	                                        -lambda also builds every function and serves them on a local Lambda
+//	                                        Invoke endpoint (AWS_ENDPOINT_URL_LAMBDA) with the template's schedules
 //	localstack run -- CMD ARGS    start, run CMD with the stack's endpoints in its environment, stop; exits with CMD's code
 //
 // `make test` uses `run` so the whole test suite shares one stack; each test still provisions its own copy of
@@ -12,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,8 +22,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"jiraexport/infra/lambdarun"
+	"jiraexport/infra/lambdaservice"
 	"jiraexport/infra/localstack"
 	"jiraexport/infra/samtemplate"
+	"jiraexport/infra/scheduler"
 	"jiraexport/shared/awsconfig"
 )
 
@@ -69,6 +79,10 @@ func up(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	envFile := fs.String("env-file", ".local/stack.env", "where to write the endpoint and resource variables")
 	verbose := fs.Bool("v", false, "show the services' own output")
+	withLambda := fs.Bool("lambda", false, "also serve the template's functions on a local Lambda endpoint (builds them)")
+	lambdaAddr := fs.String("lambda-addr", "127.0.0.1:0", "address of the local Lambda endpoint (loopback only)")
+	schedules := fs.Bool("schedules", true, "with -lambda: fire the template's schedules")
+	speedup := fs.Float64("schedule-speedup", 1, "with -lambda: run the schedule clock this many times faster")
 	_ = fs.Parse(args)
 	s, err := start(ctx, *verbose)
 	if err != nil {
@@ -102,11 +116,21 @@ func up(ctx context.Context, args []string) error {
 	for k, v := range globals {
 		env[k] = v
 	}
+	lambdaLine := "Lambda: not served (localstack up -lambda serves the functions)\n"
+	if *withLambda {
+		stop, url, err := serveLambda(ctx, root, tmpl, prov, env, cfg, *lambdaAddr, *schedules, *speedup)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		env["AWS_ENDPOINT_URL_LAMBDA"] = url
+		lambdaLine = fmt.Sprintf("Lambda (Invoke API): %s (aws lambda invoke --endpoint-url %s --function-name <LogicalId> out.json)\n", url, url)
+	}
 	if err := localstack.WriteEnvFile(*envFile, env); err != nil {
 		return err
 	}
-	fmt.Printf("DynamoDB Local: %s\nS3, KMS, Secrets Manager (moto): %s\nvariables: %s (source it)\nCtrl-C stops everything.\n",
-		s.DynamoDBURL, s.MotoURL, *envFile)
+	fmt.Printf("DynamoDB Local: %s\nS3, KMS, Secrets Manager, SQS (moto): %s\n%svariables: %s (source it)\nCtrl-C stops everything.\n",
+		s.DynamoDBURL, s.MotoURL, lambdaLine, *envFile)
 	<-ctx.Done()
 	return nil
 }
@@ -154,4 +178,44 @@ func run(ctx context.Context, args []string) (int, error) {
 		return 1, err
 	}
 	return 0, nil
+}
+
+// serveLambda builds every function of the template and serves them, with the template's schedules, on a
+// local Lambda endpoint; the functions reach the stack through env.
+func serveLambda(ctx context.Context, root string, tmpl *samtemplate.Template, prov *localstack.Provisioned, env map[string]string,
+	cfg aws.Config, addr string, schedules bool, speedup float64) (stop func(), url string, err error) {
+	fns, err := lambdaservice.FromTemplate(tmpl, prov.Resolver)
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(root, ".build", "stack")
+	rie, err := lambdarun.BuildRIE(ctx, root, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := lambdaservice.Prepare(ctx, root, dir, fns, prov, env); err != nil {
+		return nil, "", err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	svc, err := lambdaservice.Start(ctx, lambdaservice.Options{
+		Addr: addr, RIE: rie, Functions: fns, SQS: sqs.NewFromConfig(cfg), Logs: os.Stderr, Log: log.With("component", "lambda"),
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if !schedules {
+		return func() { svc.Close() }, svc.URL(), nil
+	}
+	all, err := scheduler.FromTemplate(tmpl, prov.Resolver)
+	if err != nil {
+		svc.Close()
+		return nil, "", err
+	}
+	client := lambda.NewFromConfig(cfg, func(o *lambda.Options) { o.BaseEndpoint = aws.String(svc.URL()) })
+	runner, err := scheduler.Start(all, scheduler.Options{Lambda: client, SQS: sqs.NewFromConfig(cfg), Speedup: speedup, Log: log.With("component", "scheduler")})
+	if err != nil {
+		svc.Close()
+		return nil, "", err
+	}
+	return func() { runner.Close(); svc.Close() }, svc.URL(), nil
 }
