@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"golang.org/x/oauth2"
 
 	"jiraexport/shared/backoff"
@@ -48,6 +50,9 @@ const (
 	DefaultConcurrency = 4
 	DefaultWholeMax    = 16 << 20
 	DefaultMargin      = 10 * time.Second
+	// abortTimeout bounds the abort of a failed upload, which runs on a fresh context: the failure may be the
+	// deadline itself.
+	abortTimeout = 10 * time.Second
 )
 
 // Config sets up a Transferor. Zero fields take the defaults named in their comments.
@@ -163,7 +168,7 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 		o.MultipartUploadThreshold = MinPartSize
 		o.Concurrency = 2
 		// Abort with a fresh context: a deadline must not leave the upload behind.
-		o.FailTimeout = cfg.Margin
+		o.FailTimeout = abortTimeout
 		o.RequestChecksumCalculation = calc
 		if calc == aws.RequestChecksumCalculationUnset {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
@@ -490,7 +495,9 @@ func (t *Transferor) wholeOnce(ctx context.Context, ts oauth2.TokenSource, tgt T
 	}
 	if !m.eof || m.n != a.Size {
 		// The transfer package stops at EOF, so this means it stopped early: never keep a short object.
-		_, _ = t.s3.DeleteObject(context.WithoutCancel(ctx), &s3.DeleteObjectInput{Bucket: aws.String(t.cfg.Bucket), Key: aws.String(key)})
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		_, _ = t.s3.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: aws.String(t.cfg.Bucket), Key: aws.String(key)})
 		return "", fmt.Errorf("attachments: upload of %s stopped at %d of %d bytes: %w", a.ID, m.n, a.Size, ErrSizeMismatch)
 	}
 	return hex.EncodeToString(m.h.Sum(nil)), nil
@@ -504,6 +511,23 @@ func (t *Transferor) resumable(ctx, work context.Context, ts oauth2.TokenSource,
 		if st, err = t.start(work, key, a); err != nil {
 			_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
 			return Result{}, final
+		}
+	} else {
+		cp := *st // the caller's state stays as it was
+		cp.Parts = slices.Clone(st.Parts)
+		st = &cp
+		switch err := t.verify(work, st); {
+		case errors.Is(err, errNoSuchUpload):
+			// The upload was aborted behind our back (by Abort, or by the bucket's one-day lifecycle rule): start
+			// over rather than fail for ever.
+			restarted = true
+			if st, err = t.start(work, key, a); err != nil {
+				_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
+				return Result{}, final
+			}
+		case err != nil:
+			_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
+			return Result{Resume: st}, final
 		}
 	}
 	for attempt := 0; ; {
@@ -557,6 +581,19 @@ func (t *Transferor) resumable(ctx, work context.Context, ts oauth2.TokenSource,
 }
 
 var errNoSuchUpload = errors.New("attachments: multipart upload no longer exists")
+
+// verify checks that a resumed state's upload still exists (one ListParts call).
+func (t *Transferor) verify(ctx context.Context, st *State) error {
+	_, err := t.s3.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(t.cfg.Bucket), Key: aws.String(st.Key),
+		UploadId: aws.String(st.UploadID), MaxParts: aws.Int32(1)})
+	switch {
+	case isNoSuchUpload(err):
+		return errNoSuchUpload
+	case err != nil:
+		return fmt.Errorf("attachments: list parts of %s: %w: %w", st.AttachmentID, ErrRetryable, err)
+	}
+	return nil
+}
 
 func (t *Transferor) start(ctx context.Context, key string, a Attachment) (*State, error) {
 	out, err := t.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
@@ -640,7 +677,7 @@ func (t *Transferor) pass(ctx context.Context, ts oauth2.TokenSource, tgt Target
 		buf = buf[:n]
 		if _, err := io.ReadFull(m, buf); err != nil {
 			t.bufs <- buf[:0]
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			if err == io.ErrUnexpectedEOF || err == io.EOF { // meter reports a short body itself; defensive
 				err = fmt.Errorf("attachments: media ended early: %w", ErrSizeMismatch)
 			}
 			readErr = err
@@ -794,14 +831,15 @@ func (t *Transferor) complete(ctx context.Context, st *State) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// isNoSuchUpload: the SDK models NoSuchUpload for some operations only, so the code is compared too.
 func isNoSuchUpload(err error) bool {
-	var nsu *s3types.NoSuchUpload
-	return errors.As(err, &nsu)
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "NoSuchUpload"
 }
 
 // abort drops a failed transfer's upload, with a fresh context: a permanent failure must not leave parts behind.
 func (t *Transferor) abort(ctx context.Context, st *State) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.Margin)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
 	_ = t.Abort(ctx, st)
 }
