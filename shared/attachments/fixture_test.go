@@ -114,7 +114,7 @@ type simOptions struct {
 	large int64
 }
 
-func newFixture(t *testing.T, o simOptions) *fixture {
+func newFixture(t testing.TB, o simOptions) *fixture {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the local AWS stack")
@@ -177,7 +177,7 @@ func (f *fixture) target() Target {
 }
 
 // attachments lists every attachment of the site's issues through the gateway, as the export sees them.
-func (f *fixture) attachments(t *testing.T) []Attachment {
+func (f *fixture) attachments(t testing.TB) []Attachment {
 	t.Helper()
 	tok, _ := f.token.Token()
 	body := `{"jql":"project is not empty ORDER BY created ASC","fields":["attachment"],"maxResults":100}`
@@ -207,7 +207,7 @@ func (f *fixture) attachments(t *testing.T) []Attachment {
 }
 
 // find returns an attachment matching ok.
-func (f *fixture) find(t *testing.T, ok func(Attachment) bool) Attachment {
+func (f *fixture) find(t testing.TB, ok func(Attachment) bool) Attachment {
 	t.Helper()
 	for _, a := range f.attachments(t) {
 		if ok(a) {

@@ -45,9 +45,9 @@ import (
 
 // Defaults; see Config.
 const (
-	DefaultPartSize    = 8 << 20
+	DefaultPartSize    = 5 << 20
 	MinPartSize        = 5 << 20 // S3's minimum for every part but the last
-	DefaultConcurrency = 4
+	DefaultConcurrency = 3
 	DefaultWholeMax    = 16 << 20
 	DefaultMargin      = 10 * time.Second
 	// abortTimeout bounds the abort of a failed upload, which runs on a fresh context: the failure may be the
@@ -67,10 +67,10 @@ type Config struct {
 	// Media fetches the signed media URL. Its requests never carry Authorization, whatever the host. Default: a
 	// plain client. It must not be the gateway's pacer: the media host is not a Jira endpoint.
 	Media *http.Client
-	// PartSize of the resumable path, at least 5 MiB; default 8 MiB. Memory is at most PartSize × Concurrency
+	// PartSize of the resumable path, at least (and by default) 5 MiB. Memory is at most PartSize × Concurrency
 	// for all transfers of one Transferor together.
 	PartSize int64
-	// Concurrency is the parts uploaded at once; default 4.
+	// Concurrency is the parts in memory (filling or uploading) at once; default 3.
 	Concurrency int
 	// WholeMax is the largest new transfer done by the transfer package in one call; default 16 MiB.
 	WholeMax int64
@@ -248,7 +248,7 @@ func (t *Transferor) Transfer(ctx context.Context, ts oauth2.TokenSource, tgt Ta
 	work, cancel := t.workContext(ctx)
 	defer cancel()
 	key := Key(tgt.ConnectionID, tgt.ConnectorID, a.ID)
-	if resume == nil && a.Size <= t.cfg.WholeMax {
+	if resume == nil && (a.Size <= t.cfg.WholeMax || a.Size == 0) { // S3 completes no upload of zero parts
 		return t.whole(ctx, work, ts, tgt, a, key)
 	}
 	if resume != nil && (resume.AttachmentID != a.ID || resume.Key != key || resume.Size != a.Size) {
@@ -394,7 +394,7 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 	}
 	start, err1 := strconv.ParseInt(first, 10, 64)
 	total, err2 := strconv.ParseInt(tot, 10, 64)
-	return start, total, err1 == nil && err2 == nil
+	return start, total, err1 == nil && err2 == nil && start >= 0 && total > start
 }
 
 // idleBody cancels its request when no byte arrives for idle: a stalled media host cannot hold a transfer until

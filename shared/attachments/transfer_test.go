@@ -295,3 +295,23 @@ func TestDelete(t *testing.T) {
 		t.Errorf("second Delete() error = %v, want nil", err)
 	}
 }
+
+// A whole (transfer-package) upload cut by the deadline is aborted: nothing to resume, nothing left in S3.
+func TestWholeTransferInterrupted(t *testing.T) {
+	f := newFixture(t, simOptions{large: 12 << 20})
+	tr := f.transferor(func(c *Config) { c.WholeMax = 16 << 20 })
+	a := f.find(t, func(a Attachment) bool { return a.Size == 12<<20 })
+	f.media.stallAt = 7 << 20
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	res, err := tr.Transfer(ctx, f.token, f.target(), a, nil)
+	cancel()
+	if !errors.Is(err, ErrInterrupted) || res.Resume != nil || res.Stored != nil {
+		t.Fatalf("Transfer() = %+v, %v; want ErrInterrupted and nothing to resume", res, err)
+	}
+	if f.exists(t, a.ID) {
+		t.Error("an object was left in the mirror")
+	}
+	if n := f.uploadsInProgress(t); n != 0 {
+		t.Errorf("%d multipart uploads left", n)
+	}
+}
