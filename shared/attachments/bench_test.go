@@ -149,21 +149,21 @@ func TestBenchChild(t *testing.T) {
 	fmt.Println("BENCHCHILD " + string(j))
 }
 
-func childTransfer(ctx context.Context, job childJob) error {
+func childTransfer(ctx context.Context, cj childJob) error {
 	cfg, err := awsconfig.Load(ctx)
 	if err != nil {
 		return err
 	}
 	s3c := s3.NewFromConfig(cfg, awsconfig.S3PathStyle(os.Getenv("S3_USE_PATH_STYLE") == "true"))
-	ts := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: job.Token, TokenType: "Bearer"})
-	tgt := Target{ConnectionID: "conn1", ConnectorID: "01JCONNECTOR", CloudID: job.CloudID}
-	c := Config{APIURL: job.APIURL, Bucket: job.Bucket, KMSKeyID: job.KeyID, Gateway: &http.Client{Timeout: 30 * time.Second}}
-	switch job.Mode {
+	ts := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: cj.Token, TokenType: "Bearer"})
+	tgt := Target{ConnectionID: "conn1", ConnectorID: "01JCONNECTOR", CloudID: cj.CloudID}
+	c := Config{APIURL: cj.APIURL, Bucket: cj.Bucket, KMSKeyID: cj.KeyID, Gateway: &http.Client{Timeout: 30 * time.Second}}
+	switch cj.Mode {
 	case "whole":
-		c.WholeMax = job.Attachment.Size + 1
+		c.WholeMax = cj.Attachment.Size + 1
 	case "plain":
 		tr := New(s3c, c)
-		loc, err := tr.locate(ctx, ts, tgt, job.Attachment.ID)
+		loc, err := tr.locate(ctx, &job{ts: ts, tgt: tgt, a: cj.Attachment})
 		if err != nil {
 			return err
 		}
@@ -173,16 +173,16 @@ func childTransfer(ctx context.Context, job childJob) error {
 		}
 		defer resp.Body.Close()
 		_, err = transfermanager.New(s3c).UploadObject(ctx, &transfermanager.UploadObjectInput{
-			Bucket: aws.String(job.Bucket), Key: aws.String(Key(tgt.ConnectionID, tgt.ConnectorID, job.Attachment.ID)),
+			Bucket: aws.String(cj.Bucket), Key: aws.String(Key(tgt.ConnectionID, tgt.ConnectorID, cj.Attachment.ID)),
 			Body: resp.Body, ServerSideEncryption: tmtypes.ServerSideEncryption(tmtypes.ServerSideEncryptionAwsKms),
-			SSEKMSKeyID: aws.String(job.KeyID)})
+			SSEKMSKeyID: aws.String(cj.KeyID)})
 		return err
 	}
-	res, err := New(s3c, c).Transfer(ctx, ts, tgt, job.Attachment, nil)
+	res, err := New(s3c, c).Transfer(ctx, ts, tgt, cj.Attachment, nil)
 	if err != nil {
 		return err
 	}
-	if res.Stored == nil || res.Stored.Size != job.Attachment.Size {
+	if res.Stored == nil || res.Stored.Size != cj.Attachment.Size {
 		return fmt.Errorf("transfer stored %+v", res.Stored)
 	}
 	return nil

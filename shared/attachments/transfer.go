@@ -27,6 +27,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"jiraexport/shared/backoff"
+	"jiraexport/shared/ratebudget"
 )
 
 // Why two upload paths. The SDK's transfer package (feature/s3/transfermanager, which supersedes the deprecated
@@ -230,6 +231,12 @@ type Result struct {
 	// beside a retryable, rate-limit or re-auth error). Put it in the checkpoint and pass it to the next Transfer
 	// of this attachment; if the export drops it instead, it must call Abort.
 	Resume *State
+	// Points is what the gateway requests of this call cost in Atlassian's points quota (ratebudget's rules:
+	// AttachmentContent per 303, Failure(status) per refused answer); add it to the run's Tally. Media downloads
+	// are not Jira REST calls and cost nothing.
+	Points int64
+	// GatewayRequests is how many requests reached the gateway (one per attempt: each takes a fresh 303).
+	GatewayRequests int
 }
 
 // Transfer copies one allowed attachment into the mirror. resume is the State a previous invocation returned
@@ -238,7 +245,9 @@ type Result struct {
 // The work stops Margin before ctx's deadline: then it returns ErrInterrupted, with Result.Resume for a resumable
 // transfer (nil for a whole one, whose upload is aborted and restarts from zero). ErrPermanent errors (ErrGone,
 // ErrSizeMismatch, ...) abort the upload: nothing is left in S3.
-func (t *Transferor) Transfer(ctx context.Context, ts oauth2.TokenSource, tgt Target, a Attachment, resume *State) (Result, error) {
+func (t *Transferor) Transfer(ctx context.Context, ts oauth2.TokenSource, tgt Target, a Attachment, resume *State) (res Result, err error) {
+	j := &job{ts: ts, tgt: tgt, a: a, key: Key(tgt.ConnectionID, tgt.ConnectorID, a.ID)}
+	defer func() { res.Points, res.GatewayRequests = j.points, j.requests }()
 	if err := tgt.valid(a.ID); err != nil {
 		return Result{}, err
 	}
@@ -247,15 +256,14 @@ func (t *Transferor) Transfer(ctx context.Context, ts oauth2.TokenSource, tgt Ta
 	}
 	work, cancel := t.workContext(ctx)
 	defer cancel()
-	key := Key(tgt.ConnectionID, tgt.ConnectorID, a.ID)
 	if resume == nil && (a.Size <= t.cfg.WholeMax || a.Size == 0) { // S3 completes no upload of zero parts
-		return t.whole(ctx, work, ts, tgt, a, key)
+		return t.whole(ctx, work, j)
 	}
-	if resume != nil && (resume.AttachmentID != a.ID || resume.Key != key || resume.Size != a.Size) {
+	if resume != nil && (resume.AttachmentID != a.ID || resume.Key != j.key || resume.Size != a.Size) {
 		return Result{}, fmt.Errorf("attachments: resume state is for %s (%d bytes), not %s (%d bytes): %w",
 			resume.AttachmentID, resume.Size, a.ID, a.Size, ErrPermanent)
 	}
-	return t.resumable(ctx, work, ts, tgt, a, key, resume)
+	return t.resumable(ctx, work, j, resume)
 }
 
 // workContext ends Margin before ctx's deadline.
@@ -266,10 +274,13 @@ func (t *Transferor) workContext(ctx context.Context) (context.Context, context.
 	return context.WithCancel(ctx)
 }
 
-// interrupted reports whether the work context ended while the caller's did not: the margin was reached.
-func interrupted(ctx, work context.Context) bool { return work.Err() != nil && ctx.Err() == nil }
+// interrupted reports whether the work context ended by the deadline (the margin was reached, and perhaps the
+// caller's deadline too, while an abort ran) rather than by the caller cancelling.
+func interrupted(ctx, work context.Context) bool {
+	return errors.Is(work.Err(), context.DeadlineExceeded) && !errors.Is(ctx.Err(), context.Canceled)
+}
 
-// stop turns an attempt's error into Transfer's answer, or says to retry after wait.
+// retryDecision turns an attempt's error into Transfer's answer, or says to retry after wait.
 func (t *Transferor) retryDecision(ctx, work context.Context, err error, attempt int) (wait time.Duration, final error) {
 	if interrupted(ctx, work) {
 		return 0, fmt.Errorf("%w: %w", ErrInterrupted, err)
@@ -290,15 +301,26 @@ func (t *Transferor) retryDecision(ctx, work context.Context, err error, attempt
 	return 0, err
 }
 
+// job is one Transfer call: what it copies, and the gateway requests it made with their points (sequential, one
+// 303 per attempt, so unlocked).
+type job struct {
+	ts       oauth2.TokenSource
+	tgt      Target
+	a        Attachment
+	key      string
+	requests int
+	points   int64
+}
+
 // locate asks the gateway for the attachment and returns the media URL of its 303 (any 3xx is accepted).
-func (t *Transferor) locate(ctx context.Context, ts oauth2.TokenSource, tgt Target, id string) (*url.URL, error) {
-	tok, err := ts.Token()
+func (t *Transferor) locate(ctx context.Context, j *job) (*url.URL, error) {
+	tok, err := j.ts.Token()
 	if err != nil {
 		return nil, fmt.Errorf("attachments: token: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
 	defer cancel()
-	u := t.cfg.APIURL + "/ex/jira/" + url.PathEscape(tgt.CloudID) + "/rest/api/3/attachment/content/" + url.PathEscape(id)
+	u := t.cfg.APIURL + "/ex/jira/" + url.PathEscape(j.tgt.CloudID) + "/rest/api/3/attachment/content/" + url.PathEscape(j.a.ID)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("attachments: %w: %w", ErrPermanent, err)
@@ -306,10 +328,16 @@ func (t *Transferor) locate(ctx context.Context, ts oauth2.TokenSource, tgt Targ
 	tok.SetAuthHeader(req)
 	req.Header.Set("Accept", "*/*")
 	resp, err := t.gateway.Do(req)
+	j.requests++
 	if err != nil {
 		return nil, fmt.Errorf("attachments: gateway: %w: %w", ErrRetryable, err)
 	}
 	defer drain(resp.Body)
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		j.points += ratebudget.AttachmentContent()
+	} else {
+		j.points += ratebudget.Failure(resp.StatusCode)
+	}
 	if resp.StatusCode < 300 || resp.StatusCode > 399 {
 		if resp.StatusCode < 300 {
 			// redirect=true is Jira's default: a 2xx here means the gateway did not redirect as documented.
@@ -450,9 +478,10 @@ func (m *meter) Read(p []byte) (int, error) {
 }
 
 // whole copies a small attachment in one transfer-package upload.
-func (t *Transferor) whole(ctx, work context.Context, ts oauth2.TokenSource, tgt Target, a Attachment, key string) (Result, error) {
+func (t *Transferor) whole(ctx, work context.Context, j *job) (Result, error) {
+	a := j.a
 	for attempt := 0; ; attempt++ {
-		sum, err := t.wholeOnce(work, ts, tgt, a, key)
+		sum, err := t.wholeOnce(work, j)
 		if err == nil {
 			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
 		}
@@ -466,8 +495,9 @@ func (t *Transferor) whole(ctx, work context.Context, ts oauth2.TokenSource, tgt
 	}
 }
 
-func (t *Transferor) wholeOnce(ctx context.Context, ts oauth2.TokenSource, tgt Target, a Attachment, key string) (string, error) {
-	loc, err := t.locate(ctx, ts, tgt, a.ID)
+func (t *Transferor) wholeOnce(ctx context.Context, j *job) (string, error) {
+	a, key := j.a, j.key
+	loc, err := t.locate(ctx, j)
 	if err != nil {
 		return "", err
 	}
@@ -504,7 +534,8 @@ func (t *Transferor) wholeOnce(ctx context.Context, ts oauth2.TokenSource, tgt T
 }
 
 // resumable copies a large attachment (or continues one) part by part.
-func (t *Transferor) resumable(ctx, work context.Context, ts oauth2.TokenSource, tgt Target, a Attachment, key string, st *State) (Result, error) {
+func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Result, error) {
+	a, key := j.a, j.key
 	restarted := false
 	if st == nil {
 		var err error
@@ -546,7 +577,7 @@ func (t *Transferor) resumable(ctx, work context.Context, ts oauth2.TokenSource,
 		before := st.Done
 		var err error
 		if st.Done < st.Size {
-			err = t.pass(work, ts, tgt, a, st)
+			err = t.pass(work, j, st)
 		}
 		if errors.Is(err, errNoSuchUpload) {
 			if restarted {
@@ -626,14 +657,14 @@ type finished struct {
 
 // pass makes one attempt: a fresh 303, the media from st.Done, parts uploaded as they fill. It advances st by
 // the contiguous run of parts that finished, whatever stopped it.
-func (t *Transferor) pass(ctx context.Context, ts oauth2.TokenSource, tgt Target, a Attachment, st *State) error {
+func (t *Transferor) pass(ctx context.Context, j *job, st *State) error {
 	h := sha256.New()
 	if st.Done > 0 {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA256State); err != nil {
 			return fmt.Errorf("attachments: resume state's hash: %w: %w", ErrPermanent, err)
 		}
 	}
-	loc, err := t.locate(ctx, ts, tgt, a.ID)
+	loc, err := t.locate(ctx, j)
 	if err != nil {
 		return err
 	}

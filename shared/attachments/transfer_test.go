@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"jiraexport/infra/atlassiansim"
+	"jiraexport/shared/ratebudget"
 )
 
 const keyContent = "GET /rest/api/3/attachment/content/{id}"
@@ -44,6 +45,9 @@ func TestTransferWhole(t *testing.T) {
 		body, sum := f.want(t, a)
 		if res.Resume != nil || res.Stored == nil || *res.Stored != (Stored{ID: a.ID, Size: a.Size, SHA256: sum}) {
 			t.Fatalf("Transfer(%s) = %+v, want Stored{%s %d %s}", a.ID, res, a.ID, a.Size, sum)
+		}
+		if res.GatewayRequests != 1 || res.Points != ratebudget.AttachmentContent() {
+			t.Errorf("Transfer(%s) made %d gateway requests for %d points, want 1 for %d", a.ID, res.GatewayRequests, res.Points, ratebudget.AttachmentContent())
 		}
 		f.checkObject(t, a, body)
 	}
@@ -229,21 +233,23 @@ func TestSizeMismatchLeavesNothing(t *testing.T) {
 func TestTransferErrors(t *testing.T) {
 	f := newFixture(t, simOptions{})
 	a := f.find(t, func(a Attachment) bool { return a.Size > 0 })
+	ok, fail := ratebudget.AttachmentContent(), ratebudget.Failure(503)
 	tests := []struct {
-		name    string
-		fault   *atlassiansim.Fault
-		a       Attachment
-		token   oauth2.TokenSource
-		want    error
-		wantRes bool
+		name       string
+		fault      *atlassiansim.Fault
+		a          Attachment
+		token      oauth2.TokenSource
+		want       error
+		wantRes    bool
+		wantPoints int64
 	}{
-		{"removed attachment", nil, Attachment{ID: "999999", Size: 10}, nil, ErrGone, false},
-		{"revoked token", nil, a, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "nope", TokenType: "Bearer"}), ErrReauth, false},
-		{"spent quota", &atlassiansim.Fault{Endpoint: keyContent, Kind: atlassiansim.FaultRateLimit, Reason: "jira-quota-tenant-based", RetryAfter: 600, Count: 1}, a, nil, ErrRateLimited, false},
-		{"burst 429 is waited out", &atlassiansim.Fault{Endpoint: keyContent, Kind: atlassiansim.FaultRateLimit, RetryAfter: 0, Count: 1}, a, nil, nil, true},
-		{"gateway 503 is retried", &atlassiansim.Fault{Endpoint: keyContent, Kind: atlassiansim.FaultStatus, Status: 503, Count: 2}, a, nil, nil, true},
-		{"media 500 is retried", &atlassiansim.Fault{Endpoint: atlassiansim.KeyMedia, Kind: atlassiansim.FaultStatus, Status: 500, Count: 1}, a, nil, nil, true},
-		{"gateway 503 for ever", &atlassiansim.Fault{Endpoint: keyContent, Kind: atlassiansim.FaultStatus, Status: 503}, a, nil, ErrRetryable, false},
+		{"removed attachment", nil, Attachment{ID: "999999", Size: 10}, nil, ErrGone, false, ratebudget.Failure(404)},
+		{"revoked token", nil, a, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "nope", TokenType: "Bearer"}), ErrReauth, false, 0},
+		{"spent quota", &atlassiansim.Fault{Endpoint: keyContent, Kind: atlassiansim.FaultRateLimit, Reason: "jira-quota-tenant-based", RetryAfter: 600, Count: 1}, a, nil, ErrRateLimited, false, 0},
+		{"burst 429 is waited out", &atlassiansim.Fault{Endpoint: keyContent, Kind: atlassiansim.FaultRateLimit, RetryAfter: 0, Count: 1}, a, nil, nil, true, ok},
+		{"gateway 503 is retried", &atlassiansim.Fault{Endpoint: keyContent, Kind: atlassiansim.FaultStatus, Status: 503, Count: 2}, a, nil, nil, true, 2*fail + ok},
+		{"media 500 is retried with a fresh 303", &atlassiansim.Fault{Endpoint: atlassiansim.KeyMedia, Kind: atlassiansim.FaultStatus, Status: 500, Count: 1}, a, nil, nil, true, 2 * ok},
+		{"gateway 503 for ever", &atlassiansim.Fault{Endpoint: keyContent, Kind: atlassiansim.FaultStatus, Status: 503}, a, nil, ErrRetryable, false, 4 * fail},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,6 +269,9 @@ func TestTransferErrors(t *testing.T) {
 			}
 			if (res.Stored != nil) != tt.wantRes {
 				t.Errorf("Transfer() stored = %+v, want stored %v", res.Stored, tt.wantRes)
+			}
+			if res.Points != tt.wantPoints {
+				t.Errorf("Transfer() points = %d, want %d", res.Points, tt.wantPoints)
 			}
 			var rl *RateLimitError
 			if errors.Is(tt.want, ErrRateLimited) && (!errors.As(err, &rl) || !rl.Limit.Quota()) {
