@@ -562,24 +562,18 @@ func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Re
 		}
 	}
 	for attempt := 0; ; {
-		if st.Done == st.Size {
-			sum, err := t.complete(work, st)
-			switch {
-			case err == nil:
-				return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
-			case errors.Is(err, errNoSuchUpload) && !restarted:
-				// The upload was aborted behind our back (the bucket's one-day lifecycle rule): start over once.
-			default:
-				_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
-				return Result{Resume: st}, final
-			}
-		}
 		before := st.Done
 		var err error
 		if st.Done < st.Size {
 			err = t.pass(work, j, st)
+		} else {
+			var sum string
+			if sum, err = t.complete(work, st); err == nil {
+				return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
+			}
 		}
 		if errors.Is(err, errNoSuchUpload) {
+			// Gone between two calls of ours (the lifecycle rule, or an Abort elsewhere): start over once.
 			if restarted {
 				return Result{}, fmt.Errorf("attachments: upload of %s vanished twice: %w", a.ID, ErrRetryable)
 			}
