@@ -1,8 +1,11 @@
 package attachments
 
 import (
+	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"jiraexport/shared/connectors"
 )
@@ -95,6 +98,23 @@ func TestKey(t *testing.T) {
 	for _, bad := range []string{"", "../x", "1/2", "a b", "10042?x"} {
 		if err := (Target{ConnectionID: "c", ConnectorID: "k", CloudID: "s"}).valid(bad); err == nil {
 			t.Errorf("valid(%q) = nil, want an error", bad)
+		}
+	}
+}
+
+// A checkpointed state handed to the wrong attachment is refused before any request.
+func TestResumeStateMustMatch(t *testing.T) {
+	tr := New(s3.New(s3.Options{Region: "us-east-1"}), Config{APIURL: "https://api.atlassian.com", Bucket: "b", KMSKeyID: "k"})
+	tgt := Target{ConnectionID: "c", ConnectorID: "K", CloudID: "s"}
+	a := Attachment{ID: "10", Size: 20 << 20}
+	for _, st := range []State{
+		{AttachmentID: "11", Key: Key("c", "K", "10"), Size: a.Size},
+		{AttachmentID: "10", Key: Key("c", "OTHER", "10"), Size: a.Size},
+		{AttachmentID: "10", Key: Key("c", "K", "10"), Size: a.Size + 1},
+	} {
+		res, err := tr.Transfer(t.Context(), nil, tgt, a, &st)
+		if !errors.Is(err, ErrPermanent) || res.GatewayRequests != 0 {
+			t.Errorf("Transfer(state %+v) = %+v, %v; want ErrPermanent before any request", st, res, err)
 		}
 	}
 }
