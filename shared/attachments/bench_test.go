@@ -36,7 +36,8 @@ import (
 // Each transfer runs in a child process (this test binary re-executed, see TestBenchChild), so its memory is
 // measured alone, without the simulator's: peak-RSS-MiB is the child's VmHWM from /proc/self/status (the kernel's
 // high-water mark of resident memory), peak-heap-MiB the highest /memory/classes/heap/objects:bytes that a
-// 1 ms runtime/metrics sampler saw. MB/s includes the child's start (a few ms).
+// 1 ms runtime/metrics sampler saw, start-RSS-MiB the child's VmRSS before the transfer (the test binary's own
+// footprint, which a smaller Lambda binary would not have). MB/s includes the child's start (a few ms).
 func BenchmarkAttachmentToS3(b *testing.B) {
 	size := int64(1 << 30)
 	if v, err := strconv.ParseInt(os.Getenv("ATTACHMENT_BENCH_BYTES"), 10, 64); err == nil && v > 0 {
@@ -48,11 +49,11 @@ func BenchmarkAttachmentToS3(b *testing.B) {
 	for _, mode := range []string{"plain", "whole", "resumable"} {
 		b.Run(mode, func(b *testing.B) {
 			b.SetBytes(size)
-			var rss, heap float64
+			var rss, heap, start float64
 			for b.Loop() {
 				r := runChild(b, childJob{Mode: mode, APIURL: f.api.URL, Bucket: f.env.Bucket, KeyID: f.env.KeyARN,
 					CloudID: f.cloudID, Token: tok.AccessToken, Attachment: a})
-				rss, heap = max(rss, r.PeakRSSMiB), max(heap, r.PeakHeapMiB)
+				rss, heap, start = max(rss, r.PeakRSSMiB), max(heap, r.PeakHeapMiB), max(start, r.StartRSSMiB)
 				b.StopTimer()
 				if _, err := f.s3.DeleteObject(b.Context(), &s3.DeleteObjectInput{Bucket: aws.String(f.env.Bucket),
 					Key: aws.String(Key("conn1", "01JCONNECTOR", a.ID))}); err != nil {
@@ -62,6 +63,7 @@ func BenchmarkAttachmentToS3(b *testing.B) {
 			}
 			b.ReportMetric(rss, "peak-RSS-MiB")
 			b.ReportMetric(heap, "peak-heap-MiB")
+			b.ReportMetric(start, "start-RSS-MiB")
 		})
 	}
 }
@@ -73,6 +75,7 @@ type childJob struct {
 }
 
 type childResult struct {
+	StartRSSMiB float64
 	PeakRSSMiB  float64
 	PeakHeapMiB float64
 	Error       string
@@ -118,6 +121,7 @@ func TestBenchChild(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &job); err != nil {
 		t.Fatal(err)
 	}
+	startRSS := procStatus("VmRSS:")
 	var peak atomic.Uint64
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -141,7 +145,7 @@ func TestBenchChild(t *testing.T) {
 	err := childTransfer(t.Context(), job)
 	close(stop)
 	<-done
-	r := childResult{PeakRSSMiB: vmHWM() / (1 << 20), PeakHeapMiB: float64(peak.Load()) / (1 << 20)}
+	r := childResult{StartRSSMiB: startRSS / (1 << 20), PeakRSSMiB: procStatus("VmHWM:") / (1 << 20), PeakHeapMiB: float64(peak.Load()) / (1 << 20)}
 	if err != nil {
 		r.Error = err.Error()
 	}
@@ -188,14 +192,15 @@ func childTransfer(ctx context.Context, cj childJob) error {
 	return nil
 }
 
-// vmHWM is the process's peak resident set size in bytes (0 where /proc is missing).
-func vmHWM() float64 {
+// procStatus reads a size field of /proc/self/status in bytes: VmHWM is the peak resident set size, VmRSS the
+// current one (0 where /proc is missing).
+func procStatus(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			return kb * 1024
 		}

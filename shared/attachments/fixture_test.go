@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +29,9 @@ import (
 
 // fixture is one test's bucket and key on the local AWS stack and its own Atlassian simulator, reached through
 // two loopback servers: the gateway, and a media host on its own port that the gateway's 303s are rewritten to
-// point at (as Atlassian's media host is a different origin from api.atlassian.com). The media host records what
-// it received.
+// point at (Atlassian's media host is a different origin from api.atlassian.com). The media host records what it
+// received and forwards it to wherever the simulator's 303 pointed, so the tests hold whether the simulator serves
+// media on its API origin or on an origin of its own.
 type fixture struct {
 	env     *stacktest.Env
 	s3      *s3.Client
@@ -43,8 +45,7 @@ type fixture struct {
 // mediaHost wraps the simulator's media endpoint: it records every request's Authorization header and can stall
 // or cut a response after a number of body bytes.
 type mediaHost struct {
-	srv  *httptest.Server
-	next http.Handler
+	srv *httptest.Server
 
 	mu       sync.Mutex
 	auth     []string // Authorization headers received ("" when absent)
@@ -62,11 +63,33 @@ func (m *mediaHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stall, cut := m.stallAt, m.cutAt
 	m.stallAt, m.cutAt = 0, 0
 	m.mu.Unlock()
-	if stall == 0 && cut == 0 {
-		m.next.ServeHTTP(w, r)
+	if stall != 0 || cut != 0 {
+		w = &limitWriter{ResponseWriter: w, r: r, stall: stall, cut: cut}
+	}
+	m.proxy(w, r)
+}
+
+// proxy forwards the request, headers included (so a leaked Authorization would also reach the simulator, which
+// refuses it), to the media URL the gateway named, wherever the simulator serves it.
+func (m *mediaHost) proxy(w http.ResponseWriter, r *http.Request) {
+	target := r.URL.Query().Get("u")
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, target, nil)
+	if err != nil || target == "" {
+		http.Error(w, "bad proxied URL", http.StatusBadRequest)
 		return
 	}
-	m.next.ServeHTTP(&limitWriter{ResponseWriter: w, r: r, stall: stall, cut: cut}, r)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
 }
 
 func (m *mediaHost) received() (auth []string, ranges []string, n int) {
@@ -126,11 +149,11 @@ func newFixture(t testing.TB, o simOptions) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{env: env, sim: sim, cloudID: sim.Sites()[0].CloudID}
-	f.media = &mediaHost{next: sim.Handler()}
+	f.media = &mediaHost{}
 	f.media.srv = httptest.NewServer(f.media)
 	t.Cleanup(f.media.srv.Close)
 	f.api = httptest.NewServer(rewriteLocation(sim.Handler(), func(loc string) string {
-		return strings.Replace(loc, f.api.URL, f.media.srv.URL, 1)
+		return f.media.srv.URL + "/media?" + url.Values{"u": {loc}}.Encode()
 	}))
 	t.Cleanup(f.api.Close)
 	sim.SetBaseURL(f.api.URL)
