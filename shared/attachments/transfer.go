@@ -73,7 +73,8 @@ type Config struct {
 	PartSize int64
 	// Concurrency is the parts in memory (filling or uploading) at once; default 3.
 	Concurrency int
-	// WholeMax is the largest new transfer done by the transfer package in one call; default 16 MiB.
+	// WholeMax is the largest new transfer done by the transfer package in one call; default 16 MiB. A negative
+	// value sends every non-empty attachment down the resumable path.
 	WholeMax int64
 	// Margin is kept before the context's deadline for the caller to checkpoint; default 10 s.
 	Margin time.Duration
