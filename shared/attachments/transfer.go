@@ -1,0 +1,910 @@
+package attachments
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"golang.org/x/oauth2"
+
+	"jiraexport/shared/backoff"
+	"jiraexport/shared/ratebudget"
+)
+
+// Why two upload paths. The SDK's transfer package (feature/s3/transfermanager, which supersedes the deprecated
+// feature/s3/manager) streams a body into S3 with bounded memory, but each UploadObject call creates its own
+// multipart upload and aborts it on any failure, a deadline included: it cannot continue an upload that a previous
+// invocation started, and it does not report which parts finished. So:
+//   - a new transfer of at most Config.WholeMax bytes (every attachment under the default 10 MiB cap) goes through
+//     the transfer package in one call; if the deadline cuts it short, its upload is aborted and the next
+//     invocation starts it again, losing at most WholeMax bytes of work;
+//   - a larger one, and every resumed one, goes through the resumable path below, written on the SDK's own
+//     CreateMultipartUpload / UploadPart / CompleteMultipartUpload / AbortMultipartUpload calls: fixed-size parts
+//     read in order, at most Concurrency parts in memory, and at a stop the contiguous run of finished parts, the
+//     bytes they hold and the SHA-256 state after them become the State the export checkpoints.
+// Wrapping the transfer package's S3 client to renumber parts and swallow its abort was considered and rejected:
+// it would depend on the package's internal part numbering and first-part buffering, which it does not promise.
+
+// Defaults; see Config.
+const (
+	DefaultPartSize    = 5 << 20
+	MinPartSize        = 5 << 20 // S3's minimum for every part but the last
+	DefaultConcurrency = 3
+	DefaultWholeMax    = 16 << 20
+	DefaultMargin      = 10 * time.Second
+	// abortTimeout bounds the abort of a failed upload, which runs on a fresh context: the failure may be the
+	// deadline itself.
+	abortTimeout = 10 * time.Second
+)
+
+// Config sets up a Transferor. Zero fields take the defaults named in their comments.
+type Config struct {
+	// APIURL is ATLASSIAN_API_URL (https://api.atlassian.com, or the simulator's URL).
+	APIURL string
+	// Bucket and KMSKeyID are BUCKET_NAME and KMS_KEY_ID: every upload names SSE-KMS under this key.
+	Bucket, KMSKeyID string
+	// Gateway sends the bearer-authenticated request to the gateway (give it the rate pacer's transport). A copy
+	// is used with redirects disabled, so the token never follows the 303. Default: a plain client.
+	Gateway *http.Client
+	// Media fetches the signed media URL. Its requests never carry Authorization, whatever the host. Default: a
+	// plain client. It must not be the gateway's pacer: the media host is not a Jira endpoint.
+	Media *http.Client
+	// PartSize of the resumable path, at least (and by default) 5 MiB. Memory is at most PartSize × Concurrency
+	// for all transfers of one Transferor together.
+	PartSize int64
+	// Concurrency is the parts in memory (filling or uploading) at once; default 3.
+	Concurrency int
+	// WholeMax is the largest new transfer done by the transfer package in one call; default 16 MiB. A negative
+	// value sends every non-empty attachment down the resumable path.
+	WholeMax int64
+	// Margin is kept before the context's deadline for the caller to checkpoint; default 10 s.
+	Margin time.Duration
+	// Retry is the policy for transient failures within one Transfer; default backoff.Atlassian().
+	Retry backoff.Policy
+	// MaxWait is the longest Retry-After waited here; a longer one returns ErrRateLimited. Default 30 s.
+	MaxWait time.Duration
+	// RequestTimeout bounds the gateway request and each media response's headers; default 15 s.
+	RequestTimeout time.Duration
+	// IdleTimeout aborts a media body that sends nothing for this long; default 60 s.
+	IdleTimeout time.Duration
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Target names where an attachment comes from and goes to.
+type Target struct {
+	ConnectionID, ConnectorID, CloudID string
+}
+
+// Transferor copies attachments from Jira into the S3 mirror. It is safe for concurrent use; concurrent
+// transfers share its part buffers, so its memory stays bounded however many run.
+type Transferor struct {
+	cfg      Config
+	s3       *s3.Client
+	tm       *transfermanager.Client
+	gateway  *http.Client
+	media    *http.Client
+	bufs     chan []byte
+	checksum s3types.ChecksumAlgorithm
+}
+
+// New returns a Transferor writing through s3c.
+func New(s3c *s3.Client, cfg Config) *Transferor {
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = DefaultPartSize
+	}
+	cfg.PartSize = max(cfg.PartSize, MinPartSize)
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.WholeMax == 0 {
+		cfg.WholeMax = DefaultWholeMax
+	}
+	if cfg.Margin <= 0 {
+		cfg.Margin = DefaultMargin
+	}
+	if cfg.Retry == (backoff.Policy{}) {
+		cfg.Retry = backoff.Atlassian()
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 30 * time.Second
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 15 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.APIURL = strings.TrimRight(cfg.APIURL, "/")
+	gw := &http.Client{}
+	if cfg.Gateway != nil {
+		c := *cfg.Gateway
+		gw = &c
+	}
+	gw.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	media := &http.Client{}
+	if cfg.Media != nil {
+		c := *cfg.Media
+		media = &c
+	}
+	// A media host may redirect again (a CDN); the request carries no credentials, so following is safe, but
+	// nothing is ever added to it.
+	media.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 3 {
+			return errors.New("too many media redirects")
+		}
+		req.Header.Del("Authorization")
+		return nil
+	}
+	// Checksums follow the S3 client's setting, as the transfer package does: CRC32 per part when the client
+	// calculates checksums "when supported" (the SDK default), none when only "when required".
+	calc := s3c.Options().RequestChecksumCalculation
+	var algo s3types.ChecksumAlgorithm
+	if calc != aws.RequestChecksumCalculationWhenRequired {
+		algo = s3types.ChecksumAlgorithmCrc32
+	}
+	tm := transfermanager.New(s3c, func(o *transfermanager.Options) {
+		o.PartSizeBytes = MinPartSize
+		o.MultipartUploadThreshold = MinPartSize
+		o.Concurrency = 2
+		// Abort with a fresh context: a deadline must not leave the upload behind.
+		o.FailTimeout = abortTimeout
+		o.RequestChecksumCalculation = calc
+		if calc == aws.RequestChecksumCalculationUnset {
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
+		}
+	})
+	bufs := make(chan []byte, cfg.Concurrency)
+	for range cfg.Concurrency {
+		bufs <- nil // allocated on first use
+	}
+	return &Transferor{cfg: cfg, s3: s3c, tm: tm, gateway: gw, media: media, bufs: bufs, checksum: algo}
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Key is the S3 key of an attachment in the mirror: <connectionId>/<connectorId>/attachments/<attachmentId>.
+func Key(connectionID, connectorID, attachmentID string) string {
+	return connectionID + "/" + connectorID + "/attachments/" + attachmentID
+}
+
+func (tgt Target) valid(attachmentID string) error {
+	for _, s := range []string{tgt.ConnectionID, tgt.ConnectorID, tgt.CloudID, attachmentID} {
+		if !idPattern.MatchString(s) {
+			return fmt.Errorf("attachments: invalid id %q: %w", s, ErrPermanent)
+		}
+	}
+	return nil
+}
+
+// State is a resumable transfer, for the export's checkpoint (it marshals to JSON of about 60 bytes per part:
+// 128 parts for 1 GiB at the default part size). It holds no secret: the media URL is not kept (it expires), and
+// the SHA-256 state is of attachment bytes only.
+type State struct {
+	AttachmentID string `json:"attachmentId"`
+	Key          string `json:"key"`
+	UploadID     string `json:"uploadId"`
+	Size         int64  `json:"size"`
+	PartSize     int64  `json:"partSize"`
+	// Checksum is the S3 checksum algorithm of the upload ("" or "CRC32").
+	Checksum string `json:"checksum,omitempty"`
+	// Done is the bytes uploaded: the parts below, all full-size.
+	Done  int64  `json:"done"`
+	Parts []Part `json:"parts"`
+	// SHA256State is crypto/sha256's MarshalBinary after Done bytes.
+	SHA256State []byte `json:"sha256State"`
+}
+
+// Part is one uploaded part.
+type Part struct {
+	Number int32  `json:"n"`
+	ETag   string `json:"etag"`
+	CRC32  string `json:"crc32,omitempty"`
+}
+
+// Result is a Transfer's outcome.
+type Result struct {
+	// Stored is set when the attachment is in the mirror: keep it in the issue's index item.
+	Stored *Stored
+	// Resume is set when the transfer stopped with bytes uploaded that the next invocation continues from (also
+	// beside a retryable, rate-limit or re-auth error). Put it in the checkpoint and pass it to the next Transfer
+	// of this attachment; if the export drops it instead, it must call Abort.
+	Resume *State
+	// Points is what the gateway requests of this call cost in Atlassian's points quota (ratebudget's rules:
+	// AttachmentContent per 303, Failure(status) per refused answer); add it to the run's Tally. Media downloads
+	// are not Jira REST calls and cost nothing.
+	Points int64
+	// GatewayRequests is how many requests reached the gateway (one per attempt: each takes a fresh 303).
+	GatewayRequests int
+}
+
+// Transfer copies one allowed attachment into the mirror. resume is the State a previous invocation returned
+// for this attachment, or nil.
+//
+// The work stops Margin before ctx's deadline: then it returns ErrInterrupted, with Result.Resume for a resumable
+// transfer (nil for a whole one, whose upload is aborted and restarts from zero). ErrPermanent errors (ErrGone,
+// ErrSizeMismatch, ...) abort the upload: nothing is left in S3.
+func (t *Transferor) Transfer(ctx context.Context, ts oauth2.TokenSource, tgt Target, a Attachment, resume *State) (res Result, err error) {
+	j := &job{ts: ts, tgt: tgt, a: a, key: Key(tgt.ConnectionID, tgt.ConnectorID, a.ID)}
+	defer func() { res.Points, res.GatewayRequests = j.points, j.requests }()
+	if err := tgt.valid(a.ID); err != nil {
+		return Result{}, err
+	}
+	if a.Size < 0 {
+		return Result{}, fmt.Errorf("attachments: %s has negative size: %w", a.ID, ErrPermanent)
+	}
+	work, cancel := t.workContext(ctx)
+	defer cancel()
+	if resume == nil && (a.Size <= t.cfg.WholeMax || a.Size == 0) { // S3 completes no upload of zero parts
+		return t.whole(ctx, work, j)
+	}
+	if resume != nil && (resume.AttachmentID != a.ID || resume.Key != j.key || resume.Size != a.Size) {
+		return Result{}, fmt.Errorf("attachments: resume state is for %s (%d bytes), not %s (%d bytes): %w",
+			resume.AttachmentID, resume.Size, a.ID, a.Size, ErrPermanent)
+	}
+	return t.resumable(ctx, work, j, resume)
+}
+
+// workContext ends Margin before ctx's deadline.
+func (t *Transferor) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-t.cfg.Margin))
+	}
+	return context.WithCancel(ctx)
+}
+
+// interrupted reports whether the work context ended by the deadline (the margin was reached, and perhaps the
+// caller's deadline too, while an abort ran) rather than by the caller cancelling.
+func interrupted(ctx, work context.Context) bool {
+	return errors.Is(work.Err(), context.DeadlineExceeded) && !errors.Is(ctx.Err(), context.Canceled)
+}
+
+// retryDecision turns an attempt's error into Transfer's answer, or says to retry after wait.
+func (t *Transferor) retryDecision(ctx, work context.Context, err error, attempt int) (wait time.Duration, final error) {
+	if interrupted(ctx, work) {
+		return 0, fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	if ctx.Err() != nil {
+		return 0, err
+	}
+	var rl *RateLimitError
+	switch {
+	case errors.As(err, &rl):
+		if rl.Limit.Quota() || rl.Limit.RetryAfter > t.cfg.MaxWait || !t.cfg.Retry.Allows(attempt) {
+			return 0, err
+		}
+		return t.cfg.Retry.Delay(attempt, rl.Limit.RetryAfter), nil
+	case errors.Is(err, ErrRetryable) && t.cfg.Retry.Allows(attempt):
+		return t.cfg.Retry.Delay(attempt, 0), nil
+	}
+	return 0, err
+}
+
+// job is one Transfer call: what it copies, and the gateway requests it made with their points (sequential, one
+// 303 per attempt, so unlocked).
+type job struct {
+	ts       oauth2.TokenSource
+	tgt      Target
+	a        Attachment
+	key      string
+	requests int
+	points   int64
+}
+
+// locate asks the gateway for the attachment and returns the media URL of its 303 (any 3xx is accepted).
+func (t *Transferor) locate(ctx context.Context, j *job) (*url.URL, error) {
+	tok, err := j.ts.Token()
+	if err != nil {
+		return nil, fmt.Errorf("attachments: token: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
+	defer cancel()
+	u := t.cfg.APIURL + "/ex/jira/" + url.PathEscape(j.tgt.CloudID) + "/rest/api/3/attachment/content/" + url.PathEscape(j.a.ID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("attachments: %w: %w", ErrPermanent, err)
+	}
+	tok.SetAuthHeader(req)
+	req.Header.Set("Accept", "*/*")
+	resp, err := t.gateway.Do(req)
+	j.requests++
+	if err != nil {
+		return nil, fmt.Errorf("attachments: gateway: %w: %w", ErrRetryable, err)
+	}
+	defer drain(resp.Body)
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		j.points += ratebudget.AttachmentContent()
+	} else {
+		j.points += ratebudget.Failure(resp.StatusCode)
+	}
+	if resp.StatusCode < 300 || resp.StatusCode > 399 {
+		if resp.StatusCode < 300 {
+			// redirect=true is Jira's default: a 2xx here means the gateway did not redirect as documented.
+			return nil, &StatusError{Host: hostGateway, Status: resp.StatusCode, kind: ErrPermanent}
+		}
+		return nil, classify(hostGateway, resp, t.cfg.Now())
+	}
+	loc, err := req.URL.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Host == "" || (loc.Scheme != "https" && !(loc.Scheme == "http" && req.URL.Scheme == "http")) {
+		// A plain-http media URL is accepted only from a plain-http gateway (the local simulator).
+		return nil, fmt.Errorf("attachments: gateway %d without a usable Location: %w", resp.StatusCode, ErrPermanent)
+	}
+	return loc, nil
+}
+
+func drain(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, 4<<10)
+	_ = body.Close()
+}
+
+// fetch opens the media URL from offset from, with no Authorization header. It checks that the answer holds
+// exactly the remaining bytes of an attachment of size bytes.
+func (t *Transferor) fetch(ctx context.Context, loc *url.URL, from, size int64) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("attachments: %w: %w", ErrPermanent, err)
+	}
+	if from > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(from, 10)+"-")
+	}
+	headers := time.AfterFunc(t.cfg.RequestTimeout, cancel)
+	resp, err := t.media.Do(req)
+	headers.Stop()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("attachments: media: %w: %w", ErrRetryable, err)
+	}
+	fail := func(err error) (io.ReadCloser, error) {
+		drain(resp.Body)
+		cancel()
+		return nil, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if resp.ContentLength >= 0 && resp.ContentLength != size {
+			return fail(fmt.Errorf("attachments: media sent %d bytes for %d: %w", resp.ContentLength, size, ErrSizeMismatch))
+		}
+		if from > 0 {
+			// The host ignored the Range: skip what is already uploaded (correct, if not cheap).
+			if _, err := io.CopyN(io.Discard, resp.Body, from); err != nil {
+				return fail(fmt.Errorf("attachments: media: %w: %w", ErrRetryable, err))
+			}
+		}
+	case resp.StatusCode == http.StatusPartialContent && from > 0:
+		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != from {
+			return fail(&StatusError{Host: hostMedia, Status: resp.StatusCode, kind: ErrPermanent})
+		}
+		if total != size || (resp.ContentLength >= 0 && resp.ContentLength != size-from) {
+			return fail(fmt.Errorf("attachments: media range of %d/%d bytes for %d: %w", resp.ContentLength, total, size, ErrSizeMismatch))
+		}
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		return fail(fmt.Errorf("attachments: media refused range %d- of %d bytes: %w", from, size, ErrSizeMismatch))
+	default:
+		return fail(classify(hostMedia, resp, t.cfg.Now()))
+	}
+	return &idleBody{r: resp.Body, cancel: cancel, timer: time.AfterFunc(t.cfg.IdleTimeout, cancel), idle: t.cfg.IdleTimeout}, nil
+}
+
+// parseContentRange reads "bytes first-last/total".
+func parseContentRange(s string) (start, total int64, ok bool) {
+	spec, found := strings.CutPrefix(s, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	rng, tot, found := strings.Cut(spec, "/")
+	first, _, found2 := strings.Cut(rng, "-")
+	if !found || !found2 {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseInt(first, 10, 64)
+	total, err2 := strconv.ParseInt(tot, 10, 64)
+	return start, total, err1 == nil && err2 == nil && start >= 0 && total > start
+}
+
+// idleBody cancels its request when no byte arrives for idle: a stalled media host cannot hold a transfer until
+// the function's deadline.
+type idleBody struct {
+	r      io.ReadCloser
+	cancel context.CancelFunc
+	timer  *time.Timer
+	idle   time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.r.Close()
+	b.cancel()
+	return err
+}
+
+// meter hashes and counts what it passes on, and fails when the stream is longer or (at a clean EOF) shorter
+// than want. A broken connection is retryable, not a size mismatch.
+type meter struct {
+	r    io.Reader
+	h    hash.Hash
+	n    int64
+	want int64
+	eof  bool
+}
+
+func (m *meter) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if m.n+int64(n) > m.want {
+		return 0, fmt.Errorf("attachments: media sent more than %d bytes: %w", m.want, ErrSizeMismatch)
+	}
+	m.h.Write(p[:n])
+	m.n += int64(n)
+	switch {
+	case err == io.EOF && m.n != m.want:
+		return n, fmt.Errorf("attachments: media ended after %d of %d bytes: %w", m.n, m.want, ErrSizeMismatch)
+	case err == io.EOF:
+		m.eof = true
+	case err != nil:
+		return n, fmt.Errorf("attachments: media: %w: %w", ErrRetryable, err)
+	}
+	return n, err
+}
+
+// whole copies a small attachment in one transfer-package upload.
+func (t *Transferor) whole(ctx, work context.Context, j *job) (Result, error) {
+	a := j.a
+	for attempt := 0; ; attempt++ {
+		sum, err := t.wholeOnce(work, j)
+		if err == nil {
+			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
+		}
+		wait, final := t.retryDecision(ctx, work, err, attempt)
+		if final != nil {
+			return Result{}, final
+		}
+		if werr := backoff.Sleep(work, wait); werr != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
+	}
+}
+
+func (t *Transferor) wholeOnce(ctx context.Context, j *job) (string, error) {
+	a, key := j.a, j.key
+	loc, err := t.locate(ctx, j)
+	if err != nil {
+		return "", err
+	}
+	body, err := t.fetch(ctx, loc, 0, a.Size)
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	m := &meter{r: body, h: sha256.New(), want: a.Size}
+	in := &transfermanager.UploadObjectInput{
+		Bucket:               aws.String(t.cfg.Bucket),
+		Key:                  aws.String(key),
+		Body:                 m,
+		ContentType:          aws.String(contentType(a.MimeType)),
+		ServerSideEncryption: tmtypes.ServerSideEncryption(tmtypes.ServerSideEncryptionAwsKms),
+		SSEKMSKeyID:          aws.String(t.cfg.KMSKeyID),
+	}
+	if _, err := t.tm.UploadObject(ctx, in); err != nil {
+		// The transfer package aborted its multipart upload (with a fresh context); a single PutObject that
+		// failed stored nothing.
+		if errors.Is(err, ErrSizeMismatch) || errors.Is(err, ErrRetryable) || errors.Is(err, ErrPermanent) {
+			return "", err
+		}
+		return "", fmt.Errorf("attachments: upload %s: %w: %w", a.ID, ErrRetryable, err)
+	}
+	if !m.eof || m.n != a.Size {
+		// The transfer package stops at EOF, so this means it stopped early: never keep a short object.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		_, _ = t.s3.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: aws.String(t.cfg.Bucket), Key: aws.String(key)})
+		return "", fmt.Errorf("attachments: upload of %s stopped at %d of %d bytes: %w", a.ID, m.n, a.Size, ErrSizeMismatch)
+	}
+	return hex.EncodeToString(m.h.Sum(nil)), nil
+}
+
+// resumable copies a large attachment (or continues one) part by part.
+func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Result, error) {
+	a, key := j.a, j.key
+	restarted := false
+	if st == nil {
+		var err error
+		if st, err = t.start(work, key, a); err != nil {
+			_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
+			return Result{}, final
+		}
+	} else {
+		cp := *st // the caller's state stays as it was
+		cp.Parts = slices.Clone(st.Parts)
+		st = &cp
+		switch err := t.verify(work, st); {
+		case errors.Is(err, errNoSuchUpload):
+			// The upload was aborted behind our back (by Abort, or by the bucket's one-day lifecycle rule): start
+			// over rather than fail for ever.
+			restarted = true
+			if st, err = t.start(work, key, a); err != nil {
+				_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
+				return Result{}, final
+			}
+		case err != nil:
+			_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
+			return Result{Resume: st}, final
+		}
+	}
+	for attempt := 0; ; {
+		before := st.Done
+		var err error
+		if st.Done < st.Size {
+			err = t.pass(work, j, st)
+		} else {
+			var sum string
+			if sum, err = t.complete(work, st); err == nil {
+				return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
+			}
+		}
+		if errors.Is(err, errNoSuchUpload) {
+			// Gone between two calls of ours (the lifecycle rule, or an Abort elsewhere): start over once.
+			if restarted {
+				return Result{}, fmt.Errorf("attachments: upload of %s vanished twice: %w", a.ID, ErrRetryable)
+			}
+			restarted = true
+			if st, err = t.start(work, key, a); err != nil {
+				_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
+				return Result{}, final
+			}
+			continue
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, ErrPermanent) {
+			t.abort(ctx, st)
+			return Result{}, err
+		}
+		if st.Done > before {
+			attempt = 0 // progress: the retry budget is for failures in a row
+		}
+		wait, final := t.retryDecision(ctx, work, err, attempt)
+		if final != nil {
+			return Result{Resume: st}, final
+		}
+		if werr := backoff.Sleep(work, wait); werr != nil {
+			return Result{Resume: st}, fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
+		attempt++
+	}
+}
+
+var errNoSuchUpload = errors.New("attachments: multipart upload no longer exists")
+
+// verify checks that a resumed state's upload still exists (one ListParts call).
+func (t *Transferor) verify(ctx context.Context, st *State) error {
+	_, err := t.s3.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(t.cfg.Bucket), Key: aws.String(st.Key),
+		UploadId: aws.String(st.UploadID), MaxParts: aws.Int32(1)})
+	switch {
+	case isNoSuchUpload(err):
+		return errNoSuchUpload
+	case err != nil:
+		return fmt.Errorf("attachments: list parts of %s: %w: %w", st.AttachmentID, ErrRetryable, err)
+	}
+	return nil
+}
+
+func (t *Transferor) start(ctx context.Context, key string, a Attachment) (*State, error) {
+	out, err := t.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:               aws.String(t.cfg.Bucket),
+		Key:                  aws.String(key),
+		ContentType:          aws.String(contentType(a.MimeType)),
+		ServerSideEncryption: s3types.ServerSideEncryptionAwsKms,
+		SSEKMSKeyId:          aws.String(t.cfg.KMSKeyID),
+		ChecksumAlgorithm:    t.checksum,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("attachments: create upload for %s: %w: %w", a.ID, ErrRetryable, err)
+	}
+	partSize := t.cfg.PartSize
+	// S3 allows 10,000 parts: grow the part size for anything that would need more.
+	if a.Size/partSize >= 10000 {
+		partSize = a.Size/10000 + 1
+	}
+	return &State{AttachmentID: a.ID, Key: key, UploadID: aws.ToString(out.UploadId), Size: a.Size, PartSize: partSize,
+		Checksum: string(t.checksum), Parts: []Part{}}, nil
+}
+
+// finished is one part's upload outcome.
+type finished struct {
+	part      Part
+	end       int64  // offset after the part
+	hashAfter []byte // SHA-256 state after the part
+	err       error
+}
+
+// pass makes one attempt: a fresh 303, the media from st.Done, parts uploaded as they fill. It advances st by
+// the contiguous run of parts that finished, whatever stopped it.
+func (t *Transferor) pass(ctx context.Context, j *job, st *State) error {
+	h := sha256.New()
+	if st.Done > 0 {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA256State); err != nil {
+			return fmt.Errorf("attachments: resume state's hash: %w: %w", ErrPermanent, err)
+		}
+	}
+	loc, err := t.locate(ctx, j)
+	if err != nil {
+		return err
+	}
+	// A failed part cancels the media read too: later parts could not count anyway.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	body, err := t.fetch(ctx, loc, st.Done, st.Size)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	m := &meter{r: body, h: h, want: st.Size - st.Done}
+	var (
+		mu      sync.Mutex
+		results []finished
+		wg      sync.WaitGroup
+		readErr error
+	)
+	num := int32(len(st.Parts)) + 1
+	for off := st.Done; off < st.Size; num++ {
+		if ctx.Err() != nil {
+			readErr = context.Cause(ctx)
+			break
+		}
+		var buf []byte
+		select {
+		case buf = <-t.bufs:
+		case <-ctx.Done():
+			readErr = context.Cause(ctx)
+		}
+		if readErr != nil {
+			break
+		}
+		if buf == nil {
+			buf = make([]byte, t.cfg.PartSize)
+		}
+		n := min(st.PartSize, st.Size-off)
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n) // a part size grown for a huge attachment
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(m, buf); err != nil {
+			t.bufs <- buf[:0]
+			if err == io.ErrUnexpectedEOF || err == io.EOF { // meter reports a short body itself; defensive
+				err = fmt.Errorf("attachments: media ended early: %w", ErrSizeMismatch)
+			}
+			readErr = err
+			break
+		}
+		off += n
+		if off == st.Size {
+			// Nothing may follow the last byte.
+			var one [1]byte
+			if k, err := m.Read(one[:]); k > 0 || (err != nil && err != io.EOF) {
+				t.bufs <- buf[:0]
+				if err == nil {
+					err = fmt.Errorf("attachments: media sent more than %d bytes: %w", st.Size, ErrSizeMismatch)
+				}
+				readErr = err
+				break
+			}
+		}
+		snap, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			t.bufs <- buf[:0]
+			readErr = fmt.Errorf("attachments: hash state: %w: %w", ErrPermanent, err)
+			break
+		}
+		wg.Add(1)
+		go func(num int32, buf []byte, end int64) {
+			defer wg.Done()
+			p, err := t.uploadPart(ctx, st, num, buf)
+			t.bufs <- buf[:0]
+			if err != nil {
+				cancel(err)
+			}
+			mu.Lock()
+			results = append(results, finished{part: p, end: end, hashAfter: snap, err: err})
+			mu.Unlock()
+		}(num, buf, off)
+	}
+	wg.Wait()
+	var firstErr error
+	next := make(map[int32]finished, len(results))
+	for _, r := range results {
+		if r.err != nil {
+			if firstErr == nil || errors.Is(firstErr, context.Canceled) {
+				firstErr = r.err
+			}
+			continue
+		}
+		next[r.part.Number] = r
+	}
+	for {
+		r, ok := next[int32(len(st.Parts))+1]
+		if !ok {
+			break
+		}
+		st.Parts = append(st.Parts, r.part)
+		st.Done = r.end
+		st.SHA256State = r.hashAfter
+	}
+	if readErr != nil && !errors.Is(readErr, context.Canceled) || firstErr == nil {
+		firstErr = readErr
+	}
+	if firstErr == nil && st.Done < st.Size {
+		firstErr = fmt.Errorf("attachments: pass ended at %d of %d bytes: %w", st.Done, st.Size, ErrRetryable)
+	}
+	return firstErr
+}
+
+func (t *Transferor) uploadPart(ctx context.Context, st *State, num int32, buf []byte) (Part, error) {
+	in := &s3.UploadPartInput{
+		Bucket:        aws.String(t.cfg.Bucket),
+		Key:           aws.String(st.Key),
+		UploadId:      aws.String(st.UploadID),
+		PartNumber:    aws.Int32(num),
+		Body:          &byteReader{b: buf},
+		ContentLength: aws.Int64(int64(len(buf))),
+	}
+	if st.Checksum != "" {
+		in.ChecksumAlgorithm = s3types.ChecksumAlgorithm(st.Checksum)
+	}
+	out, err := t.s3.UploadPart(ctx, in)
+	if err != nil {
+		if isNoSuchUpload(err) {
+			return Part{}, errNoSuchUpload
+		}
+		if ctx.Err() != nil {
+			return Part{}, context.Cause(ctx)
+		}
+		return Part{}, fmt.Errorf("attachments: upload part %d of %s: %w: %w", num, st.AttachmentID, ErrRetryable, err)
+	}
+	return Part{Number: num, ETag: aws.ToString(out.ETag), CRC32: aws.ToString(out.ChecksumCRC32)}, nil
+}
+
+// byteReader is a seekable reader over a part, so the SDK can rewind it for its own retries.
+type byteReader struct {
+	b   []byte
+	off int64
+}
+
+func (r *byteReader) Read(p []byte) (int, error) {
+	if r.off >= int64(len(r.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += int64(n)
+	return n, nil
+}
+
+func (r *byteReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += int64(len(r.b))
+	}
+	if offset < 0 {
+		return 0, errors.New("negative position")
+	}
+	r.off = offset
+	return offset, nil
+}
+
+func (t *Transferor) complete(ctx context.Context, st *State) (string, error) {
+	if len(st.SHA256State) == 0 && st.Size > 0 {
+		return "", fmt.Errorf("attachments: state without hash: %w", ErrPermanent)
+	}
+	h := sha256.New()
+	if st.Size > 0 {
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA256State); err != nil {
+			return "", fmt.Errorf("attachments: resume state's hash: %w: %w", ErrPermanent, err)
+		}
+	}
+	parts := make([]s3types.CompletedPart, len(st.Parts))
+	for i, p := range st.Parts {
+		parts[i] = s3types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+		if p.CRC32 != "" {
+			parts[i].ChecksumCRC32 = aws.String(p.CRC32)
+		}
+	}
+	_, err := t.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(t.cfg.Bucket), Key: aws.String(st.Key), UploadId: aws.String(st.UploadID),
+		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
+		MpuObjectSize:   aws.Int64(st.Size),
+	})
+	if err != nil {
+		if isNoSuchUpload(err) {
+			return "", errNoSuchUpload
+		}
+		return "", fmt.Errorf("attachments: complete upload of %s: %w: %w", st.AttachmentID, ErrRetryable, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// isNoSuchUpload: the SDK models NoSuchUpload for some operations only, so the code is compared too.
+func isNoSuchUpload(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "NoSuchUpload"
+}
+
+// abort drops a failed transfer's upload, with a fresh context: a permanent failure must not leave parts behind.
+func (t *Transferor) abort(ctx context.Context, st *State) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	_ = t.Abort(ctx, st)
+}
+
+// Abort drops the upload of a State the export will not resume (the run failed or was cancelled, the attachment
+// was removed or is no longer allowed). Aborting an upload that no longer exists is not an error. The bucket's
+// AbortIncompleteMultipartUpload rule (one day) catches any the export never gets to abort.
+func (t *Transferor) Abort(ctx context.Context, st *State) error {
+	if st == nil || st.UploadID == "" {
+		return nil
+	}
+	_, err := t.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(t.cfg.Bucket), Key: aws.String(st.Key), UploadId: aws.String(st.UploadID)})
+	if err != nil && !isNoSuchUpload(err) {
+		return fmt.Errorf("attachments: abort upload of %s: %w", st.AttachmentID, err)
+	}
+	return nil
+}
+
+// Delete removes mirrored attachments (PlanIssue's Delete). The bucket is versioned: this leaves delete markers,
+// and the lifecycle rule expires the old versions; erasure removes every version anyway.
+func (t *Transferor) Delete(ctx context.Context, tgt Target, ids []string) error {
+	for start := 0; start < len(ids); start += 1000 {
+		batch := ids[start:min(start+1000, len(ids))]
+		objs := make([]s3types.ObjectIdentifier, 0, len(batch))
+		for _, id := range batch {
+			if err := tgt.valid(id); err != nil {
+				return err
+			}
+			objs = append(objs, s3types.ObjectIdentifier{Key: aws.String(Key(tgt.ConnectionID, tgt.ConnectorID, id))})
+		}
+		out, err := t.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(t.cfg.Bucket),
+			Delete: &s3types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+		if err != nil {
+			return fmt.Errorf("attachments: delete %d objects: %w", len(objs), err)
+		}
+		if len(out.Errors) > 0 {
+			return fmt.Errorf("attachments: delete: %d of %d objects failed (first: %s)", len(out.Errors), len(objs), aws.ToString(out.Errors[0].Code))
+		}
+	}
+	return nil
+}
