@@ -347,7 +347,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := e.tokenVersion(t, connID)
-		if err := e.conns.MarkReauthRequired(ctx, connID, "invalid_grant"); err != nil {
+		if err := e.conns.MarkGrantReauthRequired(ctx, connID, "invalid_grant", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		// What the connectors API does for a caller holding the connection's API key.
