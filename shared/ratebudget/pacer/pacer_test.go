@@ -80,6 +80,9 @@ func client(rt http.RoundTripper) *http.Client {
 // Both sides run at a fifth of Atlassian's rates (the simulator's BurstScale, the pacer's Share), so the simulator
 // outpaces them even under -race on a loaded machine; the arithmetic is the same as at full speed.
 func TestPacingAvoidsBurst429s(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: paces 400 real requests on the wall clock (5-10 s); run `make test` for the full suite")
+	}
 	const scale = 0.2
 	env := startSim(t, atlassiansim.Config{RateLimits: atlassiansim.RateLimitConfig{BurstScale: scale}}) // wall clock
 	paced := client(pacer.New(nil, pacer.Options{Share: scale}))
