@@ -91,9 +91,9 @@ $(TOOLS_DIR)/localstack $(TOOLS_DIR)/dev: FORCE
 	$(GO) build -o $@ ./infra/cmd/$(notdir $@)
 
 ## test-short: only the pure tests (parsers, converters, schedules, problem mapping, scrubber, redaction), no
-## emulator needed; tests that need one are skipped with the reason
+## emulator needed; tests that need one are skipped, and listed with the reason
 test-short:
-	$(GO) test -short -count=1 ./...
+	GO=$(GO) ./infra/test-short.sh
 
 lint: fmt-check vet golangci cfn-lint
 

@@ -71,9 +71,7 @@ func startE2E(t *testing.T, opts ...e2eOptions) *e2e {
 	if o.sites == 0 {
 		o.sites = 2
 	}
-	if testing.Short() {
-		t.Skip("end-to-end: builds and runs the bootstrap")
-	}
+	stacktest.SkipIfShort(t, "DynamoDB Local, moto and the Lambda Runtime Interface Emulator (end to end: it builds and runs the bootstrap)")
 	env := stacktest.New(t, stacktest.Options{SecretValues: map[string]string{"AtlassianClientSecret": e2eSecret}})
 	// The router's address first: it is the public base URL the function and the simulator's redirect URI need.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -347,7 +345,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := e.tokenVersion(t, connID)
-		if err := e.conns.MarkReauthRequired(ctx, connID, "invalid_grant"); err != nil {
+		if err := e.conns.MarkGrantReauthRequired(ctx, connID, "invalid_grant", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		// What the connectors API does for a caller holding the connection's API key.

@@ -20,9 +20,7 @@ import (
 
 func TestPurgeFunction(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("builds and runs the function under the emulator")
-	}
+	stacktest.SkipIfShort(t, "DynamoDB Local, moto and the Lambda Runtime Interface Emulator (it builds and runs the function)")
 	sc := privacytest.Build(t, privacytest.Options{Connections: 2})
 	a, b := sc.Parties[0], sc.Parties[1]
 	beforeA, beforeB := sc.Snapshot(t, a.ConnID), sc.Snapshot(t, b.ConnID)

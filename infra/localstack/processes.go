@@ -107,7 +107,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	certPath, keyPath, err := writeLoopbackCert(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("local TLS certificate: %w", err)
+		return nil, errors.Join(fmt.Errorf("local TLS certificate: %w", err), s.Close())
 	}
 	s.CABundle = certPath
 
@@ -118,20 +118,18 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		launcher, "-inMemory", "-sharedDb", "-disableTelemetry", "-port", strconv.Itoa(ddbPort))
 	ddb.Dir = ddbDir
 	if err := s.spawn(ddb, "dynamodb-local", logs); err != nil {
-		return nil, err
+		return nil, errors.Join(err, s.Close())
 	}
 	motoCmd := exec.Command(motoArgv[0], append(motoArgv[1:], "-H", "127.0.0.1", "-p", strconv.Itoa(motoPort), "-c", certPath, "-k", keyPath)...)
 	if err := s.spawn(motoCmd, "moto", logs); err != nil {
-		s.Close()
-		return nil, err
+		return nil, errors.Join(err, s.Close())
 	}
 
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	for _, u := range []string{s.DynamoDBURL, s.MotoURL + "/moto-api/"} {
 		if err := s.waitHTTP(wctx, u); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("wait for %s: %w", u, err)
+			return nil, errors.Join(fmt.Errorf("wait for %s: %w", u, err), s.Close())
 		}
 	}
 	return s, nil
@@ -148,7 +146,9 @@ func (s *Stack) spawn(cmd *exec.Cmd, name string, logs io.Writer) error {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
-			fmt.Fprintf(logs, "[%s] %s\n", name, sc.Text())
+			if _, err := fmt.Fprintf(logs, "[%s] %s\n", name, sc.Text()); err != nil {
+				break // a failed log sink must not stop the draining below, or the child would block on its output
+			}
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
@@ -229,7 +229,9 @@ func (s *Stack) Close() error {
 		}
 	}
 	if s.dir != "" {
-		_ = os.RemoveAll(s.dir)
+		if err := os.RemoveAll(s.dir); err != nil {
+			return fmt.Errorf("remove the stack's certificate folder: %w", err)
+		}
 	}
 	return nil
 }
@@ -275,8 +277,7 @@ func EnvLines(env map[string]string) string {
 
 func shellQuote(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r == '/' || r == ':' || r == '.' || r == '-' || r == '_' || r == ',' || r == '@' || r == '=' ||
-			(r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9'))
+		return !strings.ContainsRune("/:.-_,@=", r) && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9')
 	}) < 0 {
 		return s
 	}
@@ -316,8 +317,12 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	port := l.Addr().(*net.TCPAddr).Port
+	// Closed before returning: the port is free only once the listener is gone.
+	if err := l.Close(); err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	return port, nil
 }
 
 // FindRoot walks up from the working directory to the folder holding go.mod.

@@ -161,9 +161,8 @@ func Build(t *testing.T, o Options) *Scenario {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(handler)
-	srv.Listener.Close()
-	srv.Listener = ln
+	// Served on ln, the listener whose address the base URL already names.
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: handler}}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	sc.Secrets = append(sc.Secrets, ClientSecret)

@@ -286,7 +286,7 @@ func (r *Resolver) ref(name string) (string, error) {
 	if p, ok := r.Resources[name]; ok {
 		return p.Ref, nil
 	}
-	return "", fmt.Errorf("Ref %s: %w", name, ErrUnresolved)
+	return "", fmt.Errorf("resolve Ref %s: %w", name, ErrUnresolved)
 }
 
 func (r *Resolver) getAtt(arg any) (string, error) {

@@ -149,6 +149,9 @@ func TestResolver(t *testing.T) {
 // TestCfnLint runs cfn-lint (with the SAM transform) on template.yaml.
 func TestCfnLint(t *testing.T) {
 	t.Parallel()
+	if testing.Short() {
+		t.Skip("-short: needs cfn-lint (Python; about 10 s); `make lint` and `make test` run it")
+	}
 	_, root := load(t)
 	argv := []string{"cfn-lint"}
 	if _, err := exec.LookPath("cfn-lint"); err != nil {

@@ -30,13 +30,14 @@ func Load(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-// S3PathStyle returns an option that turns on path-style addressing, which loopback endpoints need.
+// S3PathStyle returns an option that turns on path-style addressing, which loopback endpoints need (they have
+// no per-bucket host names). Tools and tests that always talk to the local stack pass true; functions use NewS3.
 func S3PathStyle(enabled bool) func(*s3.Options) {
 	return func(o *s3.Options) { o.UsePathStyle = enabled }
 }
 
 // NewS3 returns the S3 client every function uses: path-style addressing when S3_USE_PATH_STYLE is "true" (the
-// local stack sets it; AWS never needs it).
+// local stack sets it, stacktest passes it on to the functions it runs; AWS never needs it).
 func NewS3(cfg aws.Config) *s3.Client {
 	return s3.NewFromConfig(cfg, S3PathStyle(os.Getenv("S3_USE_PATH_STYLE") == "true"))
 }

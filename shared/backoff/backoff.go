@@ -61,12 +61,19 @@ func (p Policy) Allows(attempt int) bool { return attempt >= 0 && attempt < p.Re
 func (p Policy) Delay(attempt int, retryAfter time.Duration) time.Duration {
 	lo, hi := p.jitter()
 	d := p.exp(attempt)
-	wait := time.Duration(float64(d) * (lo + (hi-lo)*rand.Float64()))
+	wait := time.Duration(float64(d) * (lo + (hi-lo)*jitterFactor()))
 	if retryAfter > wait {
 		up := max(hi, 1) - 1
-		wait = retryAfter + time.Duration(float64(retryAfter)*up*rand.Float64())
+		wait = retryAfter + time.Duration(float64(retryAfter)*up*jitterFactor())
 	}
 	return wait
+}
+
+// jitterFactor is uniform in [0, 1). Jitter only decorrelates clients that failed together; nobody gains by
+// predicting it, so the fast, lock-free math/rand/v2 generator is the right one (crypto/rand would add a
+// system call per retry for nothing).
+func jitterFactor() float64 {
+	return rand.Float64() //nolint:gosec // G404: jitter is not a secret (see above)
 }
 
 // Bounds returns the shortest and longest Delay(attempt, 0) can return.

@@ -68,12 +68,12 @@ func TestReauthLifecycle(t *testing.T) {
 	if got, _ := s.Get(ctx, c.ID); got.AccountFingerprint != fpA {
 		t.Errorf("AccountFingerprint after Create = %q, want %q", got.AccountFingerprint, fpA)
 	}
-	if err := s.MarkReauthRequired(ctx, c.ID, "invalid_grant"); err != nil {
+	if err := s.MarkGrantReauthRequired(ctx, c.ID, "invalid_grant", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := s.Get(ctx, c.ID)
 	if got.Status != connections.StatusReauthRequired || got.StatusReason != "invalid_grant" || got.Version != 2 {
-		t.Errorf("after MarkReauthRequired: %+v, want reauth_required, invalid_grant, v2", got)
+		t.Errorf("after MarkGrantReauthRequired: %+v, want reauth_required, invalid_grant, v2", got)
 	}
 
 	start := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
@@ -105,8 +105,8 @@ func TestReauthLifecycle(t *testing.T) {
 		t.Errorf("Reauthorize = %+v, want active, 2 new sites, grant start %v, created unchanged, v3", r, start)
 	}
 
-	if err := s.MarkReauthRequired(ctx, "missing", "x"); !errors.Is(err, connections.ErrNotFound) {
-		t.Errorf("MarkReauthRequired(missing) = %v, want ErrNotFound", err)
+	if err := s.MarkGrantReauthRequired(ctx, "missing", "x", time.Time{}); !errors.Is(err, connections.ErrNotFound) {
+		t.Errorf("MarkGrantReauthRequired(missing) = %v, want ErrNotFound", err)
 	}
 	if _, err := s.Reauthorize(ctx, "missing", nil, start, fpA); !errors.Is(err, connections.ErrNotFound) {
 		t.Errorf("Reauthorize(missing) = %v, want ErrNotFound", err)
@@ -119,8 +119,8 @@ func TestReauthLifecycle(t *testing.T) {
 	if _, err := s.Reauthorize(ctx, gone.ID, nil, start, fpA); !errors.Is(err, connections.ErrDisconnected) {
 		t.Errorf("Reauthorize(disconnected) = %v, want ErrDisconnected", err)
 	}
-	if err := s.MarkReauthRequired(ctx, gone.ID, "x"); err != nil {
-		t.Errorf("MarkReauthRequired(disconnected) = %v, want nil (no-op)", err)
+	if err := s.MarkGrantReauthRequired(ctx, gone.ID, "x", time.Time{}); err != nil {
+		t.Errorf("MarkGrantReauthRequired(disconnected) = %v, want nil (no-op)", err)
 	}
 	if g, _ := s.Get(ctx, gone.ID); g.Status != connections.StatusDisconnected {
 		t.Errorf("disconnected connection became %q", g.Status)

@@ -45,12 +45,12 @@ func TestRevokedIndex(t *testing.T) {
 	if pk, _ := index(t, env, c.ID); pk != "" {
 		t.Fatalf("a new connection is indexed under %q", pk)
 	}
-	if err := s.MarkReauthRequired(ctx, c.ID, "invalid_grant"); err != nil {
+	if err := s.MarkGrantReauthRequired(ctx, c.ID, "invalid_grant", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	first := connections.IndexKey(now, c.ID)
 	now = now.Add(time.Hour)
-	if err := s.MarkReauthRequired(ctx, c.ID, "invalid_grant"); err != nil {
+	if err := s.MarkGrantReauthRequired(ctx, c.ID, "invalid_grant", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if pk, sk := index(t, env, c.ID); pk != connections.RevokedGSIPK || sk != first {

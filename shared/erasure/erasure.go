@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +40,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"jiraexport/shared/backoff"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/oauthstate"
 )
@@ -537,6 +537,8 @@ func (r *run) states(ctx context.Context) error {
 // backoff.
 func (r *run) deleteItems(ctx context.Context, keys []map[string]ddbtypes.AttributeValue) error {
 	e := r.e
+	// AWS asks for exponential backoff before retrying unprocessed items: 100 ms doubling to 2 s, jittered.
+	retry := backoff.Policy{Base: 100 * time.Millisecond, Max: 2 * time.Second}
 	for i := 0; i < len(keys); i += 25 {
 		batch := keys[i:min(i+25, len(keys))]
 		if !r.cur.Dry {
@@ -546,7 +548,7 @@ func (r *run) deleteItems(ctx context.Context, keys []map[string]ddbtypes.Attrib
 			}
 			for try := 0; len(reqs) > 0; try++ {
 				if try > 0 {
-					if err := backoff(ctx, try); err != nil {
+					if err := retry.Wait(ctx, try-1, 0); err != nil {
 						return err
 					}
 				}
@@ -574,19 +576,6 @@ func (r *run) count(kind string, n int64) {
 	r.cur.Deleted[kind] += n
 	if r.behind {
 		r.cur.Behind[kind] += n
-	}
-}
-
-// backoff waits before retry try: exponential from 50 ms, capped at 2 s, with full jitter.
-func backoff(ctx context.Context, try int) error {
-	d := min(50*time.Millisecond<<min(try, 6), 2*time.Second)
-	t := time.NewTimer(rand.N(d) + time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

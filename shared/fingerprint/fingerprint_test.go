@@ -32,9 +32,6 @@ func TestEqual(t *testing.T) {
 
 // TestOf runs against KMS (moto) with the template's AccountKey.
 func TestOf(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the local AWS stack")
-	}
 	t.Parallel()
 	ctx := context.Background()
 	env := stacktest.New(t)

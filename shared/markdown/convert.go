@@ -716,7 +716,8 @@ func isAutolinkable(u string) bool {
 	for i := 0; i < colon; i++ {
 		c := u[i]
 		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if !(alpha || i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '.' || c == '-')) {
+		later := i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '.' || c == '-') // RFC 3986: not first
+		if !alpha && !later {
 			return false
 		}
 	}

@@ -145,9 +145,8 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(handler)
-	srv.Listener.Close()
-	srv.Listener = ln
+	// Served on ln, the listener whose address the base URL already names.
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: handler}}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return h
@@ -713,7 +712,7 @@ func TestReauthorizationKeepsConnectors(t *testing.T) {
 	if _, err := h.env.Clients.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(h.env.Table), Item: connector}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.conns.MarkReauthRequired(ctx, connID, "invalid_grant"); err != nil {
+	if err := h.conns.MarkGrantReauthRequired(ctx, connID, "invalid_grant", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 

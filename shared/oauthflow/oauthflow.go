@@ -126,6 +126,8 @@ type Handler struct {
 	d   Deps
 	mux *http.ServeMux
 	log *slog.Logger
+	// authorizeURL is Atlassian's consent page, the only place the handler redirects a browser to.
+	authorizeURL string
 }
 
 // New returns the handler.
@@ -144,6 +146,12 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		cfg.PublicBaseURL = strings.TrimRight(cfg.PublicBaseURL, "/")
 	}
 	cfg.AuthURL = strings.TrimRight(cfg.AuthURL, "/")
+	// Every consent redirect goes to this endpoint, so it must be absolute: a relative one would resolve against
+	// the request's own URL.
+	if u, err := url.Parse(cfg.AuthURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("oauthflow: auth URL %q is not an absolute http(s) URL without a query", cfg.AuthURL)
+	}
 	cfg.APIURL = strings.TrimRight(cfg.APIURL, "/")
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
@@ -157,7 +165,8 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, d: d, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, d: d, log: cfg.Logger, mux: http.NewServeMux(),
+		authorizeURL: config.Endpoint(cfg.AuthURL).AuthURL}
 	h.mux.HandleFunc("GET /oauth/authorize", h.authorize)
 	h.mux.HandleFunc("POST /oauth/authorize", h.confirmReauth)
 	h.mux.HandleFunc("GET /oauth/callback", h.callback)
@@ -249,7 +258,15 @@ func (h *Handler) startConsent(w http.ResponseWriter, r *http.Request, connID st
 	if r.Method == http.MethodPost {
 		status = http.StatusSeeOther
 	}
-	http.Redirect(w, r, u, status)
+	// The target is Atlassian's authorize endpoint from the configuration (ATLASSIAN_AUTH_URL, checked to be an
+	// absolute URL in New), never a URL from the request: the request reaches only the query, through
+	// redirect_uri when PUBLIC_BASE_URL is unset, and Atlassian sends the code only to a callback URL registered
+	// for the app. The prefix check keeps that true whatever the oauth2 library does.
+	if !strings.HasPrefix(u, h.authorizeURL+"?") {
+		h.fail(w, r, "build authorize URL", errors.New("authorize URL is not the configured endpoint"))
+		return
+	}
+	http.Redirect(w, r, u, status) //nolint:gosec // G710: the target is the configured authorize endpoint (checked above)
 }
 
 // reauthRefusal maps a ticket error to its page; ok is false for an unexpected error.
@@ -678,7 +695,7 @@ func safeErrorCode(s string) string {
 		return "other"
 	}
 	for i := 0; i < len(s); i++ {
-		if !(s[i] >= 'a' && s[i] <= 'z' || s[i] == '_') {
+		if (s[i] < 'a' || s[i] > 'z') && s[i] != '_' {
 			return "other"
 		}
 	}

@@ -127,12 +127,16 @@ func WellFormed(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !isBase64URL(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// isBase64URL reports whether c is in the URL-safe base64 alphabet (RFC 4648 §5).
+func isBase64URL(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
 func (s *Store) put(ctx context.Context, sk, secret, nonce, connID string) error {

@@ -2,6 +2,7 @@ package ratebudget
 
 import (
 	"hash/fnv"
+	"math"
 	"time"
 )
 
@@ -14,5 +15,9 @@ func StartOffset(runID string, window time.Duration) time.Duration {
 	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(runID)) // never fails
-	return time.Duration(h.Sum64() % uint64(window))
+	off := h.Sum64() % uint64(window)
+	if off > math.MaxInt64 { // cannot happen (off < window, an int64), but the conversion below must not wrap
+		return 0
+	}
+	return time.Duration(off)
 }

@@ -51,9 +51,6 @@ func str(av types.AttributeValue) string {
 }
 
 func TestLedger(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the local AWS stack")
-	}
 	t.Parallel()
 	env := stacktest.New(t)
 	ctx := context.Background()
@@ -133,9 +130,6 @@ func TestLedger(t *testing.T) {
 }
 
 func TestLedgerManyConnections(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the local AWS stack")
-	}
 	t.Parallel()
 	env := stacktest.New(t)
 	ctx := context.Background()
@@ -172,9 +166,6 @@ func TestLedgerManyConnections(t *testing.T) {
 }
 
 func TestPauses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the local AWS stack")
-	}
 	t.Parallel()
 	env := stacktest.New(t)
 	ctx := context.Background()
@@ -256,9 +247,6 @@ func TestPauses(t *testing.T) {
 
 // Many exports seeing the global quota at once converge on the latest reset.
 func TestPauseRace(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the local AWS stack")
-	}
 	t.Parallel()
 	env := stacktest.New(t)
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package pacer_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -39,30 +40,35 @@ func startSim(t *testing.T, cfg atlassiansim.Config) *simEnv {
 	return &simEnv{sim: sim, base: base, token: tok.AccessToken, sites: sim.Sites()}
 }
 
-func (e *simEnv) call(t *testing.T, hc *http.Client, method, cloudID, path, body string) *http.Response {
+// answer is what the tests read of a response: its body is drained and closed inside call.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func (e *simEnv) call(t *testing.T, hc *http.Client, method, cloudID, path, body string) answer {
 	t.Helper()
-	var rd *strings.Reader
+	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	var req *http.Request
-	var err error
-	if rd != nil {
-		req, err = http.NewRequestWithContext(t.Context(), method, e.base+"/ex/jira/"+cloudID+"/rest/api/3"+path, rd)
-		req.Header.Set("Content-Type", "application/json")
-	} else {
-		req, err = http.NewRequestWithContext(t.Context(), method, e.base+"/ex/jira/"+cloudID+"/rest/api/3"+path, nil)
-	}
+	req, err := http.NewRequestWithContext(t.Context(), method, e.base+"/ex/jira/"+cloudID+"/rest/api/3"+path, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+e.token)
 	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	return answer{StatusCode: resp.StatusCode, Header: resp.Header}
 }
 
 func client(rt http.RoundTripper) *http.Client {
@@ -74,6 +80,9 @@ func client(rt http.RoundTripper) *http.Client {
 // Both sides run at a fifth of Atlassian's rates (the simulator's BurstScale, the pacer's Share), so the simulator
 // outpaces them even under -race on a loaded machine; the arithmetic is the same as at full speed.
 func TestPacingAvoidsBurst429s(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: paces 400 real requests on the wall clock (5-10 s); run `make test` for the full suite")
+	}
 	const scale = 0.2
 	env := startSim(t, atlassiansim.Config{RateLimits: atlassiansim.RateLimitConfig{BurstScale: scale}}) // wall clock
 	paced := client(pacer.New(nil, pacer.Options{Share: scale}))
@@ -172,7 +181,9 @@ func TestBurst429SlowsOnlyThatBucket(t *testing.T) {
 	clock := atlassiansim.NewManualClock(time.Date(2026, 3, 10, 12, 30, 0, 0, time.UTC))
 	env := startSim(t, atlassiansim.Config{Clock: clock})
 	a := env.sites[0].CloudID
-	env.sim.SetFault(atlassiansim.Fault{Endpoint: "GET /rest/api/3/myself", Kind: atlassiansim.FaultRateLimit, Count: 2})
+	if err := env.sim.SetFault(atlassiansim.Fault{Endpoint: "GET /rest/api/3/myself", Kind: atlassiansim.FaultRateLimit, Count: 2}); err != nil {
+		t.Fatal(err)
+	}
 	tr := pacer.New(nil, pacer.Options{Now: clock.Now})
 	hc := client(tr)
 	myself := ratebudget.Endpoint{Method: "GET", Path: "/rest/api/3/myself"}
@@ -260,7 +271,11 @@ func TestNonJiraRequestsPassThrough(t *testing.T) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", env.base+"/ex/jira/"+env.sites[0].CloudID+"/rest/api/3/myself", nil)
 	start := time.Now()
-	if _, err := hc.Do(req); err == nil || time.Since(start) > 500*time.Millisecond {
+	resp, err := hc.Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if err == nil || time.Since(start) > 500*time.Millisecond {
 		t.Errorf("call beyond its deadline = %v after %v, want an immediate error", err, time.Since(start))
 	}
 }
