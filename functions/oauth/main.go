@@ -13,13 +13,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"jiraexport/shared/access"
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/awsconfig"
 	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
-	"jiraexport/shared/tokens"
 )
 
 func main() {
@@ -42,7 +42,7 @@ func logger() *slog.Logger {
 }
 
 func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
-	cfg, err := config.FromEnv()
+	cfg, err := config.Load(config.OAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -56,10 +56,11 @@ func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	conns := connections.NewStore(db, cfg.Table)
-	toks := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.KeyID, cfg.OAuth2(secret),
+	toks := access.Tokens(access.Config{DB: db, KMS: kms.NewFromConfig(awsCfg), Table: cfg.Table, KeyID: cfg.KeyID,
+		OAuth: cfg.OAuth2(secret), Log: log,
 		// This function stores grants but never refreshes them, so the callback is a safeguard; stopping the
 		// connection's work is the connectors function's (this one may not query the connectors).
-		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(nil)))
+		FlagOnly: true})
 	return oauthflow.New(oauthflow.Config{
 		ClientID: cfg.ClientID, ClientSecret: secret,
 		AuthURL: cfg.AuthURL, APIURL: cfg.APIURL,

@@ -86,6 +86,23 @@ func Provision(ctx context.Context, c *Clients, t *samtemplate.Template, opts Pr
 			r.Resources[id] = samtemplate.Physical{Ref: "local-" + strings.ToLower(id)}
 		}
 	}
+	// Functions are served by the local Lambda service (infra/lambdaservice) under the name the template gives
+	// them, or their logical id; their ARNs resolve so that schedules, destinations and environment variables
+	// can name them.
+	for _, id := range append(t.ResourcesOfType("AWS::Serverless::Function"), t.ResourcesOfType("AWS::Lambda::Function")...) {
+		if _, ok := r.Resources[id]; ok {
+			continue
+		}
+		name := id
+		if v, ok := t.Resources[id].Properties["FunctionName"]; ok {
+			n, err := r.ResolveString(v)
+			if err != nil {
+				return nil, fmt.Errorf("provision %s: FunctionName: %w", id, err)
+			}
+			name = n
+		}
+		r.Resources[id] = samtemplate.Physical{Ref: name, Attrs: map[string]string{"Arn": FunctionARN(name)}}
+	}
 	steps := []struct {
 		typ string
 		fn  func(context.Context, *Clients, *samtemplate.Resolver, string, samtemplate.Resource, ProvisionOptions) error
@@ -177,6 +194,11 @@ func createSecret(ctx context.Context, c *Clients, r *samtemplate.Resolver, id s
 	}
 	r.Resources[id] = samtemplate.Physical{Ref: aws.ToString(out.ARN), Attrs: map[string]string{"Id": aws.ToString(out.ARN)}}
 	return nil
+}
+
+// FunctionARN is the ARN of the local function named name.
+func FunctionARN(name string) string {
+	return "arn:aws:lambda:" + Region + ":" + AccountID + ":function:" + name
 }
 
 func createTable(ctx context.Context, c *Clients, r *samtemplate.Resolver, id string, res samtemplate.Resource, opts ProvisionOptions) error {
@@ -413,10 +435,24 @@ func (p *Provisioned) ResolveEnv(vars map[string]any) (map[string]string, error)
 	return out, nil
 }
 
-// GlobalEnv is the environment every function gets from the template's Globals (table, key, bucket, secret,
-// Atlassian endpoints), resolved against what was provisioned: what the env files give to scripts and the CLI.
+// GlobalEnv is every variable any function of the template gets (Globals and each function's own: table, key,
+// bucket, secret, Atlassian endpoints, function names), resolved against what was provisioned: what the env
+// files give to scripts and the CLI. Each function itself gets only its own (samtemplate.Function.Env).
 func (p *Provisioned) GlobalEnv(t *samtemplate.Template) (map[string]string, error) {
+	fns, err := t.Functions()
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]any{}
 	env, _ := t.Globals.Function["Environment"].(map[string]any)
-	vars, _ := env["Variables"].(map[string]any)
+	globals, _ := env["Variables"].(map[string]any)
+	for k, v := range globals {
+		vars[k] = v
+	}
+	for _, fn := range fns {
+		for k, v := range fn.Env {
+			vars[k] = v
+		}
+	}
 	return p.ResolveEnv(vars)
 }

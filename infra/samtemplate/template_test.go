@@ -5,10 +5,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"jiraexport/infra/localstack"
 	"jiraexport/infra/samtemplate"
+	"jiraexport/shared/config"
 )
 
 func load(t *testing.T) (*samtemplate.Template, string) {
@@ -196,6 +199,60 @@ func TestKMSGrantsAreScoped(t *testing.T) {
 					}
 					if fn.LogicalID == "OAuthFunction" && action == "kms:Decrypt" && get(cond, "kms:ViaService") == nil {
 						t.Errorf("OAuthFunction: kms:Decrypt not restricted to Secrets Manager (it must never decrypt token envelopes)")
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestFunctionEnvironments holds template.yaml and shared/config together: each function gets exactly the
+// variables its config.Load requires plus the optional ones it reads, so a function that never talks to
+// Atlassian (the dispatcher) gets no client secret ARN, and none gets a grant on the secret it has no ARN for.
+func TestFunctionEnvironments(t *testing.T) {
+	t.Parallel()
+	tmpl, _ := load(t)
+	fns, err := tmpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range fns {
+		name := config.Function(strings.TrimPrefix(fn.Dir, "functions/"))
+		required := config.Required(name)
+		if required == nil {
+			t.Errorf("%s: shared/config does not know function %q", fn.LogicalID, name)
+			continue
+		}
+		allowed := map[string]bool{}
+		for _, v := range append(required, config.Optional(name)...) {
+			allowed[v] = true
+		}
+		for _, v := range required {
+			if _, ok := fn.Env[v]; !ok {
+				t.Errorf("%s: environment lacks %s, which config.Load(%q) requires", fn.LogicalID, v, name)
+			}
+		}
+		for v := range fn.Env {
+			if !allowed[v] {
+				t.Errorf("%s: environment has %s, which the function does not read", fn.LogicalID, v)
+			}
+		}
+		reads := slices.Contains(required, "ATLASSIAN_CLIENT_SECRET_ARN")
+		policies, _ := tmpl.Resources[fn.LogicalID].Properties["Policies"].([]any)
+		for _, p := range policies {
+			stmts, _ := get(p, "Statement").([]any)
+			for _, st := range stmts {
+				actions := get(st, "Action")
+				list, ok := actions.([]any)
+				if !ok {
+					list = []any{actions}
+				}
+				for _, a := range list {
+					if s, _ := a.(string); strings.HasPrefix(s, "secretsmanager:") && !reads {
+						t.Errorf("%s: %s granted to a function without the client secret", fn.LogicalID, s)
+					}
+					if s, _ := a.(string); strings.HasPrefix(s, "kms:") && !slices.Contains(required, "KMS_KEY_ID") {
+						t.Errorf("%s: %s granted to a function that uses no key", fn.LogicalID, s)
 					}
 				}
 			}

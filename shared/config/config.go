@@ -1,5 +1,7 @@
-// Package config reads what every function needs from its environment (set by template.yaml's Globals) and the
-// Atlassian client secret from Secrets Manager, once per cold start.
+// Package config reads what each function needs from its environment (set per function in template.yaml) and the
+// Atlassian client secret from Secrets Manager, once per cold start. Each function asks for its own set
+// (Required), so a function that has no business with, say, the client secret neither gets its ARN nor can start
+// without noticing that something it needs is missing.
 package config
 
 import (
@@ -18,21 +20,79 @@ import (
 	"jiraexport/shared/logging"
 )
 
-// Config is the functions' shared configuration.
+// Config is a function's configuration; fields a function does not need are empty.
 type Config struct {
 	Table           string // TABLE_NAME
 	KeyID           string // KMS_KEY_ID: the customer-managed key (ARN)
-	Bucket          string // BUCKET_NAME (optional for functions that do not export)
+	Bucket          string // BUCKET_NAME
 	ClientID        string // ATLASSIAN_CLIENT_ID
 	ClientSecretARN string // ATLASSIAN_CLIENT_SECRET_ARN
 	AuthURL         string // ATLASSIAN_AUTH_URL, default https://auth.atlassian.com
 	APIURL          string // ATLASSIAN_API_URL, default https://api.atlassian.com
 	// PublicBaseURL is the API's public base URL; empty means: derived from each request's domain name.
 	PublicBaseURL string
+	// ExportFunction is the export function's name or ARN (EXPORT_FUNCTION_NAME), for those that start runs.
+	ExportFunction string
 }
 
-// FromEnv reads the configuration; every missing required variable is named in the error.
-func FromEnv() (*Config, error) {
+// Function names a function by its folder under functions/.
+type Function string
+
+// The functions.
+const (
+	OAuth      Function = "oauth"
+	Connectors Function = "connectors"
+	Export     Function = "export"
+	Dispatch   Function = "dispatch"
+)
+
+// Required returns the environment variables fn cannot start without, sorted; nil for an unknown function.
+// template.yaml gives each function these (and the optional ATLASSIAN_AUTH_URL, ATLASSIAN_API_URL and
+// PUBLIC_BASE_URL where it uses them), and a template test holds the two together.
+func Required(fn Function) []string {
+	atlassian := []string{"ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET_ARN", "KMS_KEY_ID", "TABLE_NAME"}
+	var vars []string
+	switch fn {
+	case OAuth:
+		vars = atlassian
+	case Connectors:
+		vars = append(atlassian, "EXPORT_FUNCTION_NAME")
+	case Export:
+		vars = append(atlassian, "BUCKET_NAME")
+	case Dispatch:
+		vars = []string{"EXPORT_FUNCTION_NAME", "TABLE_NAME"}
+	default:
+		return nil
+	}
+	slices.Sort(vars)
+	return vars
+}
+
+// Optional returns the variables fn reads when set and defaults otherwise.
+func Optional(fn Function) []string {
+	switch fn {
+	case OAuth, Connectors:
+		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "PUBLIC_BASE_URL"}
+	case Export:
+		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL"}
+	}
+	return nil
+}
+
+// Load reads fn's configuration; every missing required variable is named in the error.
+func Load(fn Function) (*Config, error) {
+	required := Required(fn)
+	if required == nil {
+		return nil, fmt.Errorf("config: unknown function %q", fn)
+	}
+	return load(required)
+}
+
+// FromEnv reads the configuration of a function that talks to Atlassian (table, key, client id and secret).
+// Prefer Load with the function's name.
+func FromEnv() (*Config, error) { return load(Required(OAuth)) }
+
+func load(required []string) (*Config, error) {
 	c := &Config{
 		Table:           os.Getenv("TABLE_NAME"),
 		KeyID:           os.Getenv("KMS_KEY_ID"),
@@ -42,18 +102,16 @@ func FromEnv() (*Config, error) {
 		AuthURL:         strings.TrimRight(or(os.Getenv("ATLASSIAN_AUTH_URL"), "https://auth.atlassian.com"), "/"),
 		APIURL:          strings.TrimRight(or(os.Getenv("ATLASSIAN_API_URL"), "https://api.atlassian.com"), "/"),
 		PublicBaseURL:   strings.TrimRight(os.Getenv("PUBLIC_BASE_URL"), "/"),
+		ExportFunction:  os.Getenv("EXPORT_FUNCTION_NAME"),
 	}
 	var missing []string
-	for name, v := range map[string]string{
-		"TABLE_NAME": c.Table, "KMS_KEY_ID": c.KeyID, "ATLASSIAN_CLIENT_ID": c.ClientID,
-		"ATLASSIAN_CLIENT_SECRET_ARN": c.ClientSecretARN,
-	} {
-		if v == "" {
+	for _, name := range required {
+		if os.Getenv(name) == "" {
 			missing = append(missing, name)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("missing environment: %s", strings.Join(slices.Sorted(slices.Values(missing)), ", "))
+		return nil, fmt.Errorf("missing environment: %s", strings.Join(missing, ", "))
 	}
 	return c, nil
 }

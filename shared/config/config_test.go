@@ -69,3 +69,48 @@ func TestEndpoint(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadPerFunction(t *testing.T) {
+	all := map[string]string{
+		"TABLE_NAME": "t", "KMS_KEY_ID": "k", "ATLASSIAN_CLIENT_ID": "c", "ATLASSIAN_CLIENT_SECRET_ARN": "arn",
+		"BUCKET_NAME": "b", "EXPORT_FUNCTION_NAME": "export",
+	}
+	tests := []struct {
+		fn      Function
+		unset   []string
+		wantErr string
+	}{
+		{Dispatch, []string{"KMS_KEY_ID", "ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET_ARN", "BUCKET_NAME"}, ""},
+		{Dispatch, []string{"EXPORT_FUNCTION_NAME"}, "missing environment: EXPORT_FUNCTION_NAME"},
+		{Connectors, []string{"BUCKET_NAME"}, ""},
+		{Connectors, []string{"EXPORT_FUNCTION_NAME", "TABLE_NAME"}, "missing environment: EXPORT_FUNCTION_NAME, TABLE_NAME"},
+		{Export, []string{"EXPORT_FUNCTION_NAME"}, ""},
+		{Export, []string{"BUCKET_NAME"}, "missing environment: BUCKET_NAME"},
+		{OAuth, []string{"BUCKET_NAME", "EXPORT_FUNCTION_NAME"}, ""},
+		{OAuth, []string{"ATLASSIAN_CLIENT_SECRET_ARN"}, "missing environment: ATLASSIAN_CLIENT_SECRET_ARN"},
+		{Function("nope"), nil, "unknown function"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.fn)+strings.Join(tt.unset, ","), func(t *testing.T) {
+			for k, v := range all {
+				t.Setenv(k, v)
+			}
+			for _, k := range tt.unset {
+				t.Setenv(k, "")
+			}
+			c, err := Load(tt.fn)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load(%s) error = %v, want %q", tt.fn, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(%s) = %v", tt.fn, err)
+			}
+			if tt.fn == Dispatch && (c.ExportFunction != "export" || c.Table != "t") {
+				t.Errorf("Load(dispatch) = %+v, want table and export function", c)
+			}
+		})
+	}
+}

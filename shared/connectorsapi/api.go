@@ -87,13 +87,18 @@ type Jira interface {
 	ApproximateCount(ctx context.Context, cloudID, jql string) (int64, error)
 }
 
+// Invoker starts the export of a run (shared/invoke: an asynchronous Lambda Invoke of the export function).
+type Invoker interface {
+	Invoke(ctx context.Context, ref connectors.RunRef) error
+}
+
 // Purger erases a disconnected connection's exported data. It is the hook for the purge core: until that exists
 // the API leaves the data to an admin purge (and its S3 lifecycle expiry).
 type Purger interface {
 	PurgeConnection(ctx context.Context, connID string) error
 }
 
-// Config wires the API. Purger may be nil; everything else is required.
+// Config wires the API. Purger and Exports may be nil; everything else is required.
 type Config struct {
 	Keys        Keys
 	Connections Connections
@@ -103,7 +108,10 @@ type Config struct {
 	// Jira returns a client for one connection, drawing its access tokens from ts.
 	Jira   func(ts oauth2.TokenSource) Jira
 	Purger Purger
-	Log    *slog.Logger
+	// Exports starts a run's export as soon as the API queues it, so a run started through the API begins within
+	// seconds; nil leaves it to the dispatcher's next tick (which is also the safety net when an invoke fails).
+	Exports Invoker
+	Log     *slog.Logger
 	// PublicBaseURL is the API's public base URL; empty means "https://" + the request's domain name.
 	PublicBaseURL string
 	Now           func() time.Time

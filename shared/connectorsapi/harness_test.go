@@ -2,9 +2,7 @@ package connectorsapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +20,7 @@ import (
 
 	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/stacktest"
+	"jiraexport/shared/access"
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
@@ -83,8 +82,9 @@ func newWorld(t *testing.T, serve func(w *world) string) *world {
 	w := &world{t: t, env: env, sim: sim, simURL: simURL, sites: sim.Sites(),
 		conns: connections.NewStore(db, env.Table), keys: apikeys.NewStore(db, env.Table),
 		store: connectors.NewStore(db, env.Table)}
-	w.tok = tokens.NewStore(db, kms.NewFromConfig(env.AWS), env.Table, env.KeyARN, oauthConfig(simURL),
-		tokens.WithReauthCallback(w.conns.MarkReauthRequired))
+	// The token store as functions/connectors builds it: a rejected grant flags the connection and cancels its runs.
+	w.tok = access.Tokens(access.Config{DB: db, KMS: kms.NewFromConfig(env.AWS), Table: env.Table, KeyID: env.KeyARN,
+		OAuth: oauthConfig(simURL)})
 	w.a = w.seed(w.sites[0], w.sites[1])
 	w.b = w.seed(w.sites[0])
 	if serve == nil {
@@ -100,7 +100,7 @@ func newWorld(t *testing.T, serve func(w *world) string) *world {
 func (w *world) handler() http.Handler {
 	db := w.env.Clients.DynamoDB
 	return connectorsapi.New(connectorsapi.Config{
-		Keys: w.keys, Connections: w.conns, Tokens: tokenAdapter{w.tok},
+		Keys: w.keys, Connections: w.conns, Tokens: connectorsapi.TokenStore{S: w.tok},
 		Reauth: oauthstate.NewStore(db, w.env.Table), Store: w.store,
 		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
 			return jira.New(w.simURL, ts, jira.Options{Timeout: 5 * time.Second})
@@ -115,30 +115,12 @@ func (w *world) handler() http.Handler {
 	})
 }
 
-type tokenAdapter struct{ s *tokens.Store }
-
-func (t tokenAdapter) TokenSource(ctx context.Context, connID string) oauth2.TokenSource {
-	return t.s.TokenSource(ctx, connID)
-}
-func (t tokenAdapter) Info(ctx context.Context, connID string) (*connectorsapi.TokenInfo, error) {
-	m, err := t.s.Metadata(ctx, connID)
-	if err != nil {
-		return nil, err
-	}
-	return &connectorsapi.TokenInfo{Scope: m.Scope, Expiry: m.Expiry, FamilyStartedAt: m.FamilyStartedAt}, nil
-}
-func (t tokenAdapter) Delete(ctx context.Context, connID string) error {
-	return t.s.Delete(ctx, connID)
-}
-func (t tokenAdapter) ReauthRequired(err error) bool {
-	return errors.Is(err, tokens.ErrReauthRequired) || errors.Is(err, tokens.ErrNotFound)
-}
-
 // seed creates a connection on sites with tokens from the simulator and an API key, as the OAuth callback does.
 func (w *world) seed(sites ...atlassiansim.Site) party {
 	t := w.t
 	ctx := t.Context()
-	c := &connections.Connection{ID: connections.NewID(), Status: connections.StatusActive, GrantStartedAt: time.Now().UTC()}
+	granted := time.Now().UTC()
+	c := &connections.Connection{ID: connections.NewID(), Status: connections.StatusActive, GrantStartedAt: granted}
 	for _, s := range sites {
 		c.Sites = append(c.Sites, connections.Site{CloudID: s.CloudID, URL: s.URL, Name: s.Name, Scopes: []string{"read:jira-work", "offline_access"}})
 	}
@@ -152,7 +134,7 @@ func (w *world) seed(sites ...atlassiansim.Site) party {
 	tok := &oauth2.Token{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, TokenType: "Bearer",
 		Expiry: time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)}
 	tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
-	if err := w.tok.Put(ctx, c.ID, tok, time.Time{}); err != nil {
+	if err := w.tok.Put(ctx, c.ID, tok, granted); err != nil {
 		t.Fatal(err)
 	}
 	plain, k, err := w.keys.Issue(ctx, c.ID, "test")
