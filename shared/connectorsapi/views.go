@@ -93,28 +93,28 @@ type runSummaryOut struct {
 }
 
 type connectorOut struct {
-	ID          string              `json:"id"`
-	Name        string              `json:"name"`
-	SiteID      string              `json:"siteId"`
-	JQL         string              `json:"jql"`
+	ID          string               `json:"id"`
+	Name        string               `json:"name"`
+	SiteID      string               `json:"siteId"`
+	JQL         string               `json:"jql"`
 	Schedule    *connectors.Schedule `json:"schedule"`
 	Enabled     bool                 `json:"enabled"`
 	Include     connectors.Include   `json:"include"`
 	Formats     []string             `json:"formats"`
 	Census      int                  `json:"censusIntervalHours"`
-	ETag        string              `json:"etag"`
-	CreatedAt   time.Time           `json:"createdAt"`
-	UpdatedAt   time.Time           `json:"updatedAt"`
-	NextRunAt   *time.Time          `json:"nextRunAt"`
-	ActiveRunID *string             `json:"activeRunId"`
-	LastRun     *runSummaryOut      `json:"lastRun"`
+	ETag        string               `json:"etag"`
+	CreatedAt   time.Time            `json:"createdAt"`
+	UpdatedAt   time.Time            `json:"updatedAt"`
+	NextRunAt   *time.Time           `json:"nextRunAt"`
+	ActiveRunID *string              `json:"activeRunId"`
+	LastRun     *runSummaryOut       `json:"lastRun"`
 }
 
 func connectorView(c *connectors.Connector) connectorOut {
 	out := connectorOut{
 		ID: c.ID, Name: c.Spec.Name, SiteID: c.Spec.SiteID, JQL: c.Spec.JQL,
 		Enabled: c.Spec.Enabled, Include: c.Spec.Include, Formats: c.Spec.Formats, ETag: c.ETag(),
-		Census: c.Spec.CensusIntervalHours,
+		Census:    c.Spec.CensusIntervalHours,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, NextRunAt: c.NextRunAt,
 	}
 	if c.Scheduled() {

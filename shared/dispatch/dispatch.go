@@ -10,11 +10,13 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,16 +183,16 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // Report is what one tick did, in counts (it is logged as the tick's audit line).
 type Report struct {
-	Due        int `json:"due"`        // due connectors read
-	Created    int `json:"created"`    // scheduled runs created
-	Advanced   int `json:"advanced"`   // schedules moved on without a run (previous run still active)
-	Inactive   int `json:"inactive"`   // due connectors and runs skipped: connection not active
-	Lost       int `json:"lost"`       // writes another tick or a user won (not an error)
-	Active     int `json:"active"`     // active runs read
-	Waiting    int `json:"waiting"`    // runs that wait for an invocation
-	Paused     int `json:"paused"`     // runs held back by a quota pause
-	Deferred   int `json:"deferred"`   // runs left for a later tick (budget or cap)
-	Invoked    int `json:"invoked"`    // export invocations started
+	Due        int `json:"due"`      // due connectors read
+	Created    int `json:"created"`  // scheduled runs created
+	Advanced   int `json:"advanced"` // schedules moved on without a run (previous run still active)
+	Inactive   int `json:"inactive"` // due connectors and runs skipped: connection not active
+	Lost       int `json:"lost"`     // writes another tick or a user won (not an error)
+	Active     int `json:"active"`   // active runs read
+	Waiting    int `json:"waiting"`  // runs that wait for an invocation
+	Paused     int `json:"paused"`   // runs held back by a quota pause
+	Deferred   int `json:"deferred"` // runs left for a later tick (budget or cap)
+	Invoked    int `json:"invoked"`  // export invocations started
 	InvokeErrs int `json:"invokeErrors"`
 	Reads      int `json:"reads"`  // DynamoDB read requests
 	Writes     int `json:"writes"` // DynamoDB write requests
@@ -238,10 +240,15 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 		}
 	}
 
-	// Candidates: waiting active runs first (oldest first: work already begun), then new runs of due connectors
-	// (most overdue first).
+	// Candidates: waiting active runs first, least recently handed to an invocation first (never, then oldest:
+	// a round robin, so a run that keeps pausing cannot crowd out one that has not started), then new runs of due
+	// connectors (most overdue first).
 	var cands []candidate
-	for _, a := range work.Active {
+	active := slices.Clone(work.Active)
+	slices.SortStableFunc(active, func(a, b connectors.ActiveRun) int {
+		return cmp.Compare(dispatchedMs(a.Run), dispatchedMs(b.Run))
+	})
+	for _, a := range active {
 		if a.Connection != connections.StatusActive {
 			rep.Inactive++
 			continue
@@ -389,6 +396,13 @@ func Offset(runID string, window time.Duration) time.Duration {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(runID))
 	return time.Duration(h.Sum64() % uint64(window))
+}
+
+func dispatchedMs(r *connectors.Run) int64 {
+	if r.DispatchedAt == nil {
+		return 0
+	}
+	return r.DispatchedAt.UnixMilli()
 }
 
 func refOf(r *connectors.Run) connectors.RunRef {
