@@ -90,14 +90,15 @@ type Spec struct {
 	Include  Include
 	Formats  []string
 	// CensusIntervalHours is the least time between two id censuses on incremental runs (a full run always
-	// takes one); Normalize defaults it to DefaultCensusIntervalHours.
+	// takes one). A stored connector always has it (DefaultCensusIntervalHours unless set); read it through
+	// CensusInterval, which also defaults a zero.
 	CensusIntervalHours int
 }
 
 // Scheduled reports whether the connector has a schedule (otherwise it runs only when started through the API).
 func (s *Spec) Scheduled() bool { return s.Schedule.Expression != "" }
 
-// CensusInterval is CensusIntervalHours as a duration (the default for a spec that was never normalized).
+// CensusInterval is CensusIntervalHours as a duration (the default when it is zero: a spec built in code).
 func (s *Spec) CensusInterval() time.Duration {
 	h := s.CensusIntervalHours
 	if h <= 0 {
@@ -167,9 +168,6 @@ func (s *Spec) Normalize() {
 		s.Schedule.Timezone = "" // no schedule: nothing to read a time zone for
 	case s.Schedule.Expression != "" && s.Schedule.Timezone == "":
 		s.Schedule.Timezone = "UTC"
-	}
-	if s.CensusIntervalHours == 0 {
-		s.CensusIntervalHours = DefaultCensusIntervalHours
 	}
 	if len(s.Formats) == 0 {
 		s.Formats = []string{"json"}

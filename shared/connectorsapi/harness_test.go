@@ -2,12 +2,15 @@ package connectorsapi_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,6 +48,32 @@ type world struct {
 	sites  []atlassiansim.Site
 	// clock, when set, is the API's time (scheduling); otherwise it is time.Now.
 	clock atomic.Pointer[time.Time]
+	// exports records the export invocations the API makes (the Invoker port; shared/invoke in production).
+	exports exports
+}
+
+type exports struct {
+	mu   sync.Mutex
+	refs []connectors.RunRef
+	fail atomic.Bool
+}
+
+func (e *exports) Invoke(_ context.Context, ref connectors.RunRef) error {
+	if e.fail.Load() {
+		return errors.New("lambda unavailable")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refs = append(e.refs, ref)
+	return nil
+}
+
+func (e *exports) take() []connectors.RunRef {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.refs
+	e.refs = nil
+	return out
 }
 
 type party struct {
@@ -105,6 +134,7 @@ func (w *world) handler() http.Handler {
 		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
 			return jira.New(w.simURL, ts, jira.Options{Timeout: 5 * time.Second})
 		},
+		Exports:       &w.exports,
 		PublicBaseURL: "https://api.example.test",
 		Now: func() time.Time {
 			if t := w.clock.Load(); t != nil {

@@ -80,7 +80,7 @@ func (in *connectorIn) apply(spec *connectors.Spec) {
 
 // newSpec is the spec a create or replace body describes: absent optional fields take their defaults.
 func (in *connectorIn) newSpec() connectors.Spec {
-	spec := connectors.Spec{Enabled: true}
+	spec := connectors.Spec{Enabled: true, CensusIntervalHours: connectors.DefaultCensusIntervalHours}
 	in.apply(&spec)
 	return spec
 }
