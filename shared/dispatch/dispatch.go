@@ -349,8 +349,15 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 			d.cfg.Log.ErrorContext(ctx, "dispatch: sweep failed", "error", err)
 		}
 	}
-	d.cfg.Log.InfoContext(ctx, "tick", "report", rep)
+	d.cfg.Log.InfoContext(ctx, "tick", rep.attrs()...)
 	return rep, nil
+}
+
+// attrs are the report's counts as flat log attributes (ids and counts only).
+func (r Report) attrs() []any {
+	return []any{"due", r.Due, "created", r.Created, "advanced", r.Advanced, "inactive", r.Inactive, "lost", r.Lost,
+		"active", r.Active, "waiting", r.Waiting, "paused", r.Paused, "deferred", r.Deferred, "invoked", r.Invoked,
+		"invokeErrors", r.InvokeErrs, "reads", r.Reads, "writes", r.Writes, "errors", r.Errors}
 }
 
 // invoke starts the export of each run, spread over the tick (see Spread), and returns how many invocations
