@@ -74,6 +74,7 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB) *fixture {
+	t.Helper()
 	env := stacktest.New(t)
 	clk := newClock()
 	db := env.Clients.DynamoDB
