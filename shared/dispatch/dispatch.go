@@ -64,17 +64,36 @@ type Demand struct {
 	Points int64
 }
 
-// Grant admits one demand for this tick with a points allowance for its invocation (0: no allowance set).
+// Running is a run an export invocation holds now (leased): what its invocation was allowed and has spent, so a
+// budget does not hand out the same points twice.
+type Running struct {
+	Ref    connectors.RunRef
+	SiteID string
+	// Allowance is what the dispatcher granted its current invocation (0: none set); Spent is the run's points
+	// so far (all invocations; counters.pointsSpent).
+	Allowance, Spent int64
+}
+
+// Admission is what a Budget decides on: the tick's moment, the runs that want to start (quota pauses already
+// applied) in priority order, and the runs at work.
+type Admission struct {
+	Now     time.Time
+	Demands []Demand
+	Running []Running
+}
+
+// Grant admits one demand for this tick with a points allowance for its invocation (0: no allowance set; the
+// run records it as connectors.Run.Allowance for the export to honour).
 type Grant struct {
 	Ref    connectors.RunRef
 	Points int64
 }
 
 // Budget admits work under the app's points budget (shared/ratebudget's Allocator with its Ledger, through a
-// small adapter): given the tick's demands in priority order, it returns the admitted ones, in the order they
-// should start. Demands it leaves out wait for a later tick.
+// small adapter): it returns the admitted demands, in the order they should start. Demands it leaves out wait for
+// a later tick.
 type Budget interface {
-	Admit(ctx context.Context, now time.Time, demands []Demand) ([]Grant, error)
+	Admit(ctx context.Context, a Admission) ([]Grant, error)
 }
 
 // Unlimited is the default Budget: every demand is admitted, without an allowance. The per-tick cap still
@@ -82,9 +101,9 @@ type Budget interface {
 type Unlimited struct{}
 
 // Admit implements Budget.
-func (Unlimited) Admit(_ context.Context, _ time.Time, demands []Demand) ([]Grant, error) {
-	out := make([]Grant, len(demands))
-	for i, d := range demands {
+func (Unlimited) Admit(_ context.Context, a Admission) ([]Grant, error) {
+	out := make([]Grant, len(a.Demands))
+	for i, d := range a.Demands {
 		out[i] = Grant{Ref: d.Ref}
 	}
 	return out, nil
@@ -244,6 +263,7 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 	// a round robin, so a run that keeps pausing cannot crowd out one that has not started), then new runs of due
 	// connectors (most overdue first).
 	var cands []candidate
+	var running []Running
 	active := slices.Clone(work.Active)
 	slices.SortStableFunc(active, func(a, b connectors.ActiveRun) int {
 		return cmp.Compare(dispatchedMs(a.Run), dispatchedMs(b.Run))
@@ -253,7 +273,14 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 			rep.Inactive++
 			continue
 		}
-		if a.Connector == nil || !a.Run.Dispatchable(now) {
+		if a.Connector == nil {
+			continue
+		}
+		if !a.Run.Dispatchable(now) {
+			if a.Run.Status == connectors.RunRunning && a.Run.LeaseUntil != nil {
+				running = append(running, Running{Ref: refOf(a.Run), SiteID: a.Connector.SiteID,
+					Allowance: a.Run.Allowance, Spent: a.Run.Counters.PointsSpent})
+			}
 			continue
 		}
 		cands = append(cands, candidate{ref: refOf(a.Run), site: a.Connector.SiteID, points: remaining(a.Run)})
@@ -285,7 +312,7 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 		}
 		demands = append(demands, Demand{Ref: c.ref, SiteID: c.site, Points: c.points})
 	}
-	grants, err := d.cfg.Budget.Admit(ctx, now, demands)
+	grants, err := d.cfg.Budget.Admit(ctx, Admission{Now: now, Demands: demands, Running: running})
 	if err != nil {
 		d.cfg.Log.ErrorContext(ctx, "dispatch: budget admission failed; starting nothing this tick", "error", err)
 		grants = nil

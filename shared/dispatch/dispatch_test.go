@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
@@ -517,5 +521,103 @@ func TestOffsetSpreadsDeterministically(t *testing.T) {
 	}
 	if dispatch.Offset("x", 0) != 0 {
 		t.Error("Offset with no window is not 0")
+	}
+}
+
+// TestItemsDecideNotTheIndex: the due index lags the items; a connector the index still lists as due but whose
+// item is disabled or already moved on gets no run.
+func TestItemsDecideNotTheIndex(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := t.Context()
+	d := f.dispatcher(t, dispatch.Config{})
+	conn := f.connection(t)
+	disabled := f.connector(t, conn, f.clk.now().Add(-time.Minute))
+	movedOn := f.connector(t, conn, f.clk.now().Add(-time.Minute))
+	// What a lagging index shows: the due keys are still there while the items already say otherwise.
+	for _, u := range []struct {
+		c    *connectors.Connector
+		expr string
+		vals map[string]types.AttributeValue
+	}{
+		{disabled, "SET enabled = :f", map[string]types.AttributeValue{":f": &types.AttributeValueMemberBOOL{Value: false}}},
+		{movedOn, "SET nextRunAt = :n", map[string]types.AttributeValue{":n": &types.AttributeValueMemberS{Value: f.clk.now().Add(time.Hour).Format(time.RFC3339Nano)}}},
+	} {
+		if _, err := f.env.Clients.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(f.env.Table),
+			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: connections.PK(conn)},
+				"sk": &types.AttributeValueMemberS{Value: "CONNECTOR#" + u.c.ID}},
+			UpdateExpression: aws.String(u.expr), ExpressionAttributeValues: u.vals}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := tick(t, d)
+	if rep.Created != 0 || rep.Invoked != 0 {
+		t.Errorf("tick = %+v, want nothing: the items say not due", rep)
+	}
+	for _, c := range []*connectors.Connector{disabled, movedOn} {
+		if runs := f.runs(t, c); len(runs) != 0 {
+			t.Errorf("connector not due by its item got runs %+v", runs)
+		}
+	}
+}
+
+// budget admits the first demand only, with an allowance, and records what it was shown (the Budget port;
+// shared/ratebudget's Allocator plugs in in production).
+type budget struct {
+	mu   sync.Mutex
+	seen []dispatch.Admission
+}
+
+func (b *budget) Admit(_ context.Context, a dispatch.Admission) ([]dispatch.Grant, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seen = append(b.seen, a)
+	if len(a.Demands) == 0 {
+		return nil, nil
+	}
+	return []dispatch.Grant{{Ref: a.Demands[0].Ref, Points: 500}}, nil
+}
+
+type sweeps struct{ n atomic.Int32 }
+
+func (s *sweeps) Sweep(context.Context, time.Time) error { s.n.Add(1); return nil }
+
+func TestBudgetAdmitsAndAllowances(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := t.Context()
+	b, sw := &budget{}, &sweeps{}
+	d := f.dispatcher(t, dispatch.Config{Budget: b, Sweeper: sw})
+	conn := f.connection(t)
+	f.connector(t, conn, f.clk.now().Add(-2*time.Minute))
+	f.connector(t, conn, f.clk.now().Add(-time.Minute))
+	rep := tick(t, d)
+	invoked := f.inv.take()
+	if rep.Created != 2 || len(invoked) != 1 || rep.Deferred != 1 {
+		t.Fatalf("tick = %+v, invoked %v; want 2 runs created, the one the budget admitted invoked", rep, invoked)
+	}
+	if got := b.seen[0].Demands; len(got) != 2 || b.seen[0].Now != f.clk.now() {
+		t.Errorf("budget saw %+v, want both demands at the tick's time", b.seen[0])
+	}
+	r, err := f.store.GetRun(ctx, conn, b.seen[0].Demands[0].Ref.ConnectorID, invoked[0])
+	if err != nil || r.Allowance != 500 || r.DispatchedAt == nil {
+		t.Fatalf("admitted run = %+v, %v; want allowance 500 recorded with its dispatch", r, err)
+	}
+	// The export takes it: the next tick shows it to the budget as running, with its allowance.
+	ref := b.seen[0].Demands[0].Ref
+	if _, err := f.store.AcquireRun(ctx, ref, "export", 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.advance(time.Minute)
+	tick(t, d)
+	last := b.seen[len(b.seen)-1]
+	if len(last.Running) != 1 || last.Running[0].Ref != ref || last.Running[0].Allowance != 500 {
+		t.Errorf("budget saw running %+v, want the leased run with its allowance", last.Running)
+	}
+	if len(last.Demands) != 1 || f.inv.take()[0] != last.Demands[0].Ref.RunID {
+		t.Errorf("second tick did not start the deferred run")
+	}
+	if sw.n.Load() != 2 {
+		t.Errorf("sweeper ran %d times in 2 ticks, want 2", sw.n.Load())
 	}
 }
