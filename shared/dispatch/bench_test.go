@@ -122,4 +122,3 @@ func splitComma(s string) []string {
 	}
 	return out
 }
-
