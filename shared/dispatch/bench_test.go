@@ -43,7 +43,7 @@ func BenchmarkTick(b *testing.B) {
 func benchTick(b *testing.B, n int) {
 	f := newFixture(b)
 	ctx := context.Background()
-	d := f.dispatcher(b, dispatch.Config{Invoker: discard{}, MaxDue: n, MaxActive: n})
+	d := f.dispatcher(b, dispatch.Config{Invoker: discard{}, MaxDue: n, MaxActive: n, Writers: benchWriters()})
 	var conns []string
 	for range max(n/10, 1) {
 		conns = append(conns, f.connection(b))
@@ -121,4 +121,10 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+// benchWriters is BENCH_DISPATCH_WRITERS, or the default.
+func benchWriters() int {
+	n, _ := strconv.Atoi(os.Getenv("BENCH_DISPATCH_WRITERS"))
+	return n
 }

@@ -127,8 +127,9 @@ const (
 	// min(n × StartGap, MaxSpread), each at an offset derived from its run id.
 	DefaultStartGap  = 250 * time.Millisecond
 	DefaultMaxSpread = 30 * time.Second
-	// DefaultWriters is how many store writes and invokes a tick has in flight at once.
-	DefaultWriters = 16
+	// DefaultWriters is how many store writes and invokes a tick has in flight at once. Each due connector costs
+	// one transaction (about 10 ms in DynamoDB): 32 in flight start 10,000 due connectors in about 3 s.
+	DefaultWriters = 32
 )
 
 // Config wires a Dispatcher. Store and Invoker are required.
