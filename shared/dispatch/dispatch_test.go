@@ -369,7 +369,7 @@ func TestInactiveConnectionsGetNothing(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 	d := f.dispatcher(t, dispatch.Config{})
-	for _, status := range []connections.Status{connections.StatusReauthRequired, connections.StatusDisconnected} {
+	for _, status := range []connections.Status{connections.StatusReauthRequired, connections.StatusDisconnected, connections.StatusErasing} {
 		t.Run(string(status), func(t *testing.T) {
 			conn := f.connection(t)
 			c := f.connector(t, conn, f.clk.now().Add(-time.Minute))
@@ -383,6 +383,14 @@ func TestInactiveConnectionsGetNothing(t *testing.T) {
 				err = f.conns.MarkReauthRequired(ctx, conn, "invalid_grant")
 			case connections.StatusDisconnected:
 				err = f.store.MarkDisconnected(ctx, conn)
+			case connections.StatusErasing:
+				// The purge's fence (issue 14), as it will set it.
+				_, err = f.env.Clients.DynamoDB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(f.env.Table),
+					Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: connections.PK(conn)},
+						"sk": &types.AttributeValueMemberS{Value: connections.MetaSK}},
+					UpdateExpression:          aws.String("SET #st = :e"),
+					ExpressionAttributeNames:  map[string]string{"#st": "status"},
+					ExpressionAttributeValues: map[string]types.AttributeValue{":e": &types.AttributeValueMemberS{Value: string(connections.StatusErasing)}}})
 			}
 			if err != nil {
 				t.Fatal(err)
