@@ -455,7 +455,9 @@ func remaining(r *connectors.Run) int64 {
 }
 
 // nextRun is c's next occurrence after now (zero: none, or a schedule that no longer parses, which takes the
-// connector off the due index rather than failing every tick).
+// connector off the due index rather than failing every tick). It counts from the occurrence that was due, not
+// from the tick, so a rate schedule keeps its phase however late the tick runs; occurrences missed while nothing
+// ran (an outage) are skipped, not made up.
 func nextRun(c *connectors.Connector, now time.Time) time.Time {
 	if !c.Scheduled() {
 		return time.Time{}
@@ -464,7 +466,17 @@ func nextRun(c *connectors.Connector, now time.Time) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
-	return s.Next(now)
+	if c.NextRunAt == nil {
+		return s.Next(now)
+	}
+	n := s.Next(*c.NextRunAt)
+	for i := 0; !n.IsZero() && !n.After(now) && i < 1000; i++ {
+		n = s.Next(n)
+	}
+	if !n.After(now) {
+		return s.Next(now)
+	}
+	return n
 }
 
 // pool runs functions with at most n in flight.

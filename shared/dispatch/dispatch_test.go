@@ -192,6 +192,14 @@ func TestDueConnectorsGetExactlyOneRun(t *testing.T) {
 		}
 	}
 
+	// A rate schedule keeps its phase: the connector due two hours ago (missed occurrences skipped) and the one
+	// due a minute ago are next due one hour after their own occurrence, not after the tick.
+	if got := f.get(t, due[1]); !got.NextRunAt.Equal(now.Add(time.Hour)) {
+		t.Errorf("next run after a missed occurrence = %v, want %v", got.NextRunAt, now.Add(time.Hour))
+	}
+	if got := f.get(t, due[0]); !got.NextRunAt.Equal(now.Add(59 * time.Minute)) {
+		t.Errorf("next run = %v, want %v (an hour after the occurrence)", got.NextRunAt, now.Add(59*time.Minute))
+	}
 	// The same minute again (a retried tick): nothing new, and the runs just handed over are not invoked twice.
 	if rep := tick(t, d); rep.Created != 0 || rep.Invoked != 0 {
 		t.Errorf("second tick = %+v, want nothing", rep)
