@@ -3,6 +3,8 @@ package connectorsapi_test
 import (
 	"strings"
 	"testing"
+
+	"jiraexport/shared/connectors"
 )
 
 // TestThroughEmulator runs the lifecycle, validation and isolation scenarios against the real bootstrap under the
@@ -13,11 +15,13 @@ func TestThroughEmulator(t *testing.T) {
 		t.Skip("builds and runs the function under the emulator")
 	}
 	var logs func() string
+	invokes, lambdaURL := newLambdaInvokes(t)
 	w := newWorld(t, func(w *world) string {
 		fn := w.env.StartFunction(t, "ConnectorsFunction", map[string]string{
 			"ATLASSIAN_API_URL": w.simURL, "ATLASSIAN_AUTH_URL": w.simURL, "ATLASSIAN_CLIENT_ID": "sim-client-id",
 			"PUBLIC_BASE_URL": "https://api.example.test", "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
-			"ERASURE_SETTLE_SECONDS": "0", // no export runs in this test
+			"ERASURE_SETTLE_SECONDS":  "0", // no export runs in this test
+			"AWS_ENDPOINT_URL_LAMBDA": lambdaURL,
 		})
 		logs = fn.Logs
 		return w.env.ServeAPI(t, fn)
@@ -61,6 +65,16 @@ func TestThroughEmulator(t *testing.T) {
 			if f := got.fields(t); len(f) != 1 || f[0] != r.field {
 				t.Errorf("POST /v1/connectors (%s) fields = %v, want [%s] (%s)", r.name, f, r.field, got.body)
 			}
+		}
+	})
+	t.Run("run start invokes the export", func(t *testing.T) {
+		id := w.expect(req{method: "POST", path: "/v1/connectors", key: bKey, body: w.connectorBody("invoke", w.sites[0])}, 201).str(t, "id")
+		invokes.take()
+		runID := w.expect(req{method: "POST", path: "/v1/connectors/" + id + "/runs", key: bKey}, 201).str(t, "id")
+		want := lambdaCall{Function: "ExportFunction", Type: "Event",
+			Payload: connectors.RunRef{ConnectionID: w.b.connID, ConnectorID: id, RunID: runID}}
+		if got := invokes.take(); len(got) != 1 || got[0] != want {
+			t.Errorf("Lambda invocations = %+v, want exactly %+v", got, want)
 		}
 	})
 	t.Run("concurrent starts", func(t *testing.T) {
