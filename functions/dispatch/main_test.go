@@ -2,13 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/connections"
@@ -42,45 +42,83 @@ func TestDispatchBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var mu sync.Mutex
-	var calls []string
-	lambdaAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		calls = append(calls, r.URL.Path+" "+r.Header.Get("X-Amz-Invocation-Type")+" "+string(b))
-		mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer lambdaAPI.Close()
-
-	fnEnv := env.FunctionEnv(t, "DispatchFunction", map[string]string{"AWS_ENDPOINT_URL_LAMBDA": lambdaAPI.URL})
-	for _, k := range []string{"ATLASSIAN_CLIENT_SECRET_ARN", "KMS_KEY_ID", "ATLASSIAN_CLIENT_ID"} {
+	// The real local Lambda service serves the dispatcher and the export, as dev does. The export is kept from
+	// starting (no table), so Lambda retries the event and then hands it to the export's failure destination,
+	// where the test reads exactly what the dispatcher sent.
+	ls := env.StartLambdaService(t, stacktest.LambdaOptions{
+		Functions:   []string{"DispatchFunction", "ExportFunction"},
+		FunctionEnv: map[string]map[string]string{"ExportFunction": {"TABLE_NAME": ""}},
+		RetryDelays: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond},
+	})
+	fnEnv := env.FunctionEnv(t, "DispatchFunction", nil)
+	for _, k := range []string{"ATLASSIAN_CLIENT_SECRET_ARN", "KMS_KEY_ID", "TOKEN_KEY_ID", "ATLASSIAN_CLIENT_ID"} {
 		if _, ok := fnEnv[k]; ok {
 			t.Errorf("DispatchFunction environment has %s", k)
 		}
 	}
-	fn := env.StartFunction(t, "DispatchFunction", map[string]string{"AWS_ENDPOINT_URL_LAMBDA": lambdaAPI.URL})
 	// What EventBridge Scheduler sends (its event carries nothing the tick needs).
-	out, err := fn.Invoke(ctx, []byte(`{"version":"0","id":"e","detail-type":"Scheduled Event","source":"aws.scheduler","detail":{}}`))
+	res, err := ls.Client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("DispatchFunction"),
+		Payload: []byte(`{"version":"0","id":"e","detail-type":"Scheduled Event","source":"aws.scheduler","detail":{}}`)})
 	if err != nil {
-		t.Fatalf("invoke: %v\n%s", err, fn.Logs())
+		t.Fatalf("invoke: %v\n%s", err, ls.Logs.String())
 	}
+	if res.FunctionError != nil {
+		t.Fatalf("invoke: %s %s\n%s", aws.ToString(res.FunctionError), res.Payload, ls.Logs.String())
+	}
+	out := res.Payload
 	var rep dispatch.Report
 	if err := json.Unmarshal(out, &rep); err != nil || rep.Created != 1 || rep.Invoked != 1 {
-		t.Fatalf("tick report = %s (%v), want one run created and invoked\n%s", out, err, fn.Logs())
+		t.Fatalf("tick report = %s (%v), want one run created and invoked\n%s", out, err, ls.Logs.String())
 	}
 	runs, _, err := store.ListRuns(ctx, conn.ID, c.ID, 10, "")
 	if err != nil || len(runs) != 1 {
 		t.Fatalf("runs = %+v, %v; want one", runs, err)
 	}
 	payload, _ := json.Marshal(connectors.RunRef{ConnectionID: conn.ID, ConnectorID: c.ID, RunID: runs[0].ID})
-	want := "/2015-03-31/functions/ExportFunction/invocations Event " + string(payload)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(calls) != 1 || calls[0] != want {
-		t.Errorf("Lambda Invoke calls = %q, want [%q]", calls, want)
+	var record struct {
+		RequestContext struct {
+			FunctionARN            string `json:"functionArn"`
+			Condition              string `json:"condition"`
+			ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+		} `json:"requestContext"`
+		RequestPayload json.RawMessage `json:"requestPayload"`
 	}
-	if l := fn.Logs(); !strings.Contains(l, `"message":"tick"`) || !strings.Contains(l, `"created":1`) {
+	msgs := failures(t, env, ls, 1, time.Minute)
+	if err := json.Unmarshal([]byte(msgs[0]), &record); err != nil {
+		t.Fatal(err)
+	}
+	// Three attempts (MaximumRetryAttempts 2) of one asynchronous event: an Event invocation, not a synchronous one.
+	if !strings.HasSuffix(record.RequestContext.FunctionARN, ":function:ExportFunction:$LATEST") ||
+		record.RequestContext.Condition != "RetriesExhausted" || record.RequestContext.ApproximateInvokeCount != 3 ||
+		string(record.RequestPayload) != string(payload) {
+		t.Errorf("export failure record = %s, want ExportFunction's event %s after 3 attempts", msgs[0], payload)
+	}
+	if more := failures(t, env, ls, 0, 3*time.Second); len(more) != 0 {
+		t.Errorf("more export events than one: %q", more)
+	}
+	if l := ls.Logs.String(); !strings.Contains(l, `"message":"tick"`) || !strings.Contains(l, `"created":1`) {
 		t.Errorf("function logs = %.500s, want the tick's report line", l)
 	}
+}
+
+// failures reads up to want messages from the export's failure destination within limit (want 0: whatever
+// arrives in limit).
+func failures(t *testing.T, env *stacktest.Env, ls *stacktest.LambdaService, want int, limit time.Duration) []string {
+	t.Helper()
+	url := aws.String(ls.Prov.Ref("ExportFailureQueue"))
+	var bodies []string
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && (want == 0 || len(bodies) < want); {
+		out, err := env.Clients.SQS.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: url, WaitTimeSeconds: 1, MaxNumberOfMessages: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			bodies = append(bodies, aws.ToString(m.Body))
+			_, _ = env.Clients.SQS.DeleteMessage(t.Context(), &sqs.DeleteMessageInput{QueueUrl: url, ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	if len(bodies) < want {
+		t.Fatalf("export failure destination: %d messages after %s, want %d\n%s", len(bodies), limit, want, ls.Logs.String())
+	}
+	return bodies
 }
