@@ -1,12 +1,6 @@
 package connectorsapi_test
 
 import (
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -140,49 +134,4 @@ func TestRunShowsPauses(t *testing.T) {
 	if items := list["items"].([]any); len(items) != 1 || items[0].(map[string]any)["pauseReason"] != "quota" {
 		t.Errorf("run list = %v", list)
 	}
-}
-
-// lambdaInvokes is a minimal Lambda Invoke endpoint (AWS_ENDPOINT_URL_LAMBDA) for tests that run the real
-// bootstrap: it accepts asynchronous invocations (202) and records them. The local Lambda service (make dev)
-// replaces it once it is part of the harness.
-type lambdaInvokes struct {
-	mu    sync.Mutex
-	calls []lambdaCall
-}
-
-type lambdaCall struct {
-	Function, Type string
-	Payload        connectors.RunRef
-}
-
-func newLambdaInvokes(t *testing.T) (*lambdaInvokes, string) {
-	l := &lambdaInvokes{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fn, ok := strings.CutPrefix(r.URL.Path, "/2015-03-31/functions/")
-		fn, ok2 := strings.CutSuffix(fn, "/invocations")
-		if !ok || !ok2 || r.Method != http.MethodPost {
-			http.NotFound(w, r)
-			return
-		}
-		b, _ := io.ReadAll(r.Body)
-		c := lambdaCall{Function: fn, Type: r.Header.Get("X-Amz-Invocation-Type")}
-		if err := json.Unmarshal(b, &c.Payload); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		l.mu.Lock()
-		l.calls = append(l.calls, c)
-		l.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	t.Cleanup(srv.Close)
-	return l, srv.URL
-}
-
-func (l *lambdaInvokes) take() []lambdaCall {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.calls
-	l.calls = nil
-	return out
 }
