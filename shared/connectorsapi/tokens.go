@@ -28,9 +28,6 @@ func (t TokenStore) Info(ctx context.Context, connID string) (*TokenInfo, error)
 	return &TokenInfo{Scope: m.Scope, Expiry: m.Expiry, FamilyStartedAt: m.FamilyStartedAt}, nil
 }
 
-// Delete implements Tokens.
-func (t TokenStore) Delete(ctx context.Context, connID string) error { return t.S.Delete(ctx, connID) }
-
 // ReauthRequired implements Tokens: a rejected or missing grant needs the user's consent again.
 func (t TokenStore) ReauthRequired(err error) bool {
 	return errors.Is(err, tokens.ErrReauthRequired) || errors.Is(err, tokens.ErrNotFound)
