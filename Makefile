@@ -19,12 +19,12 @@ ADF_SCHEMA   := infra/adf-schema/node_modules/.package-lock.json
 TEST_TIMEOUT ?= 12m
 FUZZTIME     ?= 15s
 
-.PHONY: all deps build build-host test test-short lint golangci fmt-check vet cfn-lint gotest dev stack bench fuzz clean help
+.PHONY: all deps build build-host test test-short lint golangci fmt-check vet cfn-lint gotest dev demo stack bench fuzz clean help
 
 all: build
 
 help:
-	@echo "make dev | make test | make test-short | make lint | make build | make bench | make fuzz | make stack | make clean"
+	@echo "make demo | make dev | make test | make test-short | make lint | make build | make bench | make fuzz | make stack | make clean"
 
 ## deps: everything the local stack and the tests need, installed by the project itself
 deps: $(DDB_LOCAL) $(ADF_SCHEMA) $(RIE) check-prereqs
@@ -86,7 +86,7 @@ test: deps lint $(TOOLS_DIR)/localstack
 
 # The long-running commands are built, then exec'd, rather than started with `go run`: `go run` does not pass
 # SIGTERM on to its child, which would leave the emulators running.
-$(TOOLS_DIR)/localstack $(TOOLS_DIR)/dev: FORCE
+$(TOOLS_DIR)/localstack $(TOOLS_DIR)/dev $(TOOLS_DIR)/demo: FORCE
 	@mkdir -p $(TOOLS_DIR)
 	$(GO) build -o $@ ./infra/cmd/$(notdir $@)
 
@@ -115,6 +115,11 @@ cfn-lint:
 ## make dev DEV_FLAGS="-schedule-speedup 60 -async-retry-delays 2s,4s"
 dev: deps $(TOOLS_DIR)/dev
 	AWS_LAMBDA_RIE=$(abspath $(RIE)) exec $(TOOLS_DIR)/dev $(DEV_FLAGS)
+
+## demo: the product at work in one command: starts dev, connects through the simulator's consent page, creates
+## a connector, runs an export, prints the run, the S3 tree and one issue's document, stops everything
+demo: deps $(TOOLS_DIR)/dev $(TOOLS_DIR)/demo
+	AWS_LAMBDA_RIE=$(abspath $(RIE)) $(TOOLS_DIR)/demo -dev $(TOOLS_DIR)/dev
 
 ## stack: the local AWS stack provisioned from template.yaml, with the functions on a local Lambda endpoint and
 ## the schedules (STACK_FLAGS= for the AWS emulators alone)

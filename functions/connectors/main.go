@@ -4,19 +4,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
+	lambdaruntime "github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 	"golang.org/x/oauth2"
 
+	"jiraexport/shared/access"
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/awsconfig"
 	"jiraexport/shared/config"
@@ -24,9 +25,9 @@ import (
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/connectorsapi"
 	"jiraexport/shared/erasure"
+	"jiraexport/shared/invoke"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/oauthstate"
-	"jiraexport/shared/tokens"
 )
 
 func main() {
@@ -38,11 +39,11 @@ func main() {
 		log.Error("init failed", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(httpadapter.NewV2(h).ProxyWithContext)
+	lambdaruntime.Start(httpadapter.NewV2(h).ProxyWithContext)
 }
 
 func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
-	cfg, err := config.FromEnv()
+	cfg, err := config.Load(config.Connectors)
 	if err != nil {
 		return nil, err
 	}
@@ -57,8 +58,8 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 	db := dynamodb.NewFromConfig(awsCfg)
 	conns := connections.NewStore(db, cfg.Table)
 	store := connectors.NewStore(db, cfg.Table, connectors.WithRunHistory(cfg.RunHistory))
-	tok := tokens.NewStore(db, kms.NewFromConfig(awsCfg), cfg.Table, cfg.TokenKeyID, cfg.OAuth2(secret),
-		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(store)))
+	tok := access.Tokens(access.Config{DB: db, KMS: kms.NewFromConfig(awsCfg), Table: cfg.Table,
+		TokenKeyID: cfg.TokenKeyID, OAuth: cfg.OAuth2(secret), Log: log, RunHistory: cfg.RunHistory})
 	eraser := erasure.New(erasure.Config{
 		DB: db, S3: awsconfig.NewS3(awsCfg), Table: cfg.Table, Bucket: cfg.Bucket,
 		Connections: conns, Runs: store, Settle: cfg.ErasureSettle,
@@ -69,7 +70,7 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 	return connectorsapi.New(connectorsapi.Config{
 		Keys:        apikeys.NewStore(db, cfg.Table),
 		Connections: conns,
-		Tokens:      tokenAdapter{tok},
+		Tokens:      connectorsapi.TokenStore{S: tok},
 		Reauth:      oauthstate.NewStore(db, cfg.Table),
 		Store:       store,
 		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
@@ -77,26 +78,8 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 			return jira.New(cfg.APIURL, ts, jira.Options{MaxRetries: 1, MaxWait: 5 * time.Second})
 		},
 		Eraser:        eraser,
+		Exports:       invoke.NewExport(lambda.NewFromConfig(awsCfg), cfg.ExportFunction),
 		Log:           log,
 		PublicBaseURL: cfg.PublicBaseURL,
 	}), nil
-}
-
-// tokenAdapter presents shared/tokens as the API's Tokens port.
-type tokenAdapter struct{ s *tokens.Store }
-
-func (t tokenAdapter) TokenSource(ctx context.Context, connID string) oauth2.TokenSource {
-	return t.s.TokenSource(ctx, connID)
-}
-
-func (t tokenAdapter) Info(ctx context.Context, connID string) (*connectorsapi.TokenInfo, error) {
-	m, err := t.s.Metadata(ctx, connID)
-	if err != nil {
-		return nil, err
-	}
-	return &connectorsapi.TokenInfo{Scope: m.Scope, Expiry: m.Expiry, FamilyStartedAt: m.FamilyStartedAt}, nil
-}
-
-func (t tokenAdapter) ReauthRequired(err error) bool {
-	return errors.Is(err, tokens.ErrReauthRequired) || errors.Is(err, tokens.ErrNotFound)
 }

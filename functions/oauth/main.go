@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"jiraexport/shared/access"
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/awsconfig"
 	"jiraexport/shared/config"
@@ -21,7 +21,6 @@ import (
 	"jiraexport/shared/fingerprint"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
-	"jiraexport/shared/tokens"
 )
 
 func main() {
@@ -44,7 +43,7 @@ func logger() *slog.Logger {
 }
 
 func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
-	cfg, err := config.FromEnv()
+	cfg, err := config.Load(config.OAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -56,16 +55,14 @@ func build(ctx context.Context, log *slog.Logger) (*oauthflow.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.AccountKeyID == "" {
-		return nil, errors.New("missing environment: ACCOUNT_KEY_ID")
-	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	kmsc := kms.NewFromConfig(awsCfg)
 	conns := connections.NewStore(db, cfg.Table)
-	toks := tokens.NewStore(db, kmsc, cfg.Table, cfg.TokenKeyID, cfg.OAuth2(secret),
+	toks := access.Tokens(access.Config{DB: db, KMS: kmsc, Table: cfg.Table, TokenKeyID: cfg.TokenKeyID,
+		OAuth: cfg.OAuth2(secret), Log: log,
 		// This function stores grants but never refreshes them, so the callback is a safeguard; stopping the
 		// connection's work is the connectors function's (this one may not query the connectors).
-		tokens.WithLogger(log), tokens.WithGrantReauthCallback(conns.OnGrantRejected(nil)))
+		FlagOnly: true})
 	return oauthflow.New(oauthflow.Config{
 		ClientID: cfg.ClientID, ClientSecret: secret,
 		AuthURL: cfg.AuthURL, APIURL: cfg.APIURL,

@@ -33,6 +33,7 @@ import (
 	"jiraexport/infra/devapi"
 	"jiraexport/infra/lambdarun"
 	"jiraexport/infra/stacktest"
+	"jiraexport/shared/access"
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
@@ -386,10 +387,10 @@ func TestEndToEnd(t *testing.T) {
 		}
 		// The export side of the product: the tokens store, told by Atlassian that the grant is gone.
 		later := time.Now().Add(2 * atlassiansim.AccessTokenTTL)
-		toks := tokens.NewStore(e.env.Clients.DynamoDB, e.env.Clients.KMS, e.env.Table, e.env.TokenKeyARN, &oauth2.Config{
-			ClientID: "sim-client-id", ClientSecret: e2eSecret, Endpoint: config.Endpoint(e.sim.URL()),
-		}, tokens.WithClock(func() time.Time { return later }), tokens.WithGrantReauthCallback(e.conns.OnGrantRejected(nil)),
-			tokens.WithRetryPolicy(tokens.RetryPolicy{Attempts: 1}))
+		toks := access.Tokens(access.Config{DB: e.env.Clients.DynamoDB, KMS: e.env.Clients.KMS, Table: e.env.Table,
+			TokenKeyID: e.env.TokenKeyARN, FlagOnly: true,
+			OAuth: &oauth2.Config{ClientID: "sim-client-id", ClientSecret: e2eSecret, Endpoint: config.Endpoint(e.sim.URL())},
+		}, tokens.WithClock(func() time.Time { return later }), tokens.WithRetryPolicy(tokens.RetryPolicy{Attempts: 1}))
 		if err := e.sim.RevokeGrant(e.sim.ConsentingUsers()[0].AccountID); err != nil {
 			t.Fatal(err)
 		}

@@ -9,10 +9,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -37,13 +35,9 @@ func main() {
 }
 
 func build(ctx context.Context) (*erasure.Eraser, time.Duration, error) {
-	cfg, err := config.FromEnv()
+	cfg, err := config.Load(config.Purge)
 	if err != nil {
 		return nil, 0, err
-	}
-	days, err := strconv.Atoi(os.Getenv("REVOKED_GRANT_DAYS"))
-	if err != nil || days < 1 {
-		return nil, 0, fmt.Errorf("REVOKED_GRANT_DAYS %q is not a number of days", os.Getenv("REVOKED_GRANT_DAYS"))
 	}
 	awsCfg, err := awsconfig.Load(ctx)
 	if err != nil {
@@ -54,5 +48,5 @@ func build(ctx context.Context) (*erasure.Eraser, time.Duration, error) {
 		DB: db, S3: awsconfig.NewS3(awsCfg), Table: cfg.Table, Bucket: cfg.Bucket,
 		Connections: connections.NewStore(db, cfg.Table), Runs: connectors.NewStore(db, cfg.Table),
 		Settle: cfg.ErasureSettle,
-	}), time.Duration(days) * 24 * time.Hour, nil
+	}), cfg.RevokedGrants, nil
 }

@@ -558,10 +558,24 @@ func (p *Provisioned) ResolveEnv(vars map[string]any) (map[string]string, error)
 	return out, nil
 }
 
-// GlobalEnv is the environment every function gets from the template's Globals (table, key, bucket, secret,
-// Atlassian endpoints), resolved against what was provisioned: what the env files give to scripts and the CLI.
+// GlobalEnv is every variable any function of the template gets (Globals and each function's own: table, key,
+// bucket, secret, Atlassian endpoints, function names), resolved against what was provisioned: what the env
+// files give to scripts and the CLI. Each function itself gets only its own (samtemplate.Function.Env).
 func (p *Provisioned) GlobalEnv(t *samtemplate.Template) (map[string]string, error) {
+	fns, err := t.Functions()
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]any{}
 	env, _ := t.Globals.Function["Environment"].(map[string]any)
-	vars, _ := env["Variables"].(map[string]any)
+	globals, _ := env["Variables"].(map[string]any)
+	for k, v := range globals {
+		vars[k] = v
+	}
+	for _, fn := range fns {
+		for k, v := range fn.Env {
+			vars[k] = v
+		}
+	}
 	return p.ResolveEnv(vars)
 }

@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"jiraexport/infra/localstack"
 	"jiraexport/infra/samtemplate"
+	"jiraexport/shared/config"
 )
 
 func load(t *testing.T) (*samtemplate.Template, string) {
@@ -208,6 +210,59 @@ func TestKMSGrantsAreScoped(t *testing.T) {
 	}
 }
 
+// TestFunctionEnvironments holds template.yaml and shared/config together: each function gets exactly the
+// variables its config.Load requires plus the optional ones it reads, so a function that never talks to
+// Atlassian (the dispatcher) gets no client secret ARN, and none gets a grant on the secret it has no ARN for.
+func TestFunctionEnvironments(t *testing.T) {
+	t.Parallel()
+	tmpl, _ := load(t)
+	fns, err := tmpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range fns {
+		name := config.Function(strings.TrimPrefix(fn.Dir, "functions/"))
+		required := config.Required(name)
+		if required == nil {
+			t.Errorf("%s: shared/config does not know function %q", fn.LogicalID, name)
+			continue
+		}
+		allowed := map[string]bool{}
+		for _, v := range append(required, config.Optional(name)...) {
+			allowed[v] = true
+		}
+		for _, v := range required {
+			if _, ok := fn.Env[v]; !ok {
+				t.Errorf("%s: environment lacks %s, which config.Load(%q) requires", fn.LogicalID, v, name)
+			}
+		}
+		for v := range fn.Env {
+			if !allowed[v] {
+				t.Errorf("%s: environment has %s, which the function does not read", fn.LogicalID, v)
+			}
+		}
+		reads := slices.Contains(required, "ATLASSIAN_CLIENT_SECRET_ARN")
+		usesDataKey := slices.Contains(required, "KMS_KEY_ID")
+		policies, _ := tmpl.Resources[fn.LogicalID].Properties["Policies"].([]any)
+		for _, p := range policies {
+			for _, st := range statements(p) {
+				// Secrets Manager decrypts the client secret with the data key on the caller's behalf: a function
+				// that reads the secret needs that grant (and only through Secrets Manager) without holding the key.
+				via := list(get(st, "Condition", "StringEquals", "kms:ViaService"))
+				onlySecrets := len(via) == 1 && strings.HasPrefix(fmt.Sprint(via[0]), "map[Fn::Sub:secretsmanager.")
+				for _, s := range actionsOf(st) {
+					if strings.HasPrefix(s, "secretsmanager:") && !reads {
+						t.Errorf("%s: %s granted to a function without the client secret", fn.LogicalID, s)
+					}
+					if strings.HasPrefix(s, "kms:") && !usesDataKey && (!reads || !onlySecrets) {
+						t.Errorf("%s: %s granted to a function that uses no key", fn.LogicalID, s)
+					}
+				}
+			}
+		}
+	}
+}
+
 // statements lists a policy document's statements, unwrapping Fn::If (both branches count: a conditional grant
 // is still a grant) and dropping AWS::NoValue.
 func statements(doc any) []map[string]any {
@@ -285,9 +340,27 @@ func TestTokenKeyPolicy(t *testing.T) {
 	if key.Type != "AWS::KMS::Key" {
 		t.Fatalf("TokenKey is %q, want an AWS::KMS::Key", key.Type)
 	}
-	if got := tmpl.Globals.Function["Environment"]; get(got, "Variables", "TOKEN_KEY_ID") == nil ||
-		!reflect.DeepEqual(get(got, "Variables", "TOKEN_KEY_ID"), map[string]any{"Fn::GetAtt": []any{"TokenKey", "Arn"}}) {
-		t.Errorf("Globals TOKEN_KEY_ID = %v, want TokenKey's ARN", get(got, "Variables", "TOKEN_KEY_ID"))
+	// Exactly the functions whose roles the key policy names get TOKEN_KEY_ID (config.Required holds the code to
+	// it), and it is TokenKey's ARN: a function sealing tokens under another key would fail in AWS.
+	named := map[string]bool{}
+	for _, st := range statements(get(key.Properties, "KeyPolicy")) {
+		for _, p := range principals(st) {
+			named[fmt.Sprint(p)] = true
+		}
+	}
+	envFns, err := tmpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range envFns {
+		v, has := fn.Env["TOKEN_KEY_ID"]
+		role := fmt.Sprint(map[string]any{"Fn::GetAtt": []any{fn.LogicalID + "Role", "Arn"}})
+		if has && !reflect.DeepEqual(v, map[string]any{"Fn::GetAtt": []any{"TokenKey", "Arn"}}) {
+			t.Errorf("%s TOKEN_KEY_ID = %v, want TokenKey's ARN", fn.LogicalID, v)
+		}
+		if has != named[role] {
+			t.Errorf("%s: TOKEN_KEY_ID in its environment = %v, its role in TokenKey's policy = %v; want both or neither", fn.LogicalID, has, named[role])
+		}
 	}
 	rootArn := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
 	allowedDecrypt := map[string]bool{

@@ -1,5 +1,7 @@
-// Package config reads what every function needs from its environment (set by template.yaml's Globals) and the
-// Atlassian client secret from Secrets Manager, once per cold start.
+// Package config reads what each function needs from its environment (set per function in template.yaml) and the
+// Atlassian client secret from Secrets Manager, once per cold start. Each function asks for its own set
+// (Required), so a function that has no business with, say, the client secret neither gets its ARN nor can start
+// without noticing that something it needs is missing.
 package config
 
 import (
@@ -19,14 +21,14 @@ import (
 	"jiraexport/shared/logging"
 )
 
-// Config is the functions' shared configuration.
+// Config is a function's configuration; fields a function does not need are empty.
 type Config struct {
 	Table      string // TABLE_NAME
 	KeyID      string // KMS_KEY_ID: the customer-managed key of the data at rest (ARN)
 	TokenKeyID string // TOKEN_KEY_ID: the key of OAuth token envelopes only (ARN)
 	// AccountKeyID is ACCOUNT_KEY_ID, the HMAC key of account fingerprints; only the OAuth function has it.
 	AccountKeyID    string
-	Bucket          string // BUCKET_NAME (optional for functions that do not export)
+	Bucket          string // BUCKET_NAME
 	ClientID        string // ATLASSIAN_CLIENT_ID
 	ClientSecretARN string // ATLASSIAN_CLIENT_SECRET_ARN
 	AuthURL         string // ATLASSIAN_AUTH_URL, default https://auth.atlassian.com
@@ -38,10 +40,83 @@ type Config struct {
 	// ErasureSettle is how long an erasure waits for an export that was running at its fence
 	// (ERASURE_SETTLE_SECONDS, the export's timeout; unset: erasure.DefaultSettle; "0": no wait, for tests).
 	ErasureSettle time.Duration
+	// RevokedGrants is how long a grant may stay revoked before the purge function erases its connection
+	// (REVOKED_GRANT_DAYS, at least 1).
+	RevokedGrants time.Duration
+	// ExportFunction is the export function's name or ARN (EXPORT_FUNCTION_NAME), for those that start runs.
+	ExportFunction string
 }
 
-// FromEnv reads the configuration; every missing required variable is named in the error.
+// Function names a function by its folder under functions/.
+type Function string
+
+// The functions.
+const (
+	OAuth      Function = "oauth"
+	Connectors Function = "connectors"
+	Export     Function = "export"
+	Dispatch   Function = "dispatch"
+	Purge      Function = "purge"
+)
+
+// Required returns the environment variables fn cannot start without, sorted; nil for an unknown function.
+// template.yaml gives each function these and the Optional ones it uses, and a template test holds the two
+// together. OAuth tokens are sealed under TOKEN_KEY_ID (TokenKey); KMS_KEY_ID (the data key) only reaches the
+// export, which names it on every S3 write.
+func Required(fn Function) []string {
+	atlassian := []string{"ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET_ARN", "TABLE_NAME", "TOKEN_KEY_ID"}
+	var vars []string
+	switch fn {
+	case OAuth:
+		vars = append(atlassian, "ACCOUNT_KEY_ID")
+	case Connectors:
+		// BUCKET_NAME: DELETE /v1/connection erases the connection's exported objects.
+		vars = append(atlassian, "BUCKET_NAME", "EXPORT_FUNCTION_NAME")
+	case Export:
+		vars = append(atlassian, "BUCKET_NAME", "KMS_KEY_ID")
+	case Dispatch:
+		vars = []string{"EXPORT_FUNCTION_NAME", "TABLE_NAME"}
+	case Purge:
+		vars = []string{"BUCKET_NAME", "REVOKED_GRANT_DAYS", "TABLE_NAME"}
+	default:
+		return nil
+	}
+	slices.Sort(vars)
+	return vars
+}
+
+// Optional returns the variables fn reads when set and defaults otherwise, sorted.
+func Optional(fn Function) []string {
+	switch fn {
+	case OAuth:
+		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "PUBLIC_BASE_URL"}
+	case Connectors:
+		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "ERASURE_SETTLE_SECONDS", "PUBLIC_BASE_URL", "RUN_HISTORY_DAYS"}
+	case Export:
+		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "RUN_HISTORY_DAYS"}
+	case Purge:
+		return []string{"ERASURE_SETTLE_SECONDS"}
+	}
+	return nil
+}
+
+// Load reads fn's configuration; every missing required variable is named in the error.
+func Load(fn Function) (*Config, error) {
+	required := Required(fn)
+	if required == nil {
+		return nil, fmt.Errorf("config: unknown function %q", fn)
+	}
+	return load(required)
+}
+
+// FromEnv reads the configuration with the variables every function required before each got its own set
+// (table, data key, token key, client id and secret), for code not yet moved to Load. Prefer Load with the
+// function's name.
 func FromEnv() (*Config, error) {
+	return load([]string{"ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET_ARN", "KMS_KEY_ID", "TABLE_NAME", "TOKEN_KEY_ID"})
+}
+
+func load(required []string) (*Config, error) {
 	c := &Config{
 		Table:           os.Getenv("TABLE_NAME"),
 		KeyID:           os.Getenv("KMS_KEY_ID"),
@@ -53,6 +128,7 @@ func FromEnv() (*Config, error) {
 		AuthURL:         strings.TrimRight(or(os.Getenv("ATLASSIAN_AUTH_URL"), "https://auth.atlassian.com"), "/"),
 		APIURL:          strings.TrimRight(or(os.Getenv("ATLASSIAN_API_URL"), "https://api.atlassian.com"), "/"),
 		PublicBaseURL:   strings.TrimRight(os.Getenv("PUBLIC_BASE_URL"), "/"),
+		ExportFunction:  os.Getenv("EXPORT_FUNCTION_NAME"),
 	}
 	if d := os.Getenv("RUN_HISTORY_DAYS"); d != "" {
 		n, err := strconv.Atoi(d)
@@ -71,17 +147,21 @@ func FromEnv() (*Config, error) {
 			c.ErasureSettle = -1 // erasure.Config: negative means no wait
 		}
 	}
+	if d := os.Getenv("REVOKED_GRANT_DAYS"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("REVOKED_GRANT_DAYS %q is not a number of days", d)
+		}
+		c.RevokedGrants = time.Duration(n) * 24 * time.Hour
+	}
 	var missing []string
-	for name, v := range map[string]string{
-		"TABLE_NAME": c.Table, "KMS_KEY_ID": c.KeyID, "TOKEN_KEY_ID": c.TokenKeyID, "ATLASSIAN_CLIENT_ID": c.ClientID,
-		"ATLASSIAN_CLIENT_SECRET_ARN": c.ClientSecretARN,
-	} {
-		if v == "" {
+	for _, name := range required {
+		if os.Getenv(name) == "" {
 			missing = append(missing, name)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("missing environment: %s", strings.Join(slices.Sorted(slices.Values(missing)), ", "))
+		return nil, fmt.Errorf("missing environment: %s", strings.Join(missing, ", "))
 	}
 	return c, nil
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -68,5 +69,59 @@ func TestEndpoint(t *testing.T) {
 		if got := (&Config{AuthURL: tt.authURL}).OAuth2("s").Endpoint; got != tt.want {
 			t.Errorf("OAuth2() with AuthURL %q: endpoint %+v, want %+v", tt.authURL, got, tt.want)
 		}
+	}
+}
+
+func TestLoadPerFunction(t *testing.T) {
+	all := map[string]string{
+		"TABLE_NAME": "t", "KMS_KEY_ID": "k", "TOKEN_KEY_ID": "tk", "ACCOUNT_KEY_ID": "ak", "ATLASSIAN_CLIENT_ID": "c",
+		"ATLASSIAN_CLIENT_SECRET_ARN": "arn", "BUCKET_NAME": "b", "EXPORT_FUNCTION_NAME": "export", "REVOKED_GRANT_DAYS": "30",
+	}
+	tests := []struct {
+		fn      Function
+		unset   []string
+		wantErr string
+	}{
+		{Dispatch, []string{"KMS_KEY_ID", "TOKEN_KEY_ID", "ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET_ARN", "BUCKET_NAME"}, ""},
+		{Dispatch, []string{"EXPORT_FUNCTION_NAME"}, "missing environment: EXPORT_FUNCTION_NAME"},
+		{Connectors, []string{"KMS_KEY_ID", "ACCOUNT_KEY_ID"}, ""},
+		{Connectors, []string{"EXPORT_FUNCTION_NAME", "TABLE_NAME"}, "missing environment: EXPORT_FUNCTION_NAME, TABLE_NAME"},
+		{Connectors, []string{"BUCKET_NAME"}, "missing environment: BUCKET_NAME"},
+		{Connectors, []string{"TOKEN_KEY_ID"}, "missing environment: TOKEN_KEY_ID"},
+		{Export, []string{"EXPORT_FUNCTION_NAME", "ACCOUNT_KEY_ID"}, ""},
+		{Export, []string{"BUCKET_NAME"}, "missing environment: BUCKET_NAME"},
+		{Export, []string{"KMS_KEY_ID", "TOKEN_KEY_ID"}, "missing environment: KMS_KEY_ID, TOKEN_KEY_ID"},
+		{OAuth, []string{"BUCKET_NAME", "EXPORT_FUNCTION_NAME", "KMS_KEY_ID"}, ""},
+		{OAuth, []string{"ATLASSIAN_CLIENT_SECRET_ARN"}, "missing environment: ATLASSIAN_CLIENT_SECRET_ARN"},
+		{OAuth, []string{"ACCOUNT_KEY_ID"}, "missing environment: ACCOUNT_KEY_ID"},
+		{Purge, []string{"KMS_KEY_ID", "TOKEN_KEY_ID", "ATLASSIAN_CLIENT_ID", "ATLASSIAN_CLIENT_SECRET_ARN", "EXPORT_FUNCTION_NAME"}, ""},
+		{Purge, []string{"REVOKED_GRANT_DAYS"}, "missing environment: REVOKED_GRANT_DAYS"},
+		{Function("nope"), nil, "unknown function"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.fn)+strings.Join(tt.unset, ","), func(t *testing.T) {
+			for k, v := range all {
+				t.Setenv(k, v)
+			}
+			for _, k := range tt.unset {
+				t.Setenv(k, "")
+			}
+			c, err := Load(tt.fn)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load(%s) error = %v, want %q", tt.fn, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(%s) = %v", tt.fn, err)
+			}
+			if tt.fn == Dispatch && (c.ExportFunction != "export" || c.Table != "t") {
+				t.Errorf("Load(dispatch) = %+v, want table and export function", c)
+			}
+			if tt.fn == Purge && (c.RevokedGrants != 30*24*time.Hour || c.Bucket != "b") {
+				t.Errorf("Load(purge) = %+v, want 30 days of revoked grants and the bucket", c)
+			}
+		})
 	}
 }

@@ -35,6 +35,12 @@ const (
 	MaxAttachmentBytes    = 1 << 30 // per attachment
 	DefaultAttachmentSize = 10 << 20
 	MaxRunErrors          = 20 // errors kept per run, oldest first
+
+	// The id census (deletion and scope-exit detection on incremental runs) runs at most every
+	// CensusIntervalHours; it costs about one point per issue in scope, so it is the connector's to pace.
+	DefaultCensusIntervalHours = 24
+	MinCensusIntervalHours     = 1
+	MaxCensusIntervalHours     = 720 // 30 days
 )
 
 // Formats returns the accepted output formats (a fresh slice each time, so no caller can change them).
@@ -67,7 +73,8 @@ type Include struct {
 	Attachments Attachments `json:"attachments" dynamodbav:"attachments"`
 }
 
-// Schedule is a connector's cron or rate expression and the IANA time zone it is read in.
+// Schedule is a connector's cron or rate expression and the IANA time zone it is read in. An empty expression
+// means no schedule: the connector runs only when a run is started through the API.
 type Schedule struct {
 	Expression string `json:"expression" dynamodbav:"expression"`
 	Timezone   string `json:"timezone" dynamodbav:"timezone"`
@@ -78,10 +85,26 @@ type Spec struct {
 	Name     string
 	SiteID   string
 	JQL      string
-	Schedule Schedule
+	Schedule Schedule // zero: manual runs only
 	Enabled  bool
 	Include  Include
 	Formats  []string
+	// CensusIntervalHours is the least time between two id censuses on incremental runs (a full run always
+	// takes one). A stored connector always has it (DefaultCensusIntervalHours unless set); read it through
+	// CensusInterval, which also defaults a zero.
+	CensusIntervalHours int
+}
+
+// Scheduled reports whether the connector has a schedule (otherwise it runs only when started through the API).
+func (s *Spec) Scheduled() bool { return s.Schedule.Expression != "" }
+
+// CensusInterval is CensusIntervalHours as a duration (the default when it is zero: a spec built in code).
+func (s *Spec) CensusInterval() time.Duration {
+	h := s.CensusIntervalHours
+	if h <= 0 {
+		h = DefaultCensusIntervalHours
+	}
+	return time.Duration(h) * time.Hour
 }
 
 // Connector is a stored connector.
@@ -140,7 +163,10 @@ func (s *Spec) Normalize() {
 	s.Name = strings.TrimSpace(s.Name)
 	s.JQL = strings.TrimSpace(s.JQL)
 	s.Schedule.Expression = strings.TrimSpace(s.Schedule.Expression)
-	if s.Schedule.Timezone == "" {
+	switch {
+	case s.Schedule.Expression == "" && s.Schedule.Timezone == "UTC":
+		s.Schedule.Timezone = "" // no schedule: nothing to read a time zone for
+	case s.Schedule.Expression != "" && s.Schedule.Timezone == "":
 		s.Schedule.Timezone = "UTC"
 	}
 	if len(s.Formats) == 0 {
@@ -159,7 +185,7 @@ func (s *Spec) Normalize() {
 
 // Validate checks everything that needs no network: lengths, the schedule, formats and attachment rules. The
 // site's membership in the connection and the JQL's validity on the site are checked by the caller.
-// It returns the parsed schedule when that part is valid.
+// It returns the parsed schedule when that part is valid (nil for a connector without a schedule).
 func (s *Spec) Validate() (*schedule.Schedule, []problem.FieldError) {
 	var errs []problem.FieldError
 	add := func(field, format string, args ...any) {
@@ -188,14 +214,22 @@ func (s *Spec) Validate() (*schedule.Schedule, []problem.FieldError) {
 	case utf8.RuneCountInString(s.JQL) > MaxJQLLen:
 		add("jql", "must be at most %d characters", MaxJQLLen)
 	}
-	sched, err := schedule.Parse(s.Schedule.Expression, s.Schedule.Timezone)
-	if err != nil {
-		var se *schedule.Error
-		if errors.As(err, &se) {
-			add("schedule."+se.Field, "%s", se.Reason)
-		} else {
-			add("schedule", "is invalid")
+	var sched *schedule.Schedule
+	if s.Scheduled() {
+		var err error
+		if sched, err = schedule.Parse(s.Schedule.Expression, s.Schedule.Timezone); err != nil {
+			var se *schedule.Error
+			if errors.As(err, &se) {
+				add("schedule."+se.Field, "%s", se.Reason)
+			} else {
+				add("schedule", "is invalid")
+			}
 		}
+	} else if s.Schedule.Timezone != "" {
+		add("schedule.expression", "is required when a time zone is given (omit the schedule for manual runs only)")
+	}
+	if c := s.CensusIntervalHours; c < MinCensusIntervalHours || c > MaxCensusIntervalHours {
+		add("censusIntervalHours", "must be between %d and %d", MinCensusIntervalHours, MaxCensusIntervalHours)
 	}
 	formats := Formats()
 	if len(s.Formats) > len(formats) {

@@ -71,6 +71,10 @@ type Run struct {
 	PauseReason string
 	// Invocations counts the leases taken on the run (one per export invocation that worked on it).
 	Invocations int64
+	// DispatchedAt is when the run was last handed to an export invocation (by the API or the dispatcher);
+	// Allowance is the points allowance the dispatcher gave that invocation (0: none set).
+	DispatchedAt *time.Time
+	Allowance    int64
 }
 
 // RunRef names one run.

@@ -33,6 +33,8 @@ type runItem struct {
 	ResumeAfter  int64      `dynamodbav:"resumeAfter,omitempty"` // epoch ms
 	PauseReason  string     `dynamodbav:"pauseReason,omitempty"`
 	Invocations  int64      `dynamodbav:"invocations,omitempty"`
+	DispatchedAt int64      `dynamodbav:"dispatchedAt,omitempty"` // epoch ms
+	Allowance    int64      `dynamodbav:"allowance,omitempty"`
 	GSI1PK       string     `dynamodbav:"gsi1pk,omitempty"`
 	GSI1SK       string     `dynamodbav:"gsi1sk,omitempty"`
 }
@@ -44,6 +46,7 @@ func (it *runItem) run() *Run {
 		UpdatedAt: parseTime(it.UpdatedAt), StartedAt: timePtr(it.StartedAt), FinishedAt: timePtr(it.FinishedAt),
 		CancelReason: it.CancelReason, LeaseOwner: it.LeaseOwner, LeaseUntil: msPtr(it.LeaseUntil),
 		ResumeAfter: msPtr(it.ResumeAfter), PauseReason: it.PauseReason, Invocations: it.Invocations,
+		DispatchedAt: msPtr(it.DispatchedAt), Allowance: it.Allowance,
 	}
 	if r.Errors == nil {
 		r.Errors = []RunError{}
@@ -53,12 +56,15 @@ func (it *runItem) run() *Run {
 
 // StartRun queues a run of the connector. Exactly one of concurrent starts succeeds: the others get ErrActiveRun,
 // because the connector's activeRun attribute is claimed in the same transaction that writes the run. It fails
-// with ErrNotActive when the connection is gone or disconnected.
+// with ErrNotActive when the connection is gone or disconnected. The run counts as handed to an export
+// invocation now (the caller invokes the export right after; the dispatcher takes over after DispatchGuard if
+// that invocation is lost).
 func (st *Store) StartRun(ctx context.Context, connID, connectorID, trigger string) (*Run, error) {
 	now := st.now().UTC()
 	it := runItem{
 		PK: connPK(connID), Type: ItemTypeRun, V: 1, ID: NewID(now), ConnectorID: connectorID, ConnID: connID,
 		Status: RunQueued, Phase: "queued", Trigger: trigger, Errors: []RunError{}, CreatedAt: fmtTime(now), UpdatedAt: fmtTime(now),
+		DispatchedAt: now.UnixMilli(),
 	}
 	it.SK = runSK(connectorID, it.ID)
 	it.GSI1PK, it.GSI1SK = ActiveGSIPK, fmtTime(now)+"#"+connID+"#"+it.ID

@@ -101,6 +101,7 @@ type connectorItem struct {
 	Enabled   bool         `dynamodbav:"enabled"`
 	Include   Include      `dynamodbav:"include"`
 	Formats   []string     `dynamodbav:"formats"`
+	Census    int          `dynamodbav:"censusIntervalHours,omitempty"`
 	CreatedAt string       `dynamodbav:"createdAt"`
 	UpdatedAt string       `dynamodbav:"updatedAt"`
 	NextRunAt string       `dynamodbav:"nextRunAt,omitempty"`
@@ -113,7 +114,7 @@ type connectorItem struct {
 func (it *connectorItem) connector() *Connector {
 	c := &Connector{
 		Spec: Spec{Name: it.Name, SiteID: it.SiteID, JQL: it.JQL, Schedule: it.Schedule, Enabled: it.Enabled,
-			Include: it.Include, Formats: it.Formats},
+			Include: it.Include, Formats: it.Formats, CensusIntervalHours: it.Census},
 		ID: it.ID, ConnectionID: it.ConnID, CreatedAt: parseTime(it.CreatedAt), UpdatedAt: parseTime(it.UpdatedAt),
 		NextRunAt: timePtr(it.NextRunAt), ActiveRunID: it.ActiveRun, Version: it.V,
 	}
@@ -122,6 +123,9 @@ func (it *connectorItem) connector() *Connector {
 	}
 	if c.Include.Attachments.MediaTypes == nil {
 		c.Include.Attachments.MediaTypes = []string{}
+	}
+	if c.CensusIntervalHours == 0 {
+		c.CensusIntervalHours = DefaultCensusIntervalHours // stored before the option existed
 	}
 	if it.LastRun != nil {
 		c.LastRun = &RunSummary{ID: it.LastRun.ID, Status: it.LastRun.Status, CreatedAt: parseTime(it.LastRun.CreatedAt),
@@ -169,7 +173,7 @@ func (st *Store) Create(ctx context.Context, connID string, spec Spec, next time
 	it := connectorItem{
 		PK: connPK(connID), Type: ItemTypeConnector, V: 1, ID: NewID(now), ConnID: connID,
 		Name: spec.Name, SiteID: spec.SiteID, JQL: spec.JQL, Schedule: spec.Schedule, Enabled: spec.Enabled,
-		Include: spec.Include, Formats: spec.Formats, CreatedAt: fmtTime(now), UpdatedAt: fmtTime(now),
+		Include: spec.Include, Formats: spec.Formats, Census: spec.CensusIntervalHours, CreatedAt: fmtTime(now), UpdatedAt: fmtTime(now),
 	}
 	it.SK = connectorSK(it.ID)
 	if spec.Enabled && !next.IsZero() {
@@ -309,10 +313,10 @@ func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, versi
 	vals := map[string]types.AttributeValue{
 		":name": s(spec.Name), ":site": s(spec.SiteID), ":jql": s(spec.JQL), ":sched": sched,
 		":enabled": &types.AttributeValueMemberBOOL{Value: spec.Enabled}, ":incl": incl, ":formats": formats,
-		":now": s(fmtTime(now)), ":one": n(1), ":v": n(version),
+		":now": s(fmtTime(now)), ":one": n(1), ":v": n(version), ":census": n(int64(spec.CensusInterval() / time.Hour)),
 	}
 	expr := "SET #name = :name, siteId = :site, jql = :jql, #schedule = :sched, enabled = :enabled, #include = :incl, " +
-		"formats = :formats, updatedAt = :now, v = v + :one"
+		"formats = :formats, censusIntervalHours = :census, updatedAt = :now, v = v + :one"
 	if spec.Enabled && !next.IsZero() {
 		expr += ", nextRunAt = :next, gsi1pk = :due, gsi1sk = :duekey"
 		vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(DueGSIPK), s(dueKey(next, connID, id))

@@ -87,7 +87,12 @@ type Eraser interface {
 	Erase(ctx context.Context, r erasure.Request) (*erasure.Report, error)
 }
 
-// Config wires the API. Everything is required.
+// Invoker starts the export of a run (shared/invoke: an asynchronous Lambda Invoke of the export function).
+type Invoker interface {
+	Invoke(ctx context.Context, ref connectors.RunRef) error
+}
+
+// Config wires the API. Exports may be nil; everything else is required.
 type Config struct {
 	Keys        Keys
 	Connections Connections
@@ -97,7 +102,10 @@ type Config struct {
 	// Jira returns a client for one connection, drawing its access tokens from ts.
 	Jira   func(ts oauth2.TokenSource) Jira
 	Eraser Eraser
-	Log    *slog.Logger
+	// Exports starts a run's export as soon as the API queues it, so a run started through the API begins within
+	// seconds; nil leaves it to the dispatcher's next tick (which is also the safety net when an invoke fails).
+	Exports Invoker
+	Log     *slog.Logger
 	// PublicBaseURL is the API's public base URL; empty means "https://" + the request's domain name.
 	PublicBaseURL string
 	Now           func() time.Time

@@ -141,15 +141,7 @@ func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	var missing []problem.FieldError
-	for field, present := range map[string]bool{"name": in.Name != nil, "siteId": in.SiteID != nil, "jql": in.JQL != nil,
-		"schedule.expression": in.Schedule != nil && in.Schedule.Expression != nil} {
-		if !present {
-			missing = append(missing, problem.FieldError{Field: field, Reason: "is required"})
-		}
-	}
-	if len(missing) > 0 {
-		sortFields(missing)
+	if missing := missingFields(&in); len(missing) > 0 {
 		return problem.Fields("the connector is missing required fields", missing...)
 	}
 	spec := in.newSpec()
@@ -162,6 +154,20 @@ func (a *api) createConnector(w http.ResponseWriter, r *http.Request) error {
 		return storeProblem(err, "connection")
 	}
 	return writeConnector(w, http.StatusCreated, c)
+}
+
+// missingFields lists the required fields a create or replace body lacks. The schedule is optional (without one
+// the connector runs only when started through the API), but a schedule given needs its expression.
+func missingFields(in *connectorIn) []problem.FieldError {
+	var missing []problem.FieldError
+	for field, present := range map[string]bool{"name": in.Name != nil, "siteId": in.SiteID != nil, "jql": in.JQL != nil,
+		"schedule.expression": in.Schedule == nil || in.Schedule.Expression != nil} {
+		if !present {
+			missing = append(missing, problem.FieldError{Field: field, Reason: "is required"})
+		}
+	}
+	sortFields(missing)
+	return missing
 }
 
 func sortFields(fs []problem.FieldError) {
@@ -264,26 +270,27 @@ func (a *api) updateConnector(w http.ResponseWriter, r *http.Request, merge bool
 	}
 	var spec connectors.Spec
 	if merge {
-		if nulls := nullFields(body); len(nulls) > 0 {
-			errs := make([]problem.FieldError, len(nulls))
-			for i, f := range nulls {
-				errs[i] = problem.FieldError{Field: f, Reason: "must not be null: a connector field cannot be removed; send its new value"}
+		// "schedule": null removes the schedule (RFC 7396); no other field can be removed.
+		var errs []problem.FieldError
+		removeSchedule := false
+		for _, f := range nullFields(body) {
+			if f == "schedule" {
+				removeSchedule = true
+				continue
 			}
+			errs = append(errs, problem.FieldError{Field: f, Reason: "must not be null: a connector field cannot be removed; send its new value"})
+		}
+		if len(errs) > 0 {
 			return problem.Fields("the patch sets fields to null", errs...)
 		}
 		spec = cur.Spec
 		spec.Include.Attachments.MediaTypes = append([]string{}, cur.Spec.Include.Attachments.MediaTypes...)
 		in.apply(&spec)
-	} else {
-		var missing []problem.FieldError
-		for field, present := range map[string]bool{"name": in.Name != nil, "siteId": in.SiteID != nil, "jql": in.JQL != nil,
-			"schedule.expression": in.Schedule != nil && in.Schedule.Expression != nil} {
-			if !present {
-				missing = append(missing, problem.FieldError{Field: field, Reason: "is required"})
-			}
+		if removeSchedule {
+			spec.Schedule = connectors.Schedule{}
 		}
-		if len(missing) > 0 {
-			sortFields(missing)
+	} else {
+		if missing := missingFields(&in); len(missing) > 0 {
 			return problem.Fields("PUT replaces the whole connector; required fields are missing", missing...)
 		}
 		spec = in.newSpec()

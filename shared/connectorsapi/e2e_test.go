@@ -1,8 +1,16 @@
 package connectorsapi_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"jiraexport/infra/stacktest"
+	"jiraexport/shared/connectors"
 )
 
 // TestThroughEmulator runs the lifecycle, validation and isolation scenarios against the real bootstrap under the
@@ -13,11 +21,20 @@ func TestThroughEmulator(t *testing.T) {
 		t.Skip("builds and runs the function under the emulator")
 	}
 	var logs func() string
+	var ls *stacktest.LambdaService
 	w := newWorld(t, func(w *world) string {
+		// The export behind the real local Lambda service: its events land, after Lambda's async retries (the
+		// export is kept from starting), on its failure destination, where the test reads what the API sent.
+		ls = w.env.StartLambdaService(t, stacktest.LambdaOptions{
+			Functions:   []string{"ExportFunction"},
+			FunctionEnv: map[string]map[string]string{"ExportFunction": {"TABLE_NAME": ""}},
+			RetryDelays: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond},
+		})
 		fn := w.env.StartFunction(t, "ConnectorsFunction", map[string]string{
 			"ATLASSIAN_API_URL": w.simURL, "ATLASSIAN_AUTH_URL": w.simURL, "ATLASSIAN_CLIENT_ID": "sim-client-id",
 			"PUBLIC_BASE_URL": "https://api.example.test", "AWS_LAMBDA_LOG_LEVEL": "DEBUG",
-			"ERASURE_SETTLE_SECONDS": "0", // no export runs in this test
+			"ERASURE_SETTLE_SECONDS":  "0", // no export runs in this test
+			"AWS_ENDPOINT_URL_LAMBDA": ls.URL,
 		})
 		logs = fn.Logs
 		return w.env.ServeAPI(t, fn)
@@ -63,6 +80,14 @@ func TestThroughEmulator(t *testing.T) {
 			}
 		}
 	})
+	t.Run("run start invokes the export", func(t *testing.T) {
+		id := w.expect(req{method: "POST", path: "/v1/connectors", key: bKey, body: w.connectorBody("invoke", w.sites[0])}, 201).str(t, "id")
+		runID := w.expect(req{method: "POST", path: "/v1/connectors/" + id + "/runs", key: bKey}, 201).str(t, "id")
+		want := connectors.RunRef{ConnectionID: w.b.connID, ConnectorID: id, RunID: runID}
+		if n := exportEvents(t, w.env, ls, want, time.Minute); n != 1 {
+			t.Errorf("ExportFunction got %d asynchronous events %+v, want exactly one", n, want)
+		}
+	})
 	t.Run("concurrent starts", func(t *testing.T) {
 		id := w.expect(req{method: "POST", path: "/v1/connectors", key: bKey, body: w.connectorBody("race", w.sites[0])}, 201).str(t, "id")
 		done := make(chan int, 4)
@@ -87,4 +112,45 @@ func TestThroughEmulator(t *testing.T) {
 	if !strings.Contains(l, `"status"`) {
 		t.Errorf("function logs = %.300s, want request lines", l)
 	}
+}
+
+// exportEvents counts the asynchronous ExportFunction events carrying want that reached the export's failure
+// destination (each after its three attempts), reading until one arrived and nothing is pending any more, or
+// until limit.
+func exportEvents(t *testing.T, env *stacktest.Env, ls *stacktest.LambdaService, want connectors.RunRef, limit time.Duration) int {
+	t.Helper()
+	url := aws.String(ls.Prov.Ref("ExportFailureQueue"))
+	n := 0
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
+		out, err := env.Clients.SQS.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: url, WaitTimeSeconds: 1, MaxNumberOfMessages: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			_, _ = env.Clients.SQS.DeleteMessage(t.Context(), &sqs.DeleteMessageInput{QueueUrl: url, ReceiptHandle: m.ReceiptHandle})
+			var record struct {
+				RequestContext struct {
+					FunctionARN            string `json:"functionArn"`
+					Condition              string `json:"condition"`
+					ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+				} `json:"requestContext"`
+				RequestPayload connectors.RunRef `json:"requestPayload"`
+			}
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &record); err != nil {
+				t.Fatal(err)
+			}
+			if record.RequestPayload != want {
+				continue // another run's event (the lifecycle scenario starts runs too)
+			}
+			n++
+			if rc := record.RequestContext; !strings.HasSuffix(rc.FunctionARN, ":function:ExportFunction:$LATEST") ||
+				rc.Condition != "RetriesExhausted" || rc.ApproximateInvokeCount != 3 {
+				t.Errorf("export failure record %s, want ExportFunction's event after 3 attempts", aws.ToString(m.Body))
+			}
+		}
+		if n > 0 && len(out.Messages) == 0 && ls.AsyncPending() == 0 {
+			break
+		}
+	}
+	return n
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/stacktest"
+	"jiraexport/shared/access"
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
@@ -49,6 +51,8 @@ type world struct {
 	clock atomic.Pointer[time.Time]
 	// settle is the erasure's wait for writers that were running at the fence (none in most tests).
 	settle atomic.Int64
+	// exports records the export invocations the API makes (the Invoker port; shared/invoke in production).
+	exports exports
 }
 
 func (w *world) now() time.Time {
@@ -73,6 +77,30 @@ func (w *world) eraser() connectorsapi.Eraser {
 			Connections: w.conns, Runs: w.store, Now: w.now, Settle: time.Duration(w.settle.Load()), StopMargin: time.Second,
 		}).Erase(ctx, r)
 	})
+}
+
+type exports struct {
+	mu   sync.Mutex
+	refs []connectors.RunRef
+	fail atomic.Bool
+}
+
+func (e *exports) Invoke(_ context.Context, ref connectors.RunRef) error {
+	if e.fail.Load() {
+		return errors.New("lambda unavailable")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refs = append(e.refs, ref)
+	return nil
+}
+
+func (e *exports) take() []connectors.RunRef {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.refs
+	e.refs = nil
+	return out
 }
 
 type party struct {
@@ -111,8 +139,9 @@ func newWorld(t *testing.T, serve func(w *world) string) *world {
 		conns: connections.NewStore(db, env.Table), keys: apikeys.NewStore(db, env.Table),
 		store: connectors.NewStore(db, env.Table)}
 	w.settle.Store(int64(time.Nanosecond))
-	w.tok = tokens.NewStore(db, kms.NewFromConfig(env.AWS), env.Table, env.TokenKeyARN, oauthConfig(simURL),
-		tokens.WithReauthCallback(w.conns.MarkReauthRequired))
+	// The token store as functions/connectors builds it: a rejected grant flags the connection and cancels its runs.
+	w.tok = access.Tokens(access.Config{DB: db, KMS: kms.NewFromConfig(env.AWS), Table: env.Table,
+		TokenKeyID: env.TokenKeyARN, OAuth: oauthConfig(simURL)})
 	w.a = w.seed(w.sites[0], w.sites[1])
 	w.b = w.seed(w.sites[0])
 	if serve == nil {
@@ -128,38 +157,24 @@ func newWorld(t *testing.T, serve func(w *world) string) *world {
 func (w *world) handler() http.Handler {
 	db := w.env.Clients.DynamoDB
 	return connectorsapi.New(connectorsapi.Config{
-		Keys: w.keys, Connections: w.conns, Tokens: tokenAdapter{w.tok},
+		Keys: w.keys, Connections: w.conns, Tokens: connectorsapi.TokenStore{S: w.tok},
 		Reauth: oauthstate.NewStore(db, w.env.Table), Store: w.store,
 		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
 			return jira.New(w.simURL, ts, jira.Options{Timeout: 5 * time.Second})
 		},
 		Eraser:        w.eraser(),
+		Exports:       &w.exports,
 		PublicBaseURL: "https://api.example.test",
 		Now:           w.now,
 	})
-}
-
-type tokenAdapter struct{ s *tokens.Store }
-
-func (t tokenAdapter) TokenSource(ctx context.Context, connID string) oauth2.TokenSource {
-	return t.s.TokenSource(ctx, connID)
-}
-func (t tokenAdapter) Info(ctx context.Context, connID string) (*connectorsapi.TokenInfo, error) {
-	m, err := t.s.Metadata(ctx, connID)
-	if err != nil {
-		return nil, err
-	}
-	return &connectorsapi.TokenInfo{Scope: m.Scope, Expiry: m.Expiry, FamilyStartedAt: m.FamilyStartedAt}, nil
-}
-func (t tokenAdapter) ReauthRequired(err error) bool {
-	return errors.Is(err, tokens.ErrReauthRequired) || errors.Is(err, tokens.ErrNotFound)
 }
 
 // seed creates a connection on sites with tokens from the simulator and an API key, as the OAuth callback does.
 func (w *world) seed(sites ...atlassiansim.Site) party {
 	t := w.t
 	ctx := t.Context()
-	c := &connections.Connection{ID: connections.NewID(), Status: connections.StatusActive, GrantStartedAt: time.Now().UTC()}
+	granted := time.Now().UTC()
+	c := &connections.Connection{ID: connections.NewID(), Status: connections.StatusActive, GrantStartedAt: granted}
 	for _, s := range sites {
 		c.Sites = append(c.Sites, connections.Site{CloudID: s.CloudID, URL: s.URL, Name: s.Name, Scopes: []string{"read:jira-work", "offline_access"}})
 	}
@@ -173,7 +188,7 @@ func (w *world) seed(sites ...atlassiansim.Site) party {
 	tok := &oauth2.Token{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, TokenType: "Bearer",
 		Expiry: time.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)}
 	tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
-	if err := w.tok.Put(ctx, c.ID, tok, time.Time{}); err != nil {
+	if err := w.tok.Put(ctx, c.ID, tok, granted); err != nil {
 		t.Fatal(err)
 	}
 	plain, k, err := w.keys.Issue(ctx, c.ID, "test")

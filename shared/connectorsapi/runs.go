@@ -15,8 +15,9 @@ func pathRunID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-// startRun queues a run now; the dispatcher picks queued runs up within a minute and the export function does
-// the work (counting first, so approxTotal fills in early).
+// startRun queues a run and invokes its export at once, so it begins within seconds. The invoke is asynchronous
+// (Lambda queues the event); if it fails the run stays queued and the dispatcher invokes it after
+// connectors.DispatchGuard, so the answer is 201 either way: the run exists and will run.
 func (a *api) startRun(w http.ResponseWriter, r *http.Request) error {
 	c, err := a.loadConnector(r)
 	if err != nil {
@@ -29,6 +30,13 @@ func (a *api) startRun(w http.ResponseWriter, r *http.Request) error {
 	run, err := a.Store.StartRun(r.Context(), conn.ID, c.ID, connectors.TriggerManual)
 	if err != nil {
 		return storeProblem(err, "connector")
+	}
+	if a.Exports != nil {
+		ref := connectors.RunRef{ConnectionID: conn.ID, ConnectorID: c.ID, RunID: run.ID}
+		if err := a.Exports.Invoke(r.Context(), ref); err != nil {
+			a.Log.ErrorContext(r.Context(), "invoke export failed; the dispatcher will start the run", "connectorId", c.ID,
+				"runId", run.ID, "error", err)
+		}
 	}
 	w.Header().Set("Location", "/v1/connectors/"+c.ID+"/runs/"+run.ID)
 	return writeJSON(w, http.StatusCreated, runView(run))

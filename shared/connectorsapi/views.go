@@ -34,6 +34,7 @@ type connectorIn struct {
 	Enabled  *bool       `json:"enabled"`
 	Include  *includeIn  `json:"include"`
 	Formats  *[]string   `json:"formats"`
+	Census   *int        `json:"censusIntervalHours"`
 }
 
 // apply overlays the fields present in in onto spec.
@@ -72,11 +73,14 @@ func (in *connectorIn) apply(spec *connectors.Spec) {
 	if in.Formats != nil {
 		spec.Formats = append([]string{}, *in.Formats...)
 	}
+	if in.Census != nil {
+		spec.CensusIntervalHours = *in.Census
+	}
 }
 
 // newSpec is the spec a create or replace body describes: absent optional fields take their defaults.
 func (in *connectorIn) newSpec() connectors.Spec {
-	spec := connectors.Spec{Enabled: true}
+	spec := connectors.Spec{Enabled: true, CensusIntervalHours: connectors.DefaultCensusIntervalHours}
 	in.apply(&spec)
 	return spec
 }
@@ -89,27 +93,36 @@ type runSummaryOut struct {
 }
 
 type connectorOut struct {
-	ID          string              `json:"id"`
-	Name        string              `json:"name"`
-	SiteID      string              `json:"siteId"`
-	JQL         string              `json:"jql"`
-	Schedule    connectors.Schedule `json:"schedule"`
-	Enabled     bool                `json:"enabled"`
-	Include     connectors.Include  `json:"include"`
-	Formats     []string            `json:"formats"`
-	ETag        string              `json:"etag"`
-	CreatedAt   time.Time           `json:"createdAt"`
-	UpdatedAt   time.Time           `json:"updatedAt"`
-	NextRunAt   *time.Time          `json:"nextRunAt"`
-	ActiveRunID *string             `json:"activeRunId"`
-	LastRun     *runSummaryOut      `json:"lastRun"`
+	ID          string               `json:"id"`
+	Name        string               `json:"name"`
+	SiteID      string               `json:"siteId"`
+	JQL         string               `json:"jql"`
+	Schedule    *connectors.Schedule `json:"schedule"`
+	Enabled     bool                 `json:"enabled"`
+	Include     connectors.Include   `json:"include"`
+	Formats     []string             `json:"formats"`
+	Census      int                  `json:"censusIntervalHours"`
+	ETag        string               `json:"etag"`
+	CreatedAt   time.Time            `json:"createdAt"`
+	UpdatedAt   time.Time            `json:"updatedAt"`
+	NextRunAt   *time.Time           `json:"nextRunAt"`
+	ActiveRunID *string              `json:"activeRunId"`
+	LastRun     *runSummaryOut       `json:"lastRun"`
 }
 
 func connectorView(c *connectors.Connector) connectorOut {
 	out := connectorOut{
-		ID: c.ID, Name: c.Spec.Name, SiteID: c.Spec.SiteID, JQL: c.Spec.JQL, Schedule: c.Spec.Schedule,
+		ID: c.ID, Name: c.Spec.Name, SiteID: c.Spec.SiteID, JQL: c.Spec.JQL,
 		Enabled: c.Spec.Enabled, Include: c.Spec.Include, Formats: c.Spec.Formats, ETag: c.ETag(),
+		Census:    c.Spec.CensusIntervalHours,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, NextRunAt: c.NextRunAt,
+	}
+	if c.Scheduled() {
+		sched := c.Spec.Schedule
+		out.Schedule = &sched
+	}
+	if out.Census == 0 {
+		out.Census = connectors.DefaultCensusIntervalHours
 	}
 	if out.Formats == nil {
 		out.Formats = []string{}
@@ -139,6 +152,9 @@ type runOut struct {
 	StartedAt    *time.Time            `json:"startedAt"`
 	FinishedAt   *time.Time            `json:"finishedAt"`
 	CancelReason *string               `json:"cancelReason"`
+	PauseReason  *string               `json:"pauseReason"`
+	ResumeAfter  *time.Time            `json:"resumeAfter"`
+	Invocations  int64                 `json:"invocations"`
 }
 
 func runView(r *connectors.Run) runOut {
@@ -151,6 +167,14 @@ func runView(r *connectors.Run) runOut {
 	if r.CancelReason != "" {
 		out.CancelReason = &r.CancelReason
 	}
+	if r.Status == connectors.RunPaused {
+		// Reason and resume time describe a pause; a run that went on keeps neither.
+		if r.PauseReason != "" {
+			out.PauseReason = &r.PauseReason
+		}
+		out.ResumeAfter = r.ResumeAfter
+	}
+	out.Invocations = r.Invocations
 	return out
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/stacktest"
+	"jiraexport/shared/access"
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
@@ -129,10 +130,11 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	h.states = oauthstate.NewStore(db, env.Table, oauthstate.WithClock(h.clock.Now))
 	h.conns = connections.NewStore(db, env.Table)
 	h.keys = apikeys.NewStore(db, env.Table)
-	h.toks = tokens.NewStore(db, env.Clients.KMS, env.Table, env.TokenKeyARN, &oauth2.Config{
-		ClientID: "sim-client-id", ClientSecret: clientSecret, Endpoint: config.Endpoint(simURL),
-	}, tokens.WithClock(h.clock.Now), tokens.WithLogger(log), tokens.WithGrantReauthCallback(h.conns.OnGrantRejected(nil)),
-		tokens.WithRetryPolicy(tokens.RetryPolicy{Attempts: 1}))
+	// The token store as functions/oauth builds it (flag only: that function may not query the connectors).
+	h.toks = access.Tokens(access.Config{DB: db, KMS: env.Clients.KMS, Table: env.Table, TokenKeyID: env.TokenKeyARN,
+		OAuth: &oauth2.Config{ClientID: "sim-client-id", ClientSecret: clientSecret, Endpoint: config.Endpoint(simURL)},
+		Log:   log, FlagOnly: true,
+	}, tokens.WithClock(h.clock.Now), tokens.WithRetryPolicy(tokens.RetryPolicy{Attempts: 1}))
 	deps := oauthflow.Deps{States: h.states, Tokens: h.toks, Connections: h.conns, Keys: h.keys,
 		Fingerprints: fingerprint.New(env.Clients.KMS, env.AccountKeyARN)}
 	for _, w := range o.wrap {

@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -109,6 +110,9 @@ func up(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The functions get the stack's endpoints and only their own variables, as in AWS; the env file gets every
+	// variable (for scripts and the CLI).
+	stackEnv := maps.Clone(env)
 	globals, err := prov.GlobalEnv(tmpl)
 	if err != nil {
 		return err
@@ -118,7 +122,7 @@ func up(ctx context.Context, args []string) error {
 	}
 	lambdaLine := "Lambda: not served (localstack up -lambda serves the functions)\n"
 	if *withLambda {
-		stop, url, err := serveLambda(ctx, root, tmpl, prov, env, cfg, *lambdaAddr, *schedules, *speedup)
+		stop, url, err := serveLambda(ctx, root, tmpl, prov, stackEnv, cfg, *lambdaAddr, *schedules, *speedup)
 		if err != nil {
 			return err
 		}
