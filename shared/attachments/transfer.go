@@ -735,7 +735,10 @@ func (t *Transferor) pass(ctx context.Context, j *job, st *State) error {
 		buf = buf[:n]
 		if _, err := io.ReadFull(m, buf); err != nil {
 			t.bufs <- buf[:0]
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) { // meter reports a short body itself; defensive
+			// Exact comparison on purpose: only io.ReadFull's own sentinels (a bare EOF from the reader) mean a
+			// short body here. meter wraps a dropped connection's io.ErrUnexpectedEOF as ErrRetryable, and
+			// errors.Is would turn that into a permanent size mismatch (TestTransferContinuesAfterDroppedConnection).
+			if err == io.ErrUnexpectedEOF || err == io.EOF { //nolint:errorlint // see above; meter reports a short body itself, this is defensive
 				err = fmt.Errorf("attachments: media ended early: %w", ErrSizeMismatch)
 			}
 			readErr = err
