@@ -2,6 +2,7 @@ package atlassiansim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -210,7 +211,7 @@ func TestFieldShapes(t *testing.T) {
 					continue
 				}
 				switch err := tc.check(v); {
-				case err == errEmpty:
+				case errors.Is(err, errEmpty):
 					empty++
 				case err != nil:
 					t.Fatalf("%s: %s (%s): %v", is["key"], tc.field, tc.why, err)

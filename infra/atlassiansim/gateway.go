@@ -3,7 +3,6 @@ package atlassiansim
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -212,5 +211,3 @@ func (c *call) ts(t time.Time) string { return t.In(c.loc).Format("2006-01-02T15
 func (c *call) api(path string) string {
 	return c.s.base + "/ex/jira/" + c.site.cloudID + "/rest/api/3" + path
 }
-
-func trimSpaceLower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }

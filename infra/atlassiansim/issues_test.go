@@ -197,7 +197,7 @@ func TestBulkFetch(t *testing.T) {
 			t.Errorf("bulkfetch default (*navigable) includes comment")
 		}
 	}
-	if len(ids) != 3 || !(ids[0] < ids[1] && ids[1] < ids[2]) {
+	if len(ids) != 3 || ids[0] >= ids[1] || ids[1] >= ids[2] {
 		t.Errorf("bulkfetch ids = %v, want 3 in ascending order", ids)
 	}
 	// BulkIssueResults: "Issues which aren't found or that the user doesn't have permission to view won't be

@@ -1,9 +1,9 @@
 package atlassiansim
 
 import (
-	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,8 +189,10 @@ func TestEventualConsistency(t *testing.T) {
 		}
 		return len(f.jira("POST", s.CloudID, "/search/jql", tr.AccessToken, body).json(t)["issues"].([]any))
 	}
-	var id int64
-	fmt.Sscan(ref.ID, &id)
+	id, err := strconv.ParseInt(ref.ID, 10, 64)
+	if err != nil {
+		t.Fatalf("issue id %q: %v", ref.ID, err)
+	}
 	if n := search(); n != 0 {
 		t.Errorf("search right after the update found %d, want 0 (index lags)", n)
 	}

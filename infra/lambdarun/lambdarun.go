@@ -6,8 +6,10 @@ package lambdarun
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,8 +64,12 @@ func goBuild(ctx context.Context, root, out, pkg string, flags ...string) error 
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+		err = fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, stderr.String())
+		// A failed build usually wrote nothing; anything it did write must not be left behind.
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		return err
 	}
 	return os.Rename(tmp, out)
 }
@@ -141,8 +147,7 @@ func Start(ctx context.Context, opts Options) (*Function, error) {
 	f.cmd = cmd
 	go func() { _ = cmd.Wait(); close(f.done) }()
 	if err := f.waitReady(ctx, riePort); err != nil {
-		f.Close()
-		return nil, err
+		return nil, errors.Join(err, f.Close())
 	}
 	return f, nil
 }

@@ -128,12 +128,10 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, f := range opts.Functions {
 		if f.Bootstrap == "" {
-			ln.Close()
-			return nil, fmt.Errorf("lambdaservice: function %s has no bootstrap", f.LogicalID)
+			return nil, errors.Join(fmt.Errorf("lambdaservice: function %s has no bootstrap", f.LogicalID), ln.Close())
 		}
 		if (isSQS(f.Async.OnSuccess) || isSQS(f.Async.OnFailure) || isSQS(f.Async.DeadLetter)) && opts.SQS == nil {
-			ln.Close()
-			return nil, fmt.Errorf("lambdaservice: function %s sends to SQS but no SQS client was given", f.LogicalID)
+			return nil, errors.Join(fmt.Errorf("lambdaservice: function %s sends to SQS but no SQS client was given", f.LogicalID), ln.Close())
 		}
 		env := map[string]string{"AWS_ENDPOINT_URL_LAMBDA": s.url}
 		for k, v := range f.Env {
@@ -147,8 +145,7 @@ func Start(ctx context.Context, opts Options) (*Service, error) {
 		fn := &function{Function: f, slots: make(chan struct{}, max(limit, 0)), all: map[*environment]struct{}{}}
 		for _, name := range []string{f.LogicalID, f.Name} {
 			if other, ok := s.byName[name]; ok && other != fn {
-				ln.Close()
-				return nil, fmt.Errorf("lambdaservice: %s names both %s and %s", name, other.LogicalID, f.LogicalID)
+				return nil, errors.Join(fmt.Errorf("lambdaservice: %s names both %s and %s", name, other.LogicalID, f.LogicalID), ln.Close())
 			}
 			s.byName[name] = fn
 		}
@@ -189,11 +186,12 @@ func (s *Service) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
+	var errs []error
 	for _, f := range s.fns {
-		f.closeAll()
+		errs = append(errs, f.closeAll())
 	}
 	s.async.Wait()
-	return nil
+	return errors.Join(errs...)
 }
 
 // function is one served function with its pool of execution environments.
@@ -281,8 +279,7 @@ func (s *Service) startEnvironment(f *function) (*environment, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		lf.Close()
-		return nil, errors.New("service closed")
+		return nil, errors.Join(errors.New("service closed"), lf.Close())
 	}
 	f.all[e] = struct{}{}
 	f.started.Add(1)
@@ -291,18 +288,19 @@ func (s *Service) startEnvironment(f *function) (*environment, error) {
 }
 
 // release returns the slot, and the environment to the idle pool or, when it is no longer fit (timed out,
-// crashed), stops it: the next invocation gets a fresh one.
-func (f *function) release(e *environment, healthy bool) {
+// crashed), stops it: the next invocation gets a fresh one. The error is that of stopping the environment;
+// the slot is returned either way.
+func (f *function) release(e *environment, healthy bool) error {
+	defer func() { <-f.slots }()
 	f.mu.Lock()
 	if healthy && !f.closed && !e.fn.Exited() {
 		f.idle = append(f.idle, e)
 		f.mu.Unlock()
-	} else {
-		delete(f.all, e)
-		f.mu.Unlock()
-		e.fn.Close()
+		return nil
 	}
-	<-f.slots
+	delete(f.all, e)
+	f.mu.Unlock()
+	return e.fn.Close()
 }
 
 // KillEnvironments ends every execution environment of the function (by any of its names) with SIGKILL, as
@@ -327,7 +325,7 @@ func (s *Service) KillEnvironments(name string) int {
 	return len(envs)
 }
 
-func (f *function) closeAll() {
+func (f *function) closeAll() error {
 	f.mu.Lock()
 	f.closed = true
 	envs := make([]*environment, 0, len(f.all))
@@ -337,9 +335,11 @@ func (f *function) closeAll() {
 	f.all = map[*environment]struct{}{}
 	f.idle = nil
 	f.mu.Unlock()
+	var errs []error
 	for _, e := range envs {
-		e.fn.Close()
+		errs = append(errs, e.fn.Close())
 	}
+	return errors.Join(errs...)
 }
 
 // result is one finished invocation.
@@ -399,7 +399,10 @@ func (s *Service) run(ctx context.Context, f *function, id string, payload []byt
 		env.out.waitFor([]byte("REPORT RequestId: "+id), 500*time.Millisecond)
 	}
 	res.logTail = env.out.end()
-	f.release(env, healthy)
+	if err := f.release(env, healthy); err != nil {
+		// The invocation's answer stands; an environment that did not stop is the service's problem, not the caller's.
+		s.log.Warn("stopping an environment failed", "function", f.LogicalID, "err", err)
+	}
 	return res, nil
 }
 

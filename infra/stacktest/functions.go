@@ -102,7 +102,11 @@ func StartTemplateFunction(tb testing.TB, tmpl *samtemplate.Template, root, logi
 		if err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { f.Close() })
+		tb.Cleanup(func() {
+			if err := f.Close(); err != nil {
+				tb.Errorf("stop function %s: %v", logicalID, err)
+			}
+		})
 		return f
 	}
 	tb.Fatalf("function %s is not in the template", logicalID)

@@ -146,7 +146,11 @@ func (e *Env) StartLambdaService(tb testing.TB, opts LambdaOptions) *LambdaServi
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { svc.Close() })
+	tb.Cleanup(func() {
+		if err := svc.Close(); err != nil {
+			tb.Errorf("stop the Lambda service: %v", err)
+		}
+	})
 	ls := &LambdaService{
 		Service: svc, URL: svc.URL(), Prov: prov, Logs: logs, tmpl: tmpl, fns: fns,
 		// The harness cannot set AWS_ENDPOINT_URL_LAMBDA process-wide (tests run in parallel, each with its own

@@ -63,14 +63,23 @@ func start() {
 		for k, v := range s.Env() {
 			// The SDK reads its endpoints from the environment; setting them here keeps the code under test
 			// on exactly the path it takes in AWS.
-			os.Setenv(k, v)
+			if err := os.Setenv(k, v); err != nil {
+				stack.err = fmt.Errorf("stacktest: set %s: %w", k, err)
+				return
+			}
 		}
-		os.Setenv(EnvMarker, "1")
+		if err := os.Setenv(EnvMarker, "1"); err != nil {
+			stack.err = fmt.Errorf("stacktest: set %s: %w", EnvMarker, err)
+			return
+		}
 	}
 	if os.Getenv("AWS_ENDPOINT_URL_SQS") == "" && os.Getenv("AWS_ENDPOINT_URL_S3") != "" {
 		// moto serves every service on one endpoint; a stack started by an older `localstack run` did not
 		// export SQS's.
-		os.Setenv("AWS_ENDPOINT_URL_SQS", os.Getenv("AWS_ENDPOINT_URL_S3"))
+		if err := os.Setenv("AWS_ENDPOINT_URL_SQS", os.Getenv("AWS_ENDPOINT_URL_S3")); err != nil {
+			stack.err = fmt.Errorf("stacktest: set AWS_ENDPOINT_URL_SQS: %w", err)
+			return
+		}
 	}
 	stack.env = map[string]string{}
 	for _, k := range envKeys {

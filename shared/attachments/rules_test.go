@@ -118,3 +118,24 @@ func TestResumeStateMustMatch(t *testing.T) {
 		}
 	}
 }
+
+// S3 numbers the parts of one upload 1 to 10,000: a resume state that already holds 10,000 parts has no next part.
+func TestPartNumber(t *testing.T) {
+	for _, tc := range []struct {
+		done int
+		want int32
+		ok   bool
+	}{
+		{0, 1, true},
+		{1, 2, true},
+		{maxParts - 1, maxParts, true},
+		{maxParts, 0, false},
+		{maxParts + 1, 0, false},
+		{-1, 0, false},
+	} {
+		got, ok := partNumber(tc.done)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("partNumber(%d) = %d, %v; want %d, %v", tc.done, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -140,9 +140,6 @@ func parseFunctionOffset(s string) (period, bool) {
 	return p, true
 }
 
-// dateFunctions are the JQL functions that yield a date.
-var dateFunctions = map[string]bool{"now": true, "startofday": true, "endofday": true}
-
 // evalDateFunction returns the instant a date function denotes, at minute precision.
 func evalDateFunction(f function, env Env) (time.Time, bool) {
 	name := strings.ToLower(f.name)

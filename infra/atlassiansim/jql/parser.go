@@ -281,13 +281,13 @@ func (p *parser) function(name token) (operand, *Error) {
 	}
 	p.take() // (
 	f := function{name: name.text, args: []string{}}
-	switch t := p.peek(); {
-	case t.kind == tokRParen:
+	switch t := p.peek(); t.kind {
+	case tokRParen:
 		p.take()
 		return f, nil
-	case t.kind == tokEOF:
+	case tokEOF:
 		return nil, errEnd("Expecting ')' before the end of the query.")
-	case t.kind == tokComma:
+	case tokComma:
 		return nil, errAt(t, "Expecting ')' but got ','.")
 	}
 	for {

@@ -47,9 +47,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("atlassian-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageHead)
+		_, _ = fmt.Fprint(fs.Output(), usageHead) // like fs.PrintDefaults: a failed write of the usage has nowhere to go
 		fs.PrintDefaults()
 	}
+	// complain writes a diagnostic to stderr; when even that fails there is nowhere left to report it, and the
+	// exit code still says what happened.
+	complain := func(format string, a ...any) { _, _ = fmt.Fprintf(stderr, "atlassian-sim: "+format+"\n", a...) }
 	var (
 		listen       = fs.String("listen", "127.0.0.1:0", "listen address; loopback only")
 		urlFile      = fs.String("url-file", "", "also write the base URL to this file")
@@ -91,13 +94,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "atlassian-sim: unexpected arguments %q\n", fs.Args())
+		complain("unexpected arguments %q", fs.Args())
 		return 2
 	}
 
 	prof, err := atlassiansim.LatencyProfileNamed(*latency)
 	if err != nil {
-		fmt.Fprintf(stderr, "atlassian-sim: -latency: %v\n", err)
+		complain("-latency: %v", err)
 		return 2
 	}
 	zeroIsNone := func(v float64) float64 {
@@ -128,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		i := strings.LastIndex(b, "=")
 		rps, err := strconv.ParseFloat(b[i+1:], 64)
 		if i < 0 || err != nil {
-			fmt.Fprintf(stderr, "atlassian-sim: -burst %q: want \"METHOD /path=rps\"\n", b)
+			complain("-burst %q: want \"METHOD /path=rps\"", b)
 			return 2
 		}
 		if cfg.RateLimits.BurstRPS == nil {
@@ -141,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		dec := json.NewDecoder(strings.NewReader(fv))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&f); err != nil {
-			fmt.Fprintf(stderr, "atlassian-sim: -fault %q: %v\n", fv, err)
+			complain("-fault %q: %v", fv, err)
 			return 2
 		}
 		cfg.Faults = append(cfg.Faults, f)
@@ -149,27 +152,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	sim, err := atlassiansim.New(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "atlassian-sim: %v\n", err)
+		complain("%v", err)
 		return 2
 	}
 	url, err := sim.Start(ctx, *listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "atlassian-sim: %v\n", err)
+		complain("%v", err)
 		return 2
 	}
 	if *urlFile != "" {
 		if err := os.WriteFile(*urlFile, []byte(url+"\n"), 0o644); err != nil {
-			fmt.Fprintf(stderr, "atlassian-sim: writing %s: %v\n", *urlFile, err)
+			complain("writing %s: %v", *urlFile, err)
 			_ = sim.Close()
 			return 1
 		}
 	}
-	fmt.Fprintln(stdout, url)
+	// The parent reads the URL from stdout: a simulator that cannot say where it listens is of no use.
+	if _, err := fmt.Fprintln(stdout, url); err != nil {
+		complain("writing the URL: %v", err)
+		_ = sim.Close()
+		return 1
+	}
 	cfg.Logger.Info("atlassian-sim ready", "url", url, "mediaUrl", sim.MediaURL(), "sites", *sites, "issuesPerSite", *projects**issues,
 		"latency", prof.Name, "testControls", *testControls)
 	<-ctx.Done()
 	if err := sim.Close(); err != nil {
-		fmt.Fprintf(stderr, "atlassian-sim: shutdown: %v\n", err)
+		complain("shutdown: %v", err)
 		return 1
 	}
 	return 0

@@ -38,7 +38,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if b, _ := os.ReadFile(urlFile); strings.TrimSpace(string(b)) != url {
 		t.Errorf("url file = %q, want %q", b, url)
 	}
-	go io.Copy(io.Discard, pr)
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
 
 	hc := &http.Client{Timeout: 10 * time.Second}
 	resp, err := hc.Get(url + "/_sim/info")

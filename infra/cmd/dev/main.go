@@ -90,7 +90,7 @@ type lambdaFlags struct {
 	concurrency int
 }
 
-func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64, issues int, envFile string, verbose bool, lo lambdaFlags) error {
+func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64, issues int, envFile string, verbose bool, lo lambdaFlags) (runErr error) {
 	for _, a := range []string{addr, simAddr, lo.addr} {
 		if err := loopbackOnly(a); err != nil {
 			return err
@@ -125,7 +125,7 @@ func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64
 	if err != nil {
 		return err
 	}
-	defer sim.Close()
+	defer closeInto(&runErr, sim)
 	info := sim.Info()
 
 	stackOpts := localstack.Options{Root: root}
@@ -137,10 +137,12 @@ func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64
 	if err != nil {
 		return err
 	}
-	defer stack.Close()
+	defer closeInto(&runErr, stack)
 	env := stack.Env()
 	for k, v := range env {
-		os.Setenv(k, v)
+		if err := os.Setenv(k, v); err != nil {
+			return fmt.Errorf("set %s: %w", k, err)
+		}
 	}
 	cfg, err := awsconfig.Load(ctx)
 	if err != nil {
@@ -181,9 +183,11 @@ func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
+	defer closeInto(&runErr, svc)
 	env["AWS_ENDPOINT_URL_LAMBDA"] = svc.URL()
-	os.Setenv("AWS_ENDPOINT_URL_LAMBDA", svc.URL())
+	if err := os.Setenv("AWS_ENDPOINT_URL_LAMBDA", svc.URL()); err != nil {
+		return fmt.Errorf("set AWS_ENDPOINT_URL_LAMBDA: %w", err)
+	}
 	invokers := map[string]devapi.Invoker{}
 	for _, fn := range fns {
 		invokers[fn.LogicalID] = svc.Function(fn.LogicalID)
@@ -208,7 +212,7 @@ func run(ctx context.Context, log *slog.Logger, addr, simAddr string, seed int64
 			log.Error("router stopped", "err", err)
 		}
 	}()
-	defer srv.Close()
+	defer closeInto(&runErr, srv)
 
 	env["API_URL"] = apiURL
 	env["ATLASSIAN_SIM_URL"] = simURL
@@ -252,4 +256,10 @@ func startSchedules(ctx context.Context, tmpl *samtemplate.Template, prov *local
 		Lambda: lambda.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), Speedup: speedup, Log: log.With("component", "scheduler"),
 	})
 	return r, len(all), err
+}
+
+// closeInto closes c when run returns and joins a failure into run's error: what run started is stopped in
+// reverse order, and a process or server that did not stop is reported rather than left behind silently.
+func closeInto(err *error, c interface{ Close() error }) {
+	*err = errors.Join(*err, c.Close())
 }

@@ -19,9 +19,6 @@ import (
 // answers, the authorize route redirects to the simulator through the real oauth bootstrap, and Ctrl-C
 // (SIGINT) leaves nothing listening.
 func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the whole product")
-	}
 	c := stacktest.StartCommand(t, []string{"AWS_LAMBDA_RIE=" + os.Getenv("AWS_LAMBDA_RIE"),
 		"GOCACHE=" + goEnv(t, "GOCACHE"), "GOMODCACHE=" + goEnv(t, "GOMODCACHE"), "GOFLAGS=" + os.Getenv("GOFLAGS")})
 	var addrs []string

@@ -76,7 +76,7 @@ func start(ctx context.Context, verbose bool) (*localstack.Stack, error) {
 	return s, err
 }
 
-func up(ctx context.Context, args []string) error {
+func up(ctx context.Context, args []string) (upErr error) {
 	fs := flag.NewFlagSet("up", flag.ExitOnError)
 	envFile := fs.String("env-file", ".local/stack.env", "where to write the endpoint and resource variables")
 	verbose := fs.Bool("v", false, "show the services' own output")
@@ -89,10 +89,12 @@ func up(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { upErr = errors.Join(upErr, s.Close()) }()
 	env := s.Env()
 	for k, v := range env {
-		os.Setenv(k, v)
+		if err := os.Setenv(k, v); err != nil {
+			return fmt.Errorf("set %s: %w", k, err)
+		}
 	}
 	cfg, err := awsconfig.Load(ctx)
 	if err != nil {
@@ -126,7 +128,7 @@ func up(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		defer stop()
+		defer func() { upErr = errors.Join(upErr, stop()) }()
 		env["AWS_ENDPOINT_URL_LAMBDA"] = url
 		lambdaLine = fmt.Sprintf("Lambda (Invoke API): %s (aws lambda invoke --endpoint-url %s --function-name <LogicalId> out.json)\n", url, url)
 	}
@@ -139,7 +141,7 @@ func up(ctx context.Context, args []string) error {
 	return nil
 }
 
-func run(ctx context.Context, args []string) (int, error) {
+func run(ctx context.Context, args []string) (code int, runErr error) {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
@@ -150,7 +152,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	defer s.Close()
+	defer func() { runErr = errors.Join(runErr, s.Close()) }()
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = os.Environ()
@@ -187,7 +189,7 @@ func run(ctx context.Context, args []string) (int, error) {
 // serveLambda builds every function of the template and serves them, with the template's schedules, on a
 // local Lambda endpoint; the functions reach the stack through env.
 func serveLambda(ctx context.Context, root string, tmpl *samtemplate.Template, prov *localstack.Provisioned, env map[string]string,
-	cfg aws.Config, addr string, schedules bool, speedup float64) (stop func(), url string, err error) {
+	cfg aws.Config, addr string, schedules bool, speedup float64) (stop func() error, url string, err error) {
 	fns, err := lambdaservice.FromTemplate(tmpl, prov.Resolver)
 	if err != nil {
 		return nil, "", err
@@ -208,18 +210,17 @@ func serveLambda(ctx context.Context, root string, tmpl *samtemplate.Template, p
 		return nil, "", err
 	}
 	if !schedules {
-		return func() { svc.Close() }, svc.URL(), nil
+		return svc.Close, svc.URL(), nil
 	}
 	all, err := scheduler.FromTemplate(tmpl, prov.Resolver)
 	if err != nil {
-		svc.Close()
-		return nil, "", err
+		return nil, "", errors.Join(err, svc.Close())
 	}
 	client := lambda.NewFromConfig(cfg, func(o *lambda.Options) { o.BaseEndpoint = aws.String(svc.URL()) })
 	runner, err := scheduler.Start(all, scheduler.Options{Lambda: client, SQS: sqs.NewFromConfig(cfg), Speedup: speedup, Log: log.With("component", "scheduler")})
 	if err != nil {
-		svc.Close()
-		return nil, "", err
+		return nil, "", errors.Join(err, svc.Close())
 	}
-	return func() { runner.Close(); svc.Close() }, svc.URL(), nil
+	// The schedules stop first, so no firing hits a closed service.
+	return func() error { runner.Close(); return svc.Close() }, svc.URL(), nil
 }
