@@ -223,20 +223,24 @@ func buildDocument(in docInput) (*mirror.Issue, []byte, error) {
 		}
 	}
 	sort.Slice(doc.Attachments, func(a, b int) bool { return idNum(doc.Attachments[a].ID) < idNum(doc.Attachments[b].ID) })
-	children := func(c *childList) ([]any, *mirror.Count) {
+	children := func(c *childList, byID bool) ([]any, *mirror.Count) {
 		if c == nil {
 			return nil, nil
 		}
 		items := scrub.Value(c.Items, in.scrub).([]any)
-		sortByID(items)
+		if byID {
+			sortByID(items)
+		}
 		if items == nil {
 			items = []any{}
 		}
 		return items, &mirror.Count{Exported: len(items), Total: c.Total}
 	}
-	doc.Comments, doc.Counts.Comments = children(in.comments)
-	doc.Changelog, doc.Counts.Changelog = children(in.changelog)
-	doc.Worklogs, doc.Counts.Worklogs = children(in.worklogs)
+	// Comments and worklogs keep Jira's order (by creation); changelogs come newest first when embedded and oldest
+	// first from bulkfetch, so they are put in id order (ids grow with time).
+	doc.Comments, doc.Counts.Comments = children(in.comments, false)
+	doc.Changelog, doc.Counts.Changelog = children(in.changelog, true)
+	doc.Worklogs, doc.Counts.Worklogs = children(in.worklogs, false)
 	b, err := json.Marshal(doc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode issue document: %w", err)
