@@ -160,8 +160,10 @@ func (e *Engine) Run(ctx context.Context, ref connectors.RunRef) (Outcome, error
 	w.idx = &index{db: e.c.DB, table: e.c.Table}
 	w.deadline = e.stopAt(ctx)
 	out, err := w.run(ctx)
-	log.InfoContext(ctx, "export invocation ended", "outcome", string(out), "phase", w.ck.phaseOr(), "requests", w.requests.Load(),
-		"points", w.points.Load(), "written", w.ck.Written, "unchanged", w.ck.Unchanged, "removed", w.ck.Removed)
+	if w.ck != nil {
+		log.InfoContext(ctx, "export invocation ended", "outcome", string(out), "phase", w.ck.Phase, "requests", w.ck.Requests+w.requests.Load(),
+			"points", w.ck.Points+w.points.Load(), "written", w.ck.Written, "unchanged", w.ck.Unchanged, "removed", w.ck.Removed)
+	}
 	return out, err
 }
 
@@ -233,13 +235,6 @@ type checkpoint struct {
 	ToRemove   []string `json:"toRemove,omitempty"`
 	RemoveMore bool     `json:"removeMore,omitempty"`
 	CensusDone bool     `json:"censusDone,omitempty"`
-}
-
-func (c *checkpoint) phaseOr() string {
-	if c == nil {
-		return ""
-	}
-	return c.Phase
 }
 
 // Phases.

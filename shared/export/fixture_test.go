@@ -78,10 +78,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	db := env.Clients.DynamoDB
 	w := &world{t: t, env: env, sim: sim, simURL: simURL, site: sim.Sites()[0], user: sim.ConsentingUsers()[0].AccountID,
 		conns: connections.NewStore(db, env.Table), store: connectors.NewStore(db, env.Table), s3: env.Clients.S3}
-	w.tok = tokens.NewStore(db, kms.NewFromConfig(env.AWS), env.Table, env.KeyARN,
-		&oauth2.Config{ClientID: "sim-client-id", ClientSecret: "sim-client-secret",
-			Endpoint: oauth2.Endpoint{AuthURL: simURL + "/authorize", TokenURL: simURL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}},
-		tokens.WithGrantReauthCallback(w.conns.OnGrantRejected(nil)))
+	w.tok = w.tokens()
 	ctx := t.Context()
 	c := &connections.Connection{ID: connections.NewID(), Status: connections.StatusActive, GrantStartedAt: time.Now().UTC(),
 		Sites: []connections.Site{{CloudID: w.site.CloudID, URL: w.site.URL, Name: w.site.Name, Scopes: []string{"read:jira-work"}}}}
@@ -112,6 +109,14 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// tokens returns a token store wired as functions/export wires it.
+func (w *world) tokens(opts ...tokens.Option) *tokens.Store {
+	return tokens.NewStore(w.env.Clients.DynamoDB, kms.NewFromConfig(w.env.AWS), w.env.Table, w.env.KeyARN,
+		&oauth2.Config{ClientID: "sim-client-id", ClientSecret: "sim-client-secret",
+			Endpoint: oauth2.Endpoint{AuthURL: w.simURL + "/authorize", TokenURL: w.simURL + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}},
+		append([]tokens.Option{tokens.WithGrantReauthCallback(w.conns.OnGrantRejected(nil))}, opts...)...)
 }
 
 func (w *world) setHook(f func(jira.Observation)) {

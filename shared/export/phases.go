@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/jira"
@@ -98,15 +99,11 @@ func (w *worker) searchPage(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, d := range docs {
-			it, err := w.store(ctx, d, old[d.doc.ID], full)
-			if err != nil {
-				return err
-			}
-			if it != nil {
-				items = append(items, *it)
-			}
+		its, err := w.storeAll(ctx, docs, old, full)
+		if err != nil {
+			return err
 		}
+		items = append(items, its...)
 	}
 	if len(issues) > 0 {
 		w.ck.LastID = max(w.ck.LastID, idNum(issues[len(issues)-1].ID))
@@ -283,9 +280,60 @@ func (w *worker) changelogs(ctx context.Context, issueIDs []string) (map[string]
 	return out, nil
 }
 
-// store writes a document unless the mirror already holds exactly it, and returns the index entry to write (nil:
-// none needed).
-func (w *worker) store(ctx context.Context, d built, old *indexEntry, full bool) (*types.TransactWriteItem, error) {
+// putConcurrency bounds the S3 writes of one page in flight at once.
+const putConcurrency = 8
+
+// storeAll writes the documents the mirror does not already hold exactly (in parallel) and returns the index
+// entries to write with the checkpoint.
+func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*indexEntry, full bool) ([]types.TransactWriteItem, error) {
+	type job struct {
+		d     built
+		entry *indexEntry
+		put   bool
+	}
+	jobs := make([]job, 0, len(docs))
+	for _, d := range docs {
+		e, put := w.decide(d, old[d.doc.ID], full)
+		jobs = append(jobs, job{d, e, put})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(putConcurrency)
+	for _, j := range jobs {
+		if !j.put {
+			continue
+		}
+		g.Go(func() error {
+			return w.e.c.Mirror.Put(gctx, mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, j.d.doc.ID), j.d.body, mirror.JSONType)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var items []types.TransactWriteItem
+	for _, j := range jobs {
+		o := old[j.d.doc.ID]
+		if j.put {
+			w.ck.Bytes += int64(len(j.d.body))
+			if o == nil || o.LastRun != w.ref.RunID || o.Action != "written" {
+				w.ck.Written++
+			}
+		} else if o.LastRun != w.ref.RunID {
+			w.ck.Unchanged++
+		}
+		if j.entry == nil {
+			continue
+		}
+		it, err := w.idx.putEntry(j.entry)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// decide says whether a document must be written and which index entry to write (nil: none needed).
+func (w *worker) decide(d built, old *indexEntry, full bool) (*indexEntry, bool) {
 	hash := mirror.Hash(d.body)
 	e := &indexEntry{PK: pkOf(w.ref), SK: idxSK(w.ref.ConnectorID, d.doc.ID), ConnID: w.ref.ConnectionID, IssueID: d.doc.ID,
 		Key: d.doc.Key, Updated: d.doc.Updated, Hash: hash}
@@ -302,27 +350,13 @@ func (w *worker) store(ctx context.Context, d built, old *indexEntry, full bool)
 		e.SeenRun = w.ref.RunID
 	}
 	if old != nil && !old.Removed && old.Hash == hash {
-		if old.LastRun != w.ref.RunID {
-			w.ck.Unchanged++
-		}
 		if old.Updated == e.Updated && old.SeenRun == e.SeenRun {
-			return nil, nil
+			return nil, false
 		}
-	} else {
-		if err := w.e.c.Mirror.Put(ctx, mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, d.doc.ID), d.body, mirror.JSONType); err != nil {
-			return nil, err
-		}
-		w.ck.Bytes += int64(len(d.body))
-		if old == nil || old.LastRun != w.ref.RunID || old.Action != "written" {
-			w.ck.Written++
-		}
-		e.LastRun, e.Action = w.ref.RunID, "written"
+		return e, false
 	}
-	it, err := w.idx.putEntry(e)
-	if err != nil {
-		return nil, err
-	}
-	return &it, nil
+	e.LastRun, e.Action = w.ref.RunID, "written"
+	return e, true
 }
 
 func pkOf(ref connectors.RunRef) string { return "CONN#" + ref.ConnectionID }

@@ -75,7 +75,9 @@ func (o Options) walk(v any, field string) any {
 	return v
 }
 
-func (o Options) userField(id string) bool { return id != "" && (systemUserFields[id] || o.UserFields[id]) }
+func (o Options) userField(id string) bool {
+	return id != "" && (systemUserFields[id] || o.UserFields[id])
+}
 
 func isKeyOfAccountID(k string) bool {
 	lk := strings.ToLower(k)
