@@ -182,3 +182,28 @@ func TestQuotaPausesUntilReset(t *testing.T) {
 		t.Errorf("Run(before reset) = %s, want skipped", out)
 	}
 }
+
+// Jira refusing a page token mid-search (400, as for an expired cursor) restarts the search after the last
+// issue processed: the run succeeds with the exact mirror and no issue listed twice.
+func TestExpiredCursorRestartsFromWatermark(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: smallSite()})
+	ref := w.startRun()
+	var searches atomic.Int32
+	w.setHook(func(o jira.Observation) {
+		if o.Endpoint == "/rest/api/3/search/jql" && searches.Add(1) == 1 {
+			if err := w.sim.SetFault(atlassiansim.Fault{Endpoint: "POST /rest/api/3/search/jql", Kind: atlassiansim.FaultStatus, Status: 400, Count: 1}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	r, _ := w.runToEnd(w.engine(nil), ref, time.Minute)
+	if r.Status != connectors.RunSucceeded {
+		t.Fatalf("run = %s %v, want succeeded", r.Status, r.Errors)
+	}
+	w.setHook(nil)
+	w.checkMirror(w.objects())
+	m := w.manifest(ref)
+	if int(m.Counts.Written) != len(w.simIssues()) || int(m.Counts.Selected) != len(w.simIssues()) {
+		t.Errorf("manifest counts %+v, want every issue selected and written once", m.Counts)
+	}
+}
