@@ -32,7 +32,7 @@ import (
 
 // world is one test's stack copy, simulator, connection and connector.
 type world struct {
-	t         *testing.T
+	t         testing.TB
 	env       *stacktest.Env
 	sim       *atlassiansim.Server
 	simURL    string
@@ -55,7 +55,7 @@ type worldOpts struct {
 	spec func(*connectors.Spec)
 }
 
-func newWorld(t *testing.T, o worldOpts) *world {
+func newWorld(t testing.TB, o worldOpts) *world {
 	t.Helper()
 	env := stacktest.New(t, stacktest.Options{SecretValues: map[string]string{"AtlassianClientSecret": "sim-client-secret"}})
 	cfg := o.sim
@@ -95,9 +95,11 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	if err := w.tok.Put(ctx, c.ID, tok, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	jql := "project != " + w.site.Projects[2].Key + " ORDER BY created DESC"
+	var jql string
 	if o.jql != nil {
 		jql = o.jql(w.site)
+	} else {
+		jql = "project != " + w.site.Projects[2].Key + " ORDER BY created DESC"
 	}
 	spec := connectors.Spec{Name: "test", SiteID: w.site.CloudID, JQL: jql, Enabled: false,
 		Schedule: connectors.Schedule{Expression: "rate(1 day)", Timezone: "UTC"},
@@ -300,7 +302,7 @@ func (w *world) simIssues() map[string]map[string]any {
 	return out
 }
 
-func canon(t *testing.T, v any) string {
+func canon(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -398,7 +400,7 @@ func sortedByID(l []any) []any {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func compileSchemas(t *testing.T) *jsonschema.Compiler {
+func compileSchemas(t testing.TB) *jsonschema.Compiler {
 	t.Helper()
 	c := jsonschema.NewCompiler()
 	for _, name := range []string{"issue.v1.json", "manifest.v1.json"} {
@@ -417,7 +419,7 @@ func compileSchemas(t *testing.T) *jsonschema.Compiler {
 	return c
 }
 
-func validate(t *testing.T, c *jsonschema.Compiler, name, what string, b []byte) {
+func validate(t testing.TB, c *jsonschema.Compiler, name, what string, b []byte) {
 	t.Helper()
 	sch, err := c.Compile("https://jiraexport.example/schema/" + name)
 	if err != nil {

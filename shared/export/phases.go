@@ -156,7 +156,6 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 	type parts struct{ comments, worklogs, changelog *childList }
 	ps := make([]parts, len(issues))
 	gone := map[string]bool{}
-	var needLog []string
 	for i, is := range issues {
 		if err := w.renew(ctx); err != nil {
 			return nil, err
@@ -182,21 +181,14 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 			ps[i].worklogs = c
 		}
 		if inc.Changelog && is.Changelog != nil {
-			ps[i].changelog = is.Changelog
-			if len(is.Changelog.Items) < is.Changelog.Total {
-				needLog = append(needLog, is.ID)
+			c, err := w.completeChangelog(ctx, is.ID, is.Changelog)
+			if errors.Is(err, jira.ErrNotFound) {
+				gone[is.ID] = true
+				continue
+			} else if err != nil {
+				return nil, err
 			}
-		}
-	}
-	if len(needLog) > 0 {
-		logs, err := w.changelogs(ctx, needLog)
-		if err != nil {
-			return nil, err
-		}
-		for i, is := range issues {
-			if h, ok := logs[is.ID]; ok && ps[i].changelog != nil {
-				ps[i].changelog = &childList{Items: h, Total: max(ps[i].changelog.Total, len(h))}
-			}
+			ps[i].changelog = c
 		}
 	}
 	var out []built
@@ -242,39 +234,43 @@ func (w *worker) pageRest(ctx context.Context, issueID string, emb *childList, p
 	return out, nil
 }
 
-// changelogs fetches the full changelogs of issueIDs with /changelog/bulkfetch (one request per page for up
-// to 1000 issues, instead of one per issue).
-func (w *worker) changelogs(ctx context.Context, issueIDs []string) (map[string][]any, error) {
-	out := map[string][]any{}
-	for start := 0; start < len(issueIDs); start += jira.ChangelogBulkIssues {
-		batch := issueIDs[start:min(start+jira.ChangelogBulkIssues, len(issueIDs))]
-		next := ""
-		for {
-			logs, n, err := w.jira.ChangelogBulk(ctx, w.site.CloudID, batch, next)
-			if err != nil {
-				return nil, err
-			}
-			for _, l := range logs {
-				for _, raw := range l.Histories {
-					var v any
-					if err := decodeJSON(raw, &v); err != nil {
-						return nil, &failure{reason: ReasonJira, msg: "Jira returned a changelog the export cannot read"}
-					}
-					out[l.IssueID] = append(out[l.IssueID], v)
-				}
-			}
-			if n == "" {
-				break
-			}
-			next = n
-			if err := w.renew(ctx); err != nil {
-				return nil, err
-			}
+// completeChangelog fetches the entries a search's embedded changelog lacks. Search embeds the newest entries, so
+// the missing ones are the oldest: they are paged from the start, asking for exactly as many as are missing
+// (each entry costs a point), and merged by id, so an embedded page of any order still ends complete.
+//
+// Points: this costs 1 + (total - embedded) per incomplete issue; /changelog/bulkfetch would cost the issue's
+// whole changelog again (it cannot start mid-list) and saves requests only, so paging is the frugal way.
+func (w *worker) completeChangelog(ctx context.Context, issueID string, emb *childList) (*childList, error) {
+	seen := map[string]bool{}
+	out := &childList{Items: append([]any(nil), emb.Items...), Total: emb.Total}
+	for _, h := range emb.Items {
+		if m, ok := h.(map[string]any); ok {
+			seen[str(m, "id")] = true
 		}
 	}
-	for _, id := range issueIDs {
-		if _, ok := out[id]; !ok {
-			out[id] = []any{}
+	for start := 0; len(out.Items) < out.Total; {
+		p, err := w.jira.ChangelogN(ctx, w.site.CloudID, issueID, start, out.Total-len(out.Items))
+		if err != nil {
+			return nil, err
+		}
+		items := p.Items()
+		for _, raw := range items {
+			var v any
+			if err := decodeJSON(raw, &v); err != nil {
+				return nil, &failure{reason: ReasonJira, msg: "Jira returned a changelog the export cannot read"}
+			}
+			if m, ok := v.(map[string]any); ok && !seen[str(m, "id")] {
+				seen[str(m, "id")] = true
+				out.Items = append(out.Items, v)
+			}
+		}
+		out.Total = p.Total
+		start += len(items)
+		if len(items) == 0 || start >= p.Total {
+			break
+		}
+		if err := w.renew(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -154,7 +154,14 @@ func (c *Client) Comments(ctx context.Context, cloudID, issueID string, startAt 
 
 // Changelog returns one page of an issue's changelog, oldest first (GET /rest/api/3/issue/{id}/changelog).
 func (c *Client) Changelog(ctx context.Context, cloudID, issueID string, startAt int) (*ChildPage, error) {
-	return c.childPage(ctx, cloudID, issueID, "changelog", "/rest/api/3/issue/{issueIdOrKey}/changelog", startAt, ChangelogMax, nil)
+	return c.ChangelogN(ctx, cloudID, issueID, startAt, ChangelogMax)
+}
+
+// ChangelogN is Changelog with a page size (at most ChangelogMax): a caller that misses only the oldest n entries
+// asks for exactly those, since every entry returned costs a point.
+func (c *Client) ChangelogN(ctx context.Context, cloudID, issueID string, startAt, maxResults int) (*ChildPage, error) {
+	maxResults = max(1, min(maxResults, ChangelogMax))
+	return c.childPage(ctx, cloudID, issueID, "changelog", "/rest/api/3/issue/{issueIdOrKey}/changelog", startAt, maxResults, nil)
 }
 
 // Worklogs returns one page of an issue's worklogs (GET /rest/api/3/issue/{id}/worklog).
