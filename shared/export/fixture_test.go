@@ -57,6 +57,9 @@ type worldOpts struct {
 
 func newWorld(t testing.TB, o worldOpts) *world {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the local AWS stack")
+	}
 	env := stacktest.New(t, stacktest.Options{SecretValues: map[string]string{"AtlassianClientSecret": "sim-client-secret"}})
 	cfg := o.sim
 	if cfg.Seed == 0 {
