@@ -235,6 +235,8 @@ type checkpoint struct {
 	ToRemove   []string `json:"toRemove,omitempty"`
 	RemoveMore bool     `json:"removeMore,omitempty"`
 	CensusDone bool     `json:"censusDone,omitempty"`
+	// ToFetch are issues the census found that the mirror lacks, fetched by id in the backfill phase.
+	ToFetch []string `json:"toFetch,omitempty"`
 }
 
 // Phases.
@@ -244,6 +246,7 @@ const (
 	phaseCensus    = "census"
 	phaseDeleting  = "deleting"
 	phasePlanning  = "planning"
+	phaseBackfill  = "backfill"
 	phaseManifest  = "manifest"
 )
 
@@ -313,6 +316,8 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 			err = w.deleteBatch(ctx)
 		case phasePlanning:
 			err = w.plan(ctx)
+		case phaseBackfill:
+			err = w.backfill(ctx)
 		case phaseManifest:
 			err = w.finish(ctx)
 			if err == nil {

@@ -143,4 +143,18 @@ func TestMirrorFollowsJira(t *testing.T) {
 		t.Errorf("incremental manifest: mode %s census %v written %s removed %s; want written %s removed %s",
 			m3.Mode, m3.Census, ids(m3.Written), ids(m3.Removed), wantWritten, wantRemoved)
 	}
+
+	// The permission comes back: the issues reappear though none was updated; the census finds them.
+	if err := w.sim.SetProjectPermission(w.site.CloudID, p1, w.user, true); err != nil {
+		t.Fatal(err)
+	}
+	ref4 := w.startRun()
+	if r, _ := w.runToEnd(census, ref4, time.Minute); r.Status != connectors.RunSucceeded {
+		t.Fatalf("incremental run ended %s (%v)", r.Status, r.Errors)
+	}
+	objs = w.objects()
+	w.checkMirror(objs)
+	if m4 := w.manifest(ref4); ids(m4.Written) != sortedJoin(append([]string(nil), byProject[p1]...)) || len(m4.Removed) != 0 {
+		t.Errorf("manifest after the permission came back: written %s removed %s, want the project's issues and none", ids(m4.Written), ids(m4.Removed))
+	}
 }

@@ -377,10 +377,12 @@ func (w *worker) endSearch(ctx context.Context) error {
 func (w *worker) planRemovals(ctx context.Context, census map[string]bool) error {
 	var plan []string
 	more := false
+	live := map[string]bool{}
 	err := w.idx.eachEntry(ctx, w.ref.ConnectionID, w.ref.ConnectorID, func(e *indexEntry) error {
 		if e.Removed {
 			return nil
 		}
+		live[e.IssueID] = true
 		seen := e.SeenRun == w.ref.RunID
 		if census != nil {
 			seen = census[e.IssueID]
@@ -398,11 +400,77 @@ func (w *worker) planRemovals(ctx context.Context, census map[string]bool) error
 		return err
 	}
 	w.ck.ToRemove, w.ck.RemoveMore = plan, more
+	if census != nil {
+		// Issues the census sees that the mirror lacks although they were not updated (a permission restored,
+		// an issue that failed to export before): fetched by id in the backfill phase.
+		var fetch []string
+		for id := range census {
+			if !live[id] && len(fetch) < maxPlannedRemovals {
+				fetch = append(fetch, id)
+			}
+		}
+		sort.Slice(fetch, func(a, b int) bool { return idNum(fetch[a]) < idNum(fetch[b]) })
+		w.ck.ToFetch = fetch
+	}
 	w.ck.Phase = phaseDeleting
 	if len(plan) == 0 {
-		w.ck.Phase = phaseManifest
+		w.ck.Phase = w.afterRemovals()
 	}
 	return nil
+}
+
+// afterRemovals is the phase that follows the removals.
+func (w *worker) afterRemovals() string {
+	if len(w.ck.ToFetch) > 0 {
+		return phaseBackfill
+	}
+	return phaseManifest
+}
+
+// backfill fetches one batch of census-found issues the mirror lacks (/issue/bulkfetch, 50 at a time) and stores
+// them like a search page.
+func (w *worker) backfill(ctx context.Context) error {
+	n := min(len(w.ck.ToFetch), jira.SearchMaxFull)
+	batch := w.ck.ToFetch[:n]
+	fields, expand := w.searchFields()
+	raws, err := w.jira.BulkFetch(ctx, w.site.CloudID, batch, fields, expand)
+	if err != nil {
+		return err
+	}
+	issues := make([]*rawIssue, 0, len(raws))
+	ids := make([]string, 0, len(raws))
+	for _, raw := range raws {
+		is, err := parseIssue(raw)
+		if err != nil {
+			return &failure{reason: ReasonJira, msg: "Jira returned an issue the export cannot read"}
+		}
+		issues = append(issues, is)
+		ids = append(ids, is.ID)
+		w.ck.Selected++
+		w.ck.MaxUpdated = max(w.ck.MaxUpdated, issueUpdated(is))
+	}
+	var items []types.TransactWriteItem
+	if len(issues) > 0 {
+		old, err := w.idx.getEntries(ctx, w.ref.ConnectionID, w.ref.ConnectorID, ids)
+		if err != nil {
+			return err
+		}
+		if err := w.loadFields(ctx); err != nil {
+			return err
+		}
+		docs, err := w.complete(ctx, issues)
+		if err != nil {
+			return err
+		}
+		if items, err = w.storeAll(ctx, docs, old, false); err != nil {
+			return err
+		}
+	}
+	w.ck.ToFetch = w.ck.ToFetch[n:]
+	if len(w.ck.ToFetch) == 0 {
+		w.ck.Phase = phaseManifest
+	}
+	return w.save(ctx, items...)
 }
 
 // census lists every id the JQL matches (id only, 5000 per page) and plans the removal of the rest. The set
@@ -479,7 +547,7 @@ func (w *worker) deleteBatch(ctx context.Context) error {
 	if len(w.ck.ToRemove) == 0 {
 		switch {
 		case !w.ck.RemoveMore:
-			w.ck.Phase = phaseManifest
+			w.ck.Phase = w.afterRemovals()
 		case w.ck.Mode == "full":
 			// Plan the next ones after this batch is committed (planning reads the tombstones).
 			w.ck.Phase = phasePlanning
