@@ -156,7 +156,7 @@ func (e *Engine) Run(ctx context.Context, ref connectors.RunRef) (Outcome, error
 	case err != nil:
 		return "", fmt.Errorf("acquire run: %w", err)
 	}
-	w := &worker{e: e, ref: ref, owner: owner, log: log, started: e.c.Now(), invocations: run.Invocations}
+	w := &worker{e: e, ref: ref, owner: owner, log: log, started: e.c.Now(), invocations: run.Invocations, lastSave: e.c.Now()}
 	w.idx = &index{db: e.c.DB, table: e.c.Table}
 	w.deadline = e.stopAt(ctx)
 	out, err := w.run(ctx)

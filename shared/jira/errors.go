@@ -14,8 +14,7 @@ var (
 	ErrRateLimited  = errors.New("jira: rate limited")
 	ErrUnauthorized = errors.New("jira: unauthorized")
 	// ErrReauthRequired matches any failure that only a new consent can cure: a 401 from the gateway (token of a
-	// revoked grant, site access removed, scope missing) or a token source that reports a dead grant (see
-	// Options-independent WrapReauth).
+	// revoked grant, site access removed, scope missing) or a token-source error that Options.IsReauth recognises.
 	ErrReauthRequired = errors.New("jira: re-authorisation required")
 	// ErrCursorExpired: Jira refused a nextPageToken (400 on a request that carried one): the page sequence must
 	// restart from the caller's own watermark.
@@ -54,10 +53,6 @@ func (k Kind) String() string {
 	}
 	return "permanent"
 }
-
-// reauthMarker lets a token source's dead-grant error (shared/tokens.ErrReauthRequired) be classified without
-// this package importing the token store: WrapReauth marks it.
-type reauthMarker interface{ ReauthRequired() bool }
 
 // Classify says what err, returned by this package, means.
 func Classify(err error) Kind {
