@@ -88,7 +88,8 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 		DB:          db,
 		Table:       cfg.Table,
 		Jira: func(ts oauth2.TokenSource, observe func(jira.Observation)) *jira.Client {
-			return jira.New(cfg.APIURL, ts, jira.Options{Observe: observe, IsReauth: deadGrant})
+			// Pages of 50 full issues can be large: a longer per-attempt timeout than the API's.
+			return jira.New(cfg.APIURL, ts, jira.Options{Timeout: 30 * time.Second, Observe: observe, IsReauth: deadGrant})
 		},
 		Log:   log,
 		Lease: lease,
