@@ -2,6 +2,7 @@ package export_test
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -206,5 +207,53 @@ func TestExpiredCursorRestartsFromWatermark(t *testing.T) {
 	m := w.manifest(ref)
 	if int(m.Counts.Written) != len(w.simIssues()) || int(m.Counts.Selected) != len(w.simIssues()) {
 		t.Errorf("manifest counts %+v, want every issue selected and written once", m.Counts)
+	}
+}
+
+// An issue deleted mid-search shifts the cursor's offsets, so the next page skips one issue that still matches.
+// A full run must not remove that issue from the mirror: planned removals are checked against Jira first and the
+// skipped issue is fetched again. The manifest lists only the deleted issue as removed.
+func TestShiftedCursorRemovesNothingThatStillMatches(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: smallSite()})
+	eng := w.engine(nil)
+	if r, _ := w.runToEnd(eng, w.startRun(), time.Minute); r.Status != connectors.RunSucceeded {
+		t.Fatalf("first run = %s %v", r.Status, r.Errors)
+	}
+	all := w.simIssues()
+	var sorted []string
+	for id := range all {
+		sorted = append(sorted, id)
+	}
+	sort.Slice(sorted, func(a, b int) bool { return len(sorted[a]) < len(sorted[b]) || (len(sorted[a]) == len(sorted[b]) && sorted[a] < sorted[b]) })
+	// A second full run (the JQL's text changed, so the mirror is rebuilt).
+	cur, err := w.store.Get(t.Context(), w.connID, w.connector.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := cur.Spec
+	spec.JQL += " "
+	c, err := w.store.Update(t.Context(), w.connID, w.connector.ID, spec, cur.Version, time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.connector = c
+	ref := w.startRun()
+	var searches atomic.Int32
+	deleted := sorted[0]
+	w.setHook(func(o jira.Observation) {
+		if o.Endpoint == "/rest/api/3/search/jql" && searches.Add(1) == 1 {
+			if err := w.sim.DeleteIssue(w.site.CloudID, deleted); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	r, _ := w.runToEnd(eng, ref, time.Minute)
+	w.setHook(nil)
+	if r.Status != connectors.RunSucceeded {
+		t.Fatalf("second run = %s %v", r.Status, r.Errors)
+	}
+	w.checkMirror(w.objects())
+	if m := w.manifest(ref); ids(m.Removed) != deleted {
+		t.Errorf("manifest removed %s, want only %s", ids(m.Removed), deleted)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -510,6 +511,47 @@ func (w *worker) census(ctx context.Context) error {
 	return w.save(ctx)
 }
 
+// stillMatching checks planned removals against Jira before anything is deleted: /issue/bulkfetch (fields=id)
+// tells which still exist and are visible, and a search restricted to those ids tells which of them the JQL still
+// selects. It costs two requests per batch, only when there is something to remove.
+func (w *worker) stillMatching(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	var visible []string
+	for start := 0; start < len(ids); start += jira.BulkFetchMax {
+		raws, err := w.jira.BulkFetch(ctx, w.site.CloudID, ids[start:min(start+jira.BulkFetchMax, len(ids))], []string{"id"}, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range raws {
+			var is struct {
+				ID string `json:"id"`
+			}
+			if err := json.Unmarshal(raw, &is); err == nil && is.ID != "" {
+				visible = append(visible, is.ID)
+			}
+		}
+	}
+	if len(visible) == 0 {
+		return out, nil
+	}
+	// Every id named here exists and is visible, so Jira has no unknown issue to reject in the list.
+	jql := "(" + w.ck.BaseJQL + ") AND id in (" + strings.Join(visible, ", ") + ")"
+	next := ""
+	for {
+		got, n, err := w.jira.CensusPage(ctx, w.site.CloudID, jql, next)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range got {
+			out[id] = true
+		}
+		if n == "" {
+			return out, nil
+		}
+		next = n
+	}
+}
+
 // deleteBatch removes one batch of planned issues from the mirror: objects first (deleting is idempotent), then
 // tombstones with the checkpoint in one transaction.
 func (w *worker) deleteBatch(ctx context.Context) error {
@@ -519,10 +561,20 @@ func (w *worker) deleteBatch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	still, err := w.stillMatching(ctx, batch)
+	if err != nil {
+		return err
+	}
 	var items []types.TransactWriteItem
 	for _, id := range batch {
 		o := old[id]
 		if o == nil || o.Removed {
+			continue
+		}
+		if still[id] {
+			// The search missed it (a cursor's offsets can shift when an earlier issue goes away mid-run), but
+			// it still matches: keep it and fetch it again rather than remove it.
+			w.ck.ToFetch = append(w.ck.ToFetch, id)
 			continue
 		}
 		keys := []string{mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, id), mirror.IssueMarkdownKey(w.ref.ConnectionID, w.ref.ConnectorID, id)}
