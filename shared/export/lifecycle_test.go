@@ -224,7 +224,9 @@ func TestShiftedCursorRemovesNothingThatStillMatches(t *testing.T) {
 	for id := range all {
 		sorted = append(sorted, id)
 	}
-	sort.Slice(sorted, func(a, b int) bool { return len(sorted[a]) < len(sorted[b]) || (len(sorted[a]) == len(sorted[b]) && sorted[a] < sorted[b]) })
+	sort.Slice(sorted, func(a, b int) bool {
+		return len(sorted[a]) < len(sorted[b]) || (len(sorted[a]) == len(sorted[b]) && sorted[a] < sorted[b])
+	})
 	// A second full run (the JQL's text changed, so the mirror is rebuilt).
 	cur, err := w.store.Get(t.Context(), w.connID, w.connector.ID)
 	if err != nil {
