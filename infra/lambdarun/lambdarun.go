@@ -259,14 +259,61 @@ func (f *Function) Exited() bool {
 // Logs returns everything the function (and the emulator) wrote so far.
 func (f *Function) Logs() string { return f.logs.String() }
 
-// Kill ends the emulator and the function at once with SIGKILL, as a crash or Lambda's timeout would; an
-// invocation in progress fails.
+// Kill ends the emulator and the function at once with SIGKILL, as a crashed or timed-out execution environment
+// ends: no deferred code, no flushed buffers. Tests use it to crash a function mid-invocation.
 func (f *Function) Kill() {
 	if f.cmd == nil || f.cmd.Process == nil {
 		return
 	}
+	// The emulator runs the bootstrap in a process group of its own: kill the emulator's descendants by pid
+	// first (the bootstrap must die before it can finish its work), then the emulator's group.
+	for _, pid := range descendants(f.cmd.Process.Pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
 	<-f.done
+}
+
+// descendants lists the pids below root, read from /proc (Linux); elsewhere none.
+func descendants(root int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces) start after the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	var out []int
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
 // Close stops the emulator and the function.

@@ -93,7 +93,8 @@ func Optional(fn Function) []string {
 	case Connectors:
 		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "ERASURE_SETTLE_SECONDS", "PUBLIC_BASE_URL", "RUN_HISTORY_DAYS"}
 	case Export:
-		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "RUN_HISTORY_DAYS"}
+		// EXPORT_LEASE_SECONDS: tests shorten the run lease (default 3 minutes); the template leaves it unset.
+		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "EXPORT_LEASE_SECONDS", "RUN_HISTORY_DAYS"}
 	case Purge:
 		return []string{"ERASURE_SETTLE_SECONDS"}
 	}

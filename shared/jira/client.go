@@ -1,10 +1,16 @@
 // Package jira is a small client for the Jira Cloud REST API v3 behind Atlassian's API gateway
 // (ATLASSIAN_API_URL + "/ex/jira/{cloudId}"), authenticated with a connection's OAuth 2.0 (3LO) token.
 //
-// Every call has a timeout. Rate limits (429) come back as *RateLimitError carrying Atlassian's RateLimit-Reason,
-// Retry-After and reset time; only safe calls (reads, including read-only POSTs such as /jql/parse) are retried,
-// a bounded number of times, after at least Retry-After with jitter. Redirects are never followed, so the bearer
-// token is never sent anywhere but the gateway.
+// Every call has a timeout. Failures are classified once, here (Classify: rate-limited, re-authorisation needed,
+// retryable, permanent), so the connectors API, the dispatcher and the export give a failure the same meaning.
+// Rate limits (429) come back as *RateLimitError carrying Atlassian's RateLimit-Reason, Retry-After and reset time;
+// only safe calls (reads, including read-only POSTs such as /jql/parse) are retried, a bounded number of times,
+// after at least Retry-After with jitter. Redirects are never followed, so the bearer token is never sent anywhere
+// but the gateway.
+//
+// Error texts carry the method, the endpoint template, the status and Jira's error code only: Jira's messages can
+// quote JQL values, user and project names, so they never reach an error's text or a log. StatusError.Messages
+// keeps them for the one caller that shows users their own JQL errors (the connectors API); it must not log them.
 package jira
 
 import (
@@ -42,6 +48,26 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// Observe, when set, is told about every attempt once its answer is in: the seam for points accounting
+	// (shared/ratebudget). A pacing or quota-pausing layer plugs in as HTTPClient's Transport.
+	Observe func(Observation)
+	// IsReauth tells whether an error of the token source means the grant is dead (shared/tokens:
+	// errors.Is(err, tokens.ErrReauthRequired)); such calls fail with KindReauth. Nil: none does.
+	IsReauth func(error) bool
+}
+
+// Observation is one attempt of one call, as Observe sees it: no URL, no query, no body.
+type Observation struct {
+	Method string
+	// Endpoint is the OpenAPI path template, e.g. /rest/api/3/issue/{issueIdOrKey}/comment.
+	Endpoint string
+	CloudID  string
+	// Status is the HTTP status (0 when no answer came).
+	Status int
+	// Objects counts the issues, comments, changelog entries, worklogs, attachments or fields a successful answer
+	// returned (Atlassian charges a point for each on top of the request's); -1 when unknown.
+	Objects  int
+	Duration time.Duration
 }
 
 // Client calls Jira for one connection (one token source). It is safe for concurrent use.
@@ -95,71 +121,23 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Sentinels for errors.Is.
-var (
-	ErrRateLimited  = errors.New("jira: rate limited")
-	ErrUnauthorized = errors.New("jira: unauthorized")
-)
-
-// RateLimitError is a 429 from Jira.
-type RateLimitError struct {
-	// Reason is the RateLimit-Reason header, e.g. jira-quota-global-based, jira-burst-based ("" if absent).
-	Reason string
-	// RetryAfter is the Retry-After header (zero if absent).
-	RetryAfter time.Duration
-	// Reset is X-RateLimit-Reset, or now + RetryAfter when that header is absent (zero if neither is known).
-	Reset time.Time
-}
-
-func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("jira: rate limited (reason %q, retry after %s, reset %s)", e.Reason, e.RetryAfter, e.Reset.Format(time.RFC3339))
-}
-func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
-
-// Quota reports whether the hourly points quota is spent: every call should pause until Reset.
-func (e *RateLimitError) Quota() bool { return strings.HasPrefix(e.Reason, "jira-quota") }
-
-// UnauthorizedError is a 401: the token lacks a scope, or the connection's grant no longer covers the site.
-type UnauthorizedError struct {
-	Message string // Jira's message, e.g. "Unauthorized; scope does not match"
-}
-
-// Error names the status only: Jira's text never reaches an error string, so never a log either.
-func (e *UnauthorizedError) Error() string {
-	if e.ScopeMismatch() {
-		return "jira: unauthorized (scope mismatch)"
-	}
-	return "jira: unauthorized"
-}
-func (e *UnauthorizedError) Is(target error) bool { return target == ErrUnauthorized }
-
-// ScopeMismatch reports whether Jira said the token's scopes do not cover the call.
-func (e *UnauthorizedError) ScopeMismatch() bool { return strings.Contains(e.Message, "scope") }
-
-// StatusError is any other non-2xx answer, with Jira's error messages (ErrorCollection). The messages can quote
-// JQL values, user and project names: a caller may show them to the user they belong to, but Error() gives the
-// status and their count only, so they never reach a log through an error.
-type StatusError struct {
-	Status   int
-	Messages []string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("jira: status %d (%d messages)", e.Status, len(e.Messages))
-}
-
-type errorCollection struct {
-	ErrorMessages []string          `json:"errorMessages"`
-	Errors        map[string]string `json:"errors"`
-	Message       string            `json:"message"`
-}
-
 // call is one API operation.
 type call struct {
 	method, path string
+	endpoint     string // OpenAPI template of path, for errors and observations
 	query        url.Values
 	body         any
 	safe         bool // read-only: may be retried
+	cursor       bool // the request carried a nextPageToken: a 400 means the cursor expired
+	// objects counts the objects in a decoded answer (for Observe); nil: unknown.
+	objects func() int
+}
+
+func (cl call) name() string {
+	if cl.endpoint != "" {
+		return cl.method + " " + cl.endpoint
+	}
+	return cl.method + " " + cl.path
 }
 
 func (c *Client) url(cloudID string, cl call) string {
@@ -198,19 +176,14 @@ func (c *Client) retryable(err error, cl call, attempt int) (time.Duration, bool
 		return 0, false
 	}
 	backoff := c.o.BaseBackoff << attempt
-	var rl *RateLimitError
-	var se *StatusError
-	switch {
-	case errors.As(err, &rl):
-		if rl.Quota() {
-			return 0, false // the hourly quota: nothing succeeds before the reset, so do not spend attempts
+	switch Classify(err) {
+	case KindRateLimited:
+		if w := Wait(err, c.o.Now()); w > backoff {
+			backoff = w
 		}
-		if rl.RetryAfter > backoff {
-			backoff = rl.RetryAfter
-		}
-	case errors.As(err, &se) && (se.Status == 500 || se.Status == 502 || se.Status == 503 || se.Status == 504):
+	case KindRetryable:
 	default:
-		return 0, false
+		return 0, false // permanent, re-authorisation, or the hourly quota (nothing succeeds before its reset)
 	}
 	// Jitter upwards only, so Retry-After stays a floor.
 	wait := time.Duration(float64(backoff) * (1 + 0.3*rand.Float64()))
@@ -221,11 +194,77 @@ func (c *Client) retryable(err error, cl call, attempt int) (time.Duration, bool
 }
 
 func (c *Client) attempt(ctx context.Context, cloudID string, cl call, payload []byte, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	started := c.o.Now()
+	status, err := c.exchange(ctx, cloudID, cl, payload, func(resp *http.Response) error {
+		if out == nil {
+			return nil
+		}
+		// Decoded as it streams in, bounded: a page of issues never sits in memory twice.
+		dec := json.NewDecoder(io.LimitReader(resp.Body, MaxResponseBytes))
+		if err := dec.Decode(out); err != nil {
+			var syn *json.SyntaxError
+			var typ *json.UnmarshalTypeError
+			if errors.As(err, &syn) || errors.As(err, &typ) {
+				// Offsets only: the error's text must not quote the body.
+				return fmt.Errorf("jira: %s: decode response: invalid JSON", cl.name())
+			}
+			// A body cut short (dropped connection, the attempt's timeout): worth another attempt.
+			return &StatusError{Endpoint: cl.name(), Status: 503, Code: "response_interrupted"}
+		}
+		return nil
+	})
+	c.observe(cloudID, cl, status, err, started)
+	return err
+}
+
+func (c *Client) observe(cloudID string, cl call, status int, err error, started time.Time) {
+	if c.o.Observe == nil {
+		return
+	}
+	n := -1
+	if err == nil && cl.objects != nil {
+		n = cl.objects()
+	}
+	c.o.Observe(Observation{Method: cl.method, Endpoint: cl.endpointOrPath(), CloudID: cloudID, Status: status,
+		Objects: n, Duration: c.o.Now().Sub(started)})
+}
+
+func (cl call) endpointOrPath() string {
+	if cl.endpoint != "" {
+		return cl.endpoint
+	}
+	return cl.path
+}
+
+// exchange sends one attempt and hands a 2xx response to onOK; any other answer becomes a classified error. It
+// returns the status seen (0 when none).
+func (c *Client) exchange(parent context.Context, cloudID string, cl call, payload []byte, onOK func(*http.Response) error) (int, error) {
+	ctx, cancel := context.WithTimeout(parent, c.o.Timeout)
 	defer cancel()
+	resp, err := c.send(ctx, cloudID, cl, payload)
+	if err != nil {
+		if parent.Err() != nil {
+			// The caller gave up (its deadline or a cancel), not Jira: say so, so it is not retried.
+			return 0, fmt.Errorf("jira: %s: %w", cl.name(), parent.Err())
+		}
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if err := c.statusError(cl, resp); err != nil {
+		return resp.StatusCode, err
+	}
+	err = onOK(resp)
+	if err != nil && parent.Err() != nil {
+		return resp.StatusCode, fmt.Errorf("jira: %s: %w", cl.name(), parent.Err())
+	}
+	return resp.StatusCode, err
+}
+
+// send builds and sends one authenticated request; a transport failure is a retryable StatusError.
+func (c *Client) send(ctx context.Context, cloudID string, cl call, payload []byte) (*http.Response, error) {
 	tok, err := c.token(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var body io.Reader
 	if payload != nil {
@@ -233,7 +272,7 @@ func (c *Client) attempt(ctx context.Context, cloudID string, cl call, payload [
 	}
 	req, err := http.NewRequestWithContext(ctx, cl.method, c.url(cloudID, cl), body)
 	if err != nil {
-		return fmt.Errorf("jira: build request: %w", err)
+		return nil, fmt.Errorf("jira: %s: build request: %w", cl.name(), err)
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "application/json")
@@ -242,44 +281,42 @@ func (c *Client) attempt(ctx context.Context, cloudID string, cl call, payload [
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// Connection errors on safe calls are treated like a 503 so they are retried.
-		return fmt.Errorf("jira: %s %s: %w", cl.method, cl.path, &StatusError{Status: 503, Messages: []string{redactURLError(err)}})
+		// Connection errors on safe calls are treated like a 503 so they are retried. The URL is left out.
+		return nil, &StatusError{Endpoint: cl.name(), Status: 503, Code: "transport", cause: transportKind(err)}
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
-		return fmt.Errorf("jira: %s %s: read body: %w", cl.method, cl.path, &StatusError{Status: 503, Messages: []string{"response interrupted"}})
+	return resp, nil
+}
+
+// statusError turns a non-2xx answer into its typed error, reading at most a small error body.
+func (c *Client) statusError(cl call, resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return nil
 	}
-	if len(raw) > MaxResponseBytes {
-		return fmt.Errorf("jira: %s %s: response larger than %d bytes", cl.method, cl.path, MaxResponseBytes)
-	}
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return fmt.Errorf("jira: %s %s: %w", cl.method, cl.path, c.rateLimit(resp.Header))
-	case resp.StatusCode == http.StatusUnauthorized:
-		var ec errorCollection
-		_ = json.Unmarshal(raw, &ec)
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var ec errorCollection
+	_ = json.Unmarshal(raw, &ec)
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests:
+		e := c.rateLimit(resp.Header)
+		e.Endpoint = cl.name()
+		return e
+	case http.StatusUnauthorized:
 		msg := ec.Message
 		if msg == "" && len(ec.ErrorMessages) > 0 {
 			msg = ec.ErrorMessages[0]
 		}
-		return fmt.Errorf("jira: %s %s: %w", cl.method, cl.path, &UnauthorizedError{Message: msg})
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		var ec errorCollection
-		_ = json.Unmarshal(raw, &ec)
-		msgs := ec.ErrorMessages
-		for k, v := range ec.Errors {
-			msgs = append(msgs, k+": "+v)
-		}
-		return fmt.Errorf("jira: %s %s: %w", cl.method, cl.path, &StatusError{Status: resp.StatusCode, Messages: msgs})
+		return &UnauthorizedError{Endpoint: cl.name(), scopeMismatch: strings.Contains(strings.ToLower(msg), "scope")}
 	}
-	if out == nil {
-		return nil
+	msgs := append([]string(nil), ec.ErrorMessages...)
+	for k, v := range ec.Errors {
+		msgs = append(msgs, k+": "+v)
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("jira: %s %s: decode response: %w", cl.method, cl.path, err)
+	code := ""
+	if ec.Code != nil {
+		code = strconv.Itoa(*ec.Code)
 	}
-	return nil
+	return &StatusError{Endpoint: cl.name(), Status: resp.StatusCode, Code: code, Messages: msgs,
+		cursor: cl.cursor}
 }
 
 func (c *Client) token(ctx context.Context) (string, error) {
@@ -296,7 +333,7 @@ func (c *Client) token(ctx context.Context) (string, error) {
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return "", fmt.Errorf("jira: access token: %w", r.err)
+			return "", &TokenError{Reauth: c.o.IsReauth != nil && c.o.IsReauth(r.err), err: r.err}
 		}
 		if r.t == nil || r.t.AccessToken == "" {
 			return "", errors.New("jira: access token: empty token")
@@ -308,7 +345,7 @@ func (c *Client) token(ctx context.Context) (string, error) {
 }
 
 func (c *Client) rateLimit(h http.Header) *RateLimitError {
-	e := &RateLimitError{Reason: h.Get("RateLimit-Reason")}
+	e := &RateLimitError{Reason: h.Get("RateLimit-Reason"), NearLimit: h.Get("X-RateLimit-NearLimit") == "true"}
 	if s, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && s >= 0 {
 		e.RetryAfter = time.Duration(s) * time.Second
 	}
@@ -324,16 +361,6 @@ func (c *Client) rateLimit(h http.Header) *RateLimitError {
 		e.Reset = c.o.Now().Add(e.RetryAfter).UTC()
 	}
 	return e
-}
-
-// redactURLError keeps the kind of a transport error without its URL (which holds nothing secret, but the
-// message is surfaced to logs and need not grow).
-func redactURLError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Op + ": " + ue.Err.Error()
-	}
-	return err.Error()
 }
 
 // ParsedQuery is one result of /rest/api/3/jql/parse.
@@ -362,7 +389,7 @@ func (c *Client) ParseJQL(ctx context.Context, cloudID string, queries ...string
 		Queries []ParsedQuery `json:"queries"`
 	}
 	err := c.do(ctx, cloudID, call{
-		method: http.MethodPost, path: "/rest/api/3/jql/parse",
+		method: http.MethodPost, path: "/rest/api/3/jql/parse", objects: func() int { return 0 },
 		query: url.Values{"validation": {"strict"}},
 		body:  map[string]any{"queries": queries}, safe: true,
 	}, &out)
@@ -381,7 +408,7 @@ func (c *Client) ApproximateCount(ctx context.Context, cloudID, jql string) (int
 		Count *int64 `json:"count"`
 	}
 	err := c.do(ctx, cloudID, call{
-		method: http.MethodPost, path: "/rest/api/3/search/approximate-count",
+		method: http.MethodPost, path: "/rest/api/3/search/approximate-count", objects: func() int { return 0 },
 		body: map[string]string{"jql": jql}, safe: true,
 	}, &out)
 	if err != nil {

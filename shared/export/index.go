@@ -1,0 +1,239 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/connections"
+	"jiraexport/shared/connectors"
+	"jiraexport/shared/mirror"
+)
+
+// The export keeps three kinds of items in the connection's partition:
+//
+//	IDX#<connectorId>#<issueId>   what the mirror holds of one issue: Jira's updated, the document's hash, the
+//	                              run that last wrote or removed it, its attachment ids. A removed issue leaves a
+//	                              tombstone (removed=true, TTL) so the run's manifest can list it.
+//	SYNC#<connectorId>            the watermark (largest updated mirrored), the last full run, the last census, and
+//	                              a fingerprint of the JQL and options the mirror was built with.
+//	CKPT#<connectorId>#<runId>    the running export's checkpoint (TTL), written in the transaction that renews
+//	                              its lease, so progress and checkpoint never disagree.
+
+func idxPrefix(connectorID string) string      { return "IDX#" + connectorID + "#" }
+func idxSK(connectorID, issueID string) string { return idxPrefix(connectorID) + issueID }
+func syncSK(connectorID string) string         { return "SYNC#" + connectorID }
+func ckptSK(ref connectors.RunRef) string      { return "CKPT#" + ref.ConnectorID + "#" + ref.RunID }
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}}
+}
+
+// Retention of transient items.
+const (
+	checkpointTTL = 14 * 24 * time.Hour
+	tombstoneTTL  = 30 * 24 * time.Hour
+)
+
+// indexEntry is an IDX item.
+type indexEntry struct {
+	PK      string `dynamodbav:"pk"`
+	SK      string `dynamodbav:"sk"`
+	ConnID  string `dynamodbav:"connId"`
+	IssueID string `dynamodbav:"issueId"`
+	Key     string `dynamodbav:"issueKey,omitempty"`
+	Updated int64  `dynamodbav:"updated"`
+	Hash    string `dynamodbav:"hash,omitempty"`
+	// LastRun and Action are the run that last changed the mirror for this issue and what it did (written,
+	// removed); SeenRun is the last full run whose search returned it (the full run's census).
+	LastRun     string   `dynamodbav:"lastRun,omitempty"`
+	Action      string   `dynamodbav:"action,omitempty"`
+	SeenRun     string   `dynamodbav:"seenRun,omitempty"`
+	Removed     bool     `dynamodbav:"removed,omitempty"`
+	Attachments []string `dynamodbav:"attachments,omitempty,stringset"`
+	Counts      string   `dynamodbav:"counts,omitempty"`
+	TTL         int64    `dynamodbav:"ttl,omitempty"`
+}
+
+func (e *indexEntry) counts() *mirror.Counts {
+	if e.Counts == "" {
+		return nil
+	}
+	var c mirror.Counts
+	if json.Unmarshal([]byte(e.Counts), &c) != nil {
+		return nil
+	}
+	return &c
+}
+
+// syncState is the SYNC item.
+type syncState struct {
+	PK        string `dynamodbav:"pk"`
+	SK        string `dynamodbav:"sk"`
+	ConnID    string `dynamodbav:"connId"`
+	Watermark int64  `dynamodbav:"watermark"`
+	// Fingerprint of what the mirror was built from (JQL, site, included children): a change forces a full run.
+	Fingerprint   string `dynamodbav:"fingerprint"`
+	LastFullRun   string `dynamodbav:"lastFullRun"`
+	LastFullRunAt int64  `dynamodbav:"lastFullRunAt"`
+	LastCensusAt  int64  `dynamodbav:"lastCensusAt"`
+	LastRun       string `dynamodbav:"lastRun"`
+	LastRunAt     int64  `dynamodbav:"lastRunAt"`
+}
+
+// index reads and builds the export's items.
+type index struct {
+	db    *dynamodb.Client
+	table string
+}
+
+func (x *index) getSync(ctx context.Context, connID, connectorID string) (*syncState, error) {
+	out, err := x.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &x.table, Key: key(connections.PK(connID), syncSK(connectorID)), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("read sync state: %w", err)
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	var s syncState
+	if err := attributevalue.UnmarshalMap(out.Item, &s); err != nil {
+		return nil, fmt.Errorf("decode sync state: %w", err)
+	}
+	return &s, nil
+}
+
+func (x *index) putSync(s *syncState) (types.TransactWriteItem, error) {
+	item, err := attributevalue.MarshalMap(s)
+	if err != nil {
+		return types.TransactWriteItem{}, fmt.Errorf("encode sync state: %w", err)
+	}
+	return types.TransactWriteItem{Put: &types.Put{TableName: &x.table, Item: item}}, nil
+}
+
+// ckptItem is the CKPT item: the checkpoint as JSON.
+type ckptItem struct {
+	PK     string `dynamodbav:"pk"`
+	SK     string `dynamodbav:"sk"`
+	ConnID string `dynamodbav:"connId"`
+	State  string `dynamodbav:"state"`
+	TTL    int64  `dynamodbav:"ttl"`
+}
+
+func (x *index) getCheckpoint(ctx context.Context, ref connectors.RunRef) (*checkpoint, error) {
+	out, err := x.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &x.table, Key: key(connections.PK(ref.ConnectionID), ckptSK(ref)), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint: %w", err)
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	var it ckptItem
+	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
+		return nil, fmt.Errorf("decode checkpoint: %w", err)
+	}
+	var c checkpoint
+	if err := json.Unmarshal([]byte(it.State), &c); err != nil {
+		return nil, fmt.Errorf("decode checkpoint: %w", err)
+	}
+	return &c, nil
+}
+
+func (x *index) putCheckpoint(ref connectors.RunRef, c *checkpoint, now time.Time) (types.TransactWriteItem, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return types.TransactWriteItem{}, fmt.Errorf("encode checkpoint: %w", err)
+	}
+	item, err := attributevalue.MarshalMap(ckptItem{PK: connections.PK(ref.ConnectionID), SK: ckptSK(ref), ConnID: ref.ConnectionID,
+		State: string(b), TTL: now.Add(checkpointTTL).Unix()})
+	if err != nil {
+		return types.TransactWriteItem{}, err
+	}
+	return types.TransactWriteItem{Put: &types.Put{TableName: &x.table, Item: item}}, nil
+}
+
+func (x *index) deleteCheckpoint(ref connectors.RunRef) types.TransactWriteItem {
+	return types.TransactWriteItem{Delete: &types.Delete{TableName: &x.table, Key: key(connections.PK(ref.ConnectionID), ckptSK(ref))}}
+}
+
+func (x *index) putEntry(e *indexEntry) (types.TransactWriteItem, error) {
+	item, err := attributevalue.MarshalMap(e)
+	if err != nil {
+		return types.TransactWriteItem{}, fmt.Errorf("encode index entry: %w", err)
+	}
+	return types.TransactWriteItem{Put: &types.Put{TableName: &x.table, Item: item}}, nil
+}
+
+// getEntries reads the index entries of issueIDs (at most 100), by issue id.
+func (x *index) getEntries(ctx context.Context, connID, connectorID string, issueIDs []string) (map[string]*indexEntry, error) {
+	out := map[string]*indexEntry{}
+	if len(issueIDs) == 0 {
+		return out, nil
+	}
+	keys := make([]map[string]types.AttributeValue, 0, len(issueIDs))
+	for _, id := range issueIDs {
+		keys = append(keys, key(connections.PK(connID), idxSK(connectorID, id)))
+	}
+	req := map[string]types.KeysAndAttributes{x.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+	for attempt := 0; len(req) > 0; attempt++ {
+		if attempt > 8 {
+			return nil, errors.New("read index entries: unprocessed keys remain")
+		}
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt*attempt) * 20 * time.Millisecond)
+		}
+		res, err := x.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+		if err != nil {
+			return nil, fmt.Errorf("read index entries: %w", err)
+		}
+		for _, item := range res.Responses[x.table] {
+			var e indexEntry
+			if err := attributevalue.UnmarshalMap(item, &e); err != nil {
+				return nil, fmt.Errorf("decode index entry: %w", err)
+			}
+			out[e.IssueID] = &e
+		}
+		req = res.UnprocessedKeys
+	}
+	return out, nil
+}
+
+// eachEntry calls fn for every index entry of the connector, page by page.
+func (x *index) eachEntry(ctx context.Context, connID, connectorID string, fn func(*indexEntry) error) error {
+	p := dynamodb.NewQueryPaginator(x.db, &dynamodb.QueryInput{
+		TableName:              &x.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: connections.PK(connID)},
+			":p":  &types.AttributeValueMemberS{Value: idxPrefix(connectorID)},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list index entries: %w", err)
+		}
+		for _, item := range page.Items {
+			var e indexEntry
+			if err := attributevalue.UnmarshalMap(item, &e); err != nil {
+				return fmt.Errorf("decode index entry: %w", err)
+			}
+			if err := fn(&e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func idNum(id string) int64 {
+	n, _ := strconv.ParseInt(id, 10, 64)
+	return n
+}

@@ -1,0 +1,261 @@
+package export_test
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"jiraexport/infra/atlassiansim"
+	"jiraexport/shared/connections"
+	"jiraexport/shared/connectors"
+	"jiraexport/shared/export"
+	"jiraexport/shared/jira"
+	"jiraexport/shared/tokens"
+)
+
+func smallSite() atlassiansim.Config {
+	return atlassiansim.Config{Seed: 9, Sites: 1, ProjectsPerSite: 3, IssuesPerProject: 60, MaxComments: 25, MaxChangelog: 45}
+}
+
+// A cancel through the API while the export works ends the run cancelled at the next checkpoint; nothing is
+// written by that invocation after it.
+func TestCancelMidRun(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: smallSite()})
+	ref := w.startRun()
+	var searches atomic.Int32
+	w.setHook(func(o jira.Observation) {
+		if o.Endpoint == "/rest/api/3/search/jql" && searches.Add(1) == 2 {
+			if _, err := w.store.CancelRun(context.Background(), ref.ConnectionID, ref.ConnectorID, ref.RunID, "user"); err != nil {
+				t.Errorf("CancelRun() = %v", err)
+			}
+		}
+	})
+	out, err := w.engine(nil).Run(t.Context(), ref)
+	if err != nil || out != export.Stopped {
+		t.Fatalf("Run() = %v, %v; want stopped", out, err)
+	}
+	r := w.run(ref)
+	if r.Status != connectors.RunCancelled || r.CancelReason != "user" {
+		t.Errorf("run = %s (%s), want cancelled (user)", r.Status, r.CancelReason)
+	}
+	if n := searches.Load(); n != 2 {
+		t.Errorf("search requests = %d, want 2 (the cancel is seen at the checkpoint after the second page)", n)
+	}
+	// A duplicate event for the finished run does nothing.
+	if out, err := w.engine(nil).Run(t.Context(), ref); err != nil || out != export.Skipped {
+		t.Errorf("Run(cancelled run) = %v, %v; want skipped", out, err)
+	}
+}
+
+// A grant revoked mid-run fails the run with reason reauth_required and flags the connection, whichever way the
+// export meets it (a 401 from Jira or a refused refresh).
+func TestRevokedGrantMidRun(t *testing.T) {
+	for _, expire := range []bool{false, true} {
+		name := map[bool]string{false: "401 from Jira", true: "refused refresh"}[expire]
+		t.Run(name, func(t *testing.T) {
+			w := newWorld(t, worldOpts{sim: smallSite()})
+			ref := w.startRun()
+			var searches atomic.Int32
+			w.setHook(func(o jira.Observation) {
+				if o.Endpoint == "/rest/api/3/search/jql" && searches.Add(1) == 2 {
+					if err := w.sim.RevokeGrant(w.user); err != nil {
+						t.Errorf("RevokeGrant() = %v", err)
+					}
+				}
+			})
+			eng := w.engine(func(c *export.Config) {
+				if expire {
+					// Force a refresh at every token read: the refresh meets the revoked family.
+					c.Tokens = w.tokens(tokens.WithRefreshAhead(2 * time.Hour))
+				}
+			})
+			out, err := eng.Run(t.Context(), ref)
+			if err != nil || out != export.Failed {
+				t.Fatalf("Run() = %v, %v; want failed", out, err)
+			}
+			r := w.run(ref)
+			if r.Status != connectors.RunFailed || len(r.Errors) != 1 || r.Errors[0].Reason != export.ReasonReauth {
+				t.Errorf("run = %s %v, want failed with reason %s", r.Status, r.Errors, export.ReasonReauth)
+			}
+			if expire {
+				c, err := w.conns.Get(t.Context(), w.connID)
+				if err != nil || c.Status != connections.StatusReauthRequired {
+					t.Errorf("connection = %v, %v; want reauth_required", c, err)
+				}
+			}
+		})
+	}
+}
+
+// With a short deadline per invocation, a run pauses (reason deadline) and resumes across invocations until it
+// succeeds, with the same mirror as an uninterrupted run.
+func TestDeadlinePausesAndResumes(t *testing.T) {
+	big := smallSite()
+	big.IssuesPerProject = 100
+	w := newWorld(t, worldOpts{sim: big})
+	if err := w.sim.SetFault(atlassiansim.Fault{Endpoint: "POST /rest/api/3/search/jql", Kind: atlassiansim.FaultLatency, Latency: atlassiansim.Duration(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	ref := w.startRun()
+	eng := w.engine(func(c *export.Config) { c.Reserve = time.Second })
+	paused := 0
+	for i := 0; i < 60; i++ {
+		// Four search pages of a second each cannot fit in one invocation's time.
+		ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
+		out, err := eng.Run(ctx, ref)
+		cancel()
+		if err != nil {
+			t.Fatalf("Run() = %v", err)
+		}
+		if out == export.Paused {
+			paused++
+			if r := w.run(ref); r.Status != connectors.RunPaused || r.PauseReason != export.ReasonDeadline {
+				t.Fatalf("after a paused invocation the run is %s (%s), want paused (deadline)", r.Status, r.PauseReason)
+			}
+			continue
+		}
+		if out != export.Succeeded {
+			t.Fatalf("Run() = %s, want paused or succeeded", out)
+		}
+		break
+	}
+	if r := w.run(ref); r.Status != connectors.RunSucceeded || paused < 1 || r.Invocations != int64(paused+1) {
+		t.Fatalf("run = %s after %d pauses and %d invocations, want succeeded after at least one pause", r.Status, paused, r.Invocations)
+	}
+	w.sim.ClearFaults("")
+	w.checkMirror(w.objects())
+}
+
+// Duplicate async events delivered at once: one invocation works, the others skip; the mirror is exact.
+func TestConcurrentDuplicatesOneWriter(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: smallSite()})
+	ref := w.startRun()
+	eng := w.engine(nil)
+	outs := make([]export.Outcome, 4)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := eng.Run(t.Context(), ref)
+			if err != nil {
+				t.Errorf("Run() = %v", err)
+			}
+			outs[i] = out
+		}()
+	}
+	wg.Wait()
+	n := map[export.Outcome]int{}
+	for _, o := range outs {
+		n[o]++
+	}
+	if n[export.Succeeded] != 1 || n[export.Skipped] != len(outs)-1 {
+		t.Errorf("outcomes = %v, want one succeeded and the rest skipped", n)
+	}
+	if r := w.run(ref); r.Status != connectors.RunSucceeded || r.Invocations != 1 {
+		t.Errorf("run = %s with %d invocations, want succeeded with 1", r.Status, r.Invocations)
+	}
+	w.checkMirror(w.objects())
+}
+
+// A quota 429 pauses the run until the reset instead of sleeping.
+func TestQuotaPausesUntilReset(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: smallSite()})
+	ref := w.startRun()
+	if err := w.sim.SetFault(atlassiansim.Fault{Endpoint: "POST /rest/api/3/search/jql", Kind: atlassiansim.FaultRateLimit,
+		RetryAfter: 1800, Reason: "jira-quota-global-based", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := w.engine(nil).Run(t.Context(), ref)
+	if err != nil || out != export.Paused || time.Since(start) > 20*time.Second {
+		t.Fatalf("Run() = %v, %v after %s; want paused at once", out, err, time.Since(start))
+	}
+	r := w.run(ref)
+	if r.Status != connectors.RunPaused || r.PauseReason != export.ReasonQuota || r.ResumeAfter == nil ||
+		r.ResumeAfter.Before(start.Add(29*time.Minute)) {
+		t.Errorf("run = %s (%s) resume after %v, want paused (quota) for about 30 minutes", r.Status, r.PauseReason, r.ResumeAfter)
+	}
+	// Too early: the run is not taken.
+	if out, _ := w.engine(nil).Run(t.Context(), ref); out != export.Skipped {
+		t.Errorf("Run(before reset) = %s, want skipped", out)
+	}
+}
+
+// Jira refusing a page token mid-search (400, as for an expired cursor) restarts the search after the last
+// issue processed: the run succeeds with the exact mirror and no issue listed twice.
+func TestExpiredCursorRestartsFromWatermark(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: smallSite()})
+	ref := w.startRun()
+	var searches atomic.Int32
+	w.setHook(func(o jira.Observation) {
+		if o.Endpoint == "/rest/api/3/search/jql" && searches.Add(1) == 1 {
+			if err := w.sim.SetFault(atlassiansim.Fault{Endpoint: "POST /rest/api/3/search/jql", Kind: atlassiansim.FaultStatus, Status: 400, Count: 1}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	r, _ := w.runToEnd(w.engine(nil), ref, time.Minute)
+	if r.Status != connectors.RunSucceeded {
+		t.Fatalf("run = %s %v, want succeeded", r.Status, r.Errors)
+	}
+	w.setHook(nil)
+	w.checkMirror(w.objects())
+	m := w.manifest(ref)
+	if int(m.Counts.Written) != len(w.simIssues()) || int(m.Counts.Selected) != len(w.simIssues()) {
+		t.Errorf("manifest counts %+v, want every issue selected and written once", m.Counts)
+	}
+}
+
+// An issue deleted mid-search shifts the cursor's offsets, so the next page skips one issue that still matches.
+// A full run must not remove that issue from the mirror: planned removals are checked against Jira first and the
+// skipped issue is fetched again. The manifest lists only the deleted issue as removed.
+func TestShiftedCursorRemovesNothingThatStillMatches(t *testing.T) {
+	w := newWorld(t, worldOpts{sim: smallSite()})
+	eng := w.engine(nil)
+	if r, _ := w.runToEnd(eng, w.startRun(), time.Minute); r.Status != connectors.RunSucceeded {
+		t.Fatalf("first run = %s %v", r.Status, r.Errors)
+	}
+	all := w.simIssues()
+	var sorted []string
+	for id := range all {
+		sorted = append(sorted, id)
+	}
+	sort.Slice(sorted, func(a, b int) bool {
+		return len(sorted[a]) < len(sorted[b]) || (len(sorted[a]) == len(sorted[b]) && sorted[a] < sorted[b])
+	})
+	// A second full run (the JQL's text changed, so the mirror is rebuilt).
+	cur, err := w.store.Get(t.Context(), w.connID, w.connector.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := cur.Spec
+	spec.JQL += " "
+	c, err := w.store.Update(t.Context(), w.connID, w.connector.ID, spec, cur.Version, time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.connector = c
+	ref := w.startRun()
+	var searches atomic.Int32
+	deleted := sorted[0]
+	w.setHook(func(o jira.Observation) {
+		if o.Endpoint == "/rest/api/3/search/jql" && searches.Add(1) == 1 {
+			if err := w.sim.DeleteIssue(w.site.CloudID, deleted); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	r, _ := w.runToEnd(eng, ref, time.Minute)
+	w.setHook(nil)
+	if r.Status != connectors.RunSucceeded {
+		t.Fatalf("second run = %s %v", r.Status, r.Errors)
+	}
+	w.checkMirror(w.objects())
+	if m := w.manifest(ref); ids(m.Removed) != deleted {
+		t.Errorf("manifest removed %s, want only %s", ids(m.Removed), deleted)
+	}
+}

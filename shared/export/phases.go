@@ -1,0 +1,687 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
+
+	"jiraexport/shared/connectors"
+	"jiraexport/shared/jira"
+	"jiraexport/shared/mirror"
+)
+
+// maxRemovalsPerBatch keeps a removal batch's transaction (tombstones + checkpoint + run + connection check)
+// under DynamoDB's 100 items.
+const maxRemovalsPerBatch = 90
+
+// maxPlannedRemovals bounds the removal list kept in the checkpoint (a 400 KB item); more are planned again once
+// these are done.
+const maxPlannedRemovals = 5000
+
+// count asks Jira how many issues a full run will see (for progress only).
+func (w *worker) count(ctx context.Context) error {
+	n, err := w.jira.ApproximateCount(ctx, w.site.CloudID, "("+w.ck.BaseJQL+")")
+	if err != nil {
+		return err
+	}
+	w.ck.ApproxTotal = n
+	w.ck.Phase = phaseSearching
+	return w.save(ctx)
+}
+
+func (w *worker) searchFields() ([]string, string) {
+	fields := []string{"*all", "-lastViewed"} // lastViewed changes whenever the connection's user opens the issue
+	if !w.connector.Spec.Include.Comments {
+		fields = append(fields, "-comment")
+	}
+	expand := ""
+	if w.connector.Spec.Include.Changelog {
+		expand = "changelog"
+	}
+	return fields, expand
+}
+
+// searchPage fetches, completes, writes and checkpoints one page of the search.
+func (w *worker) searchPage(ctx context.Context) error {
+	fields, expand := w.searchFields()
+	page, err := w.jira.Search(ctx, w.site.CloudID, jira.SearchRequest{JQL: w.ck.JQL, Fields: fields, Expand: expand,
+		MaxResults: jira.SearchMaxFull, NextPageToken: w.ck.NextPageToken})
+	if errors.Is(err, jira.ErrCursorExpired) {
+		// Restart the search after the last issue fully processed: ids only grow in this order.
+		w.log.InfoContext(ctx, "search cursor expired; restarting after the watermark", "lastId", w.ck.LastID)
+		w.ck.JQL, w.ck.NextPageToken = searchJQL(w.ck.BaseJQL, w.ck.Since, w.ck.LastID), ""
+		return w.save(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	issues := make([]*rawIssue, 0, len(page.Issues))
+	ids := make([]string, 0, len(page.Issues))
+	for _, raw := range page.Issues {
+		is, err := parseIssue(raw)
+		if err != nil {
+			return &failure{reason: ReasonJira, msg: "Jira returned an issue the export cannot read"}
+		}
+		issues = append(issues, is)
+		ids = append(ids, is.ID)
+	}
+	old, err := w.idx.getEntries(ctx, w.ref.ConnectionID, w.ref.ConnectorID, ids)
+	if err != nil {
+		return err
+	}
+	full := w.ck.Mode == "full"
+	var build []*rawIssue
+	var items []types.TransactWriteItem
+	for _, is := range issues {
+		w.ck.Selected++
+		up := issueUpdated(is)
+		w.ck.MaxUpdated = max(w.ck.MaxUpdated, up)
+		if o := old[is.ID]; !full && o != nil && !o.Removed && o.Hash != "" && o.Updated == up {
+			// Not updated since the mirror took it: nothing to fetch, nothing to write.
+			if o.LastRun != w.ref.RunID {
+				w.ck.Unchanged++
+			}
+			continue
+		}
+		build = append(build, is)
+	}
+	if len(build) > 0 {
+		if err := w.loadFields(ctx); err != nil {
+			return err
+		}
+		docs, err := w.complete(ctx, build)
+		if err != nil {
+			return err
+		}
+		its, err := w.storeAll(ctx, docs, old, full)
+		if err != nil {
+			return err
+		}
+		items = append(items, its...)
+	}
+	if len(issues) > 0 {
+		w.ck.LastID = max(w.ck.LastID, idNum(issues[len(issues)-1].ID))
+	}
+	w.ck.NextPageToken = page.NextPageToken
+	if page.IsLast || page.NextPageToken == "" {
+		if err := w.endSearch(ctx); err != nil {
+			return err
+		}
+	}
+	return w.save(ctx, items...)
+}
+
+func issueUpdated(is *rawIssue) int64 {
+	if t, ok := jiraTime(str(is.Fields, "updated")); ok {
+		return t.UnixMilli()
+	}
+	return 0
+}
+
+// loadFields reads /rest/api/3/field once per run (then it lives in the checkpoint).
+func (w *worker) loadFields(ctx context.Context) error {
+	if w.ck.FieldsLoaded {
+		return nil
+	}
+	fs, err := w.jira.Fields(ctx, w.site.CloudID)
+	switch {
+	case errors.Is(err, jira.ErrNotFound):
+		// No field catalogue: documents carry ids only and the scrubber relies on shapes.
+	case err != nil:
+		return err
+	default:
+		w.ck.Fields = fieldsFromJira(fs)
+	}
+	w.ck.FieldsLoaded = true
+	w.scrub.UserFields = userFields(w.ck.Fields)
+	return nil
+}
+
+// built is one issue's finished document.
+type built struct {
+	doc  *mirror.Issue
+	body []byte
+}
+
+// complete fetches what the embedded lists lack (comments and worklogs paged per issue, changelogs in bulk) and
+// builds the documents. An issue that vanished meanwhile is left out (the census removes it).
+func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, error) {
+	inc := w.connector.Spec.Include
+	type parts struct{ comments, worklogs, changelog *childList }
+	ps := make([]parts, len(issues))
+	gone := map[string]bool{}
+	for i, is := range issues {
+		if err := w.renew(ctx); err != nil {
+			return nil, err
+		}
+		if inc.Comments {
+			c, err := w.pageRest(ctx, is.ID, is.embedded("comment", "comments"), w.jira.Comments)
+			if errors.Is(err, jira.ErrNotFound) {
+				gone[is.ID] = true
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			ps[i].comments = c
+		}
+		if emb := is.embedded("worklog", "worklogs"); emb != nil {
+			c, err := w.pageRest(ctx, is.ID, emb, w.jira.Worklogs)
+			if errors.Is(err, jira.ErrNotFound) {
+				gone[is.ID] = true
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			ps[i].worklogs = c
+		}
+		if inc.Changelog && is.Changelog != nil {
+			c, err := w.completeChangelog(ctx, is.ID, is.Changelog)
+			if errors.Is(err, jira.ErrNotFound) {
+				gone[is.ID] = true
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+			ps[i].changelog = c
+		}
+	}
+	var out []built
+	for i, is := range issues {
+		if gone[is.ID] {
+			continue
+		}
+		doc, body, err := buildDocument(docInput{issue: is, site: w.site, meta: w.ck.Fields, scrub: w.scrub,
+			comments: ps[i].comments, changelog: ps[i].changelog, worklogs: ps[i].worklogs})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, built{doc: doc, body: body})
+	}
+	return out, nil
+}
+
+// pageRest completes an embedded child list by paging from where it ends (frugal: the embedded part is not
+// fetched again).
+func (w *worker) pageRest(ctx context.Context, issueID string, emb *childList, page func(context.Context, string, string, int) (*jira.ChildPage, error)) (*childList, error) {
+	if emb == nil {
+		emb = &childList{Items: []any{}}
+	}
+	out := &childList{Items: append([]any(nil), emb.Items...), Total: emb.Total}
+	for len(out.Items) < out.Total {
+		p, err := page(ctx, w.site.CloudID, issueID, len(out.Items))
+		if err != nil {
+			return nil, err
+		}
+		items := p.Items()
+		for _, raw := range items {
+			var v any
+			if err := decodeJSON(raw, &v); err != nil {
+				return nil, &failure{reason: ReasonJira, msg: "Jira returned a child the export cannot read"}
+			}
+			out.Items = append(out.Items, v)
+		}
+		out.Total = p.Total
+		if len(items) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// completeChangelog fetches the entries a search's embedded changelog lacks. Search embeds the newest entries, so
+// the missing ones are the oldest: they are paged from the start, asking for exactly as many as are missing
+// (each entry costs a point), and merged by id, so an embedded page of any order still ends complete.
+//
+// Points: this costs 1 + (total - embedded) per incomplete issue; /changelog/bulkfetch would cost the issue's
+// whole changelog again (it cannot start mid-list) and saves requests only, so paging is the frugal way.
+func (w *worker) completeChangelog(ctx context.Context, issueID string, emb *childList) (*childList, error) {
+	seen := map[string]bool{}
+	out := &childList{Items: append([]any(nil), emb.Items...), Total: emb.Total}
+	for _, h := range emb.Items {
+		if m, ok := h.(map[string]any); ok {
+			seen[str(m, "id")] = true
+		}
+	}
+	for start := 0; len(out.Items) < out.Total; {
+		p, err := w.jira.ChangelogN(ctx, w.site.CloudID, issueID, start, out.Total-len(out.Items))
+		if err != nil {
+			return nil, err
+		}
+		items := p.Items()
+		for _, raw := range items {
+			var v any
+			if err := decodeJSON(raw, &v); err != nil {
+				return nil, &failure{reason: ReasonJira, msg: "Jira returned a changelog the export cannot read"}
+			}
+			if m, ok := v.(map[string]any); ok && !seen[str(m, "id")] {
+				seen[str(m, "id")] = true
+				out.Items = append(out.Items, v)
+			}
+		}
+		out.Total = p.Total
+		start += len(items)
+		if len(items) == 0 || start >= p.Total {
+			break
+		}
+		if err := w.renew(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// putConcurrency bounds the S3 writes of one page in flight at once.
+const putConcurrency = 8
+
+// storeAll writes the documents the mirror does not already hold exactly (in parallel) and returns the index
+// entries to write with the checkpoint.
+func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*indexEntry, full bool) ([]types.TransactWriteItem, error) {
+	type job struct {
+		d     built
+		entry *indexEntry
+		put   bool
+	}
+	jobs := make([]job, 0, len(docs))
+	for _, d := range docs {
+		e, put := w.decide(d, old[d.doc.ID], full)
+		jobs = append(jobs, job{d, e, put})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(putConcurrency)
+	for _, j := range jobs {
+		if !j.put {
+			continue
+		}
+		g.Go(func() error {
+			return w.e.c.Mirror.Put(gctx, mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, j.d.doc.ID), j.d.body, mirror.JSONType)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var items []types.TransactWriteItem
+	for _, j := range jobs {
+		o := old[j.d.doc.ID]
+		if j.put {
+			w.ck.Bytes += int64(len(j.d.body))
+			if o == nil || o.LastRun != w.ref.RunID || o.Action != "written" {
+				w.ck.Written++
+			}
+		} else if o.LastRun != w.ref.RunID {
+			w.ck.Unchanged++
+		}
+		if j.entry == nil {
+			continue
+		}
+		it, err := w.idx.putEntry(j.entry)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// decide says whether a document must be written and which index entry to write (nil: none needed).
+func (w *worker) decide(d built, old *indexEntry, full bool) (*indexEntry, bool) {
+	hash := mirror.Hash(d.body)
+	e := &indexEntry{PK: pkOf(w.ref), SK: idxSK(w.ref.ConnectorID, d.doc.ID), ConnID: w.ref.ConnectionID, IssueID: d.doc.ID,
+		Key: d.doc.Key, Updated: d.doc.Updated, Hash: hash}
+	for _, a := range d.doc.Attachments {
+		e.Attachments = append(e.Attachments, a.ID)
+	}
+	if cb, err := json.Marshal(d.doc.Counts); err == nil {
+		e.Counts = string(cb)
+	}
+	if old != nil {
+		e.SeenRun, e.LastRun, e.Action = old.SeenRun, old.LastRun, old.Action
+	}
+	if full {
+		e.SeenRun = w.ref.RunID
+	}
+	if old != nil && !old.Removed && old.Hash == hash {
+		if old.Updated == e.Updated && old.SeenRun == e.SeenRun {
+			return nil, false
+		}
+		return e, false
+	}
+	e.LastRun, e.Action = w.ref.RunID, "written"
+	return e, true
+}
+
+func pkOf(ref connectors.RunRef) string { return "CONN#" + ref.ConnectionID }
+
+// endSearch moves on from the search: a full run's search was its census (every matching issue carries the
+// run's id in seenRun); an incremental run takes a census when one is due.
+func (w *worker) endSearch(ctx context.Context) error {
+	w.ck.NextPageToken = ""
+	switch {
+	case w.ck.Mode == "full":
+		return w.planRemovals(ctx, nil)
+	case w.ck.Census:
+		w.ck.Phase = phaseCensus
+	default:
+		w.ck.Phase = phaseManifest
+	}
+	return nil
+}
+
+// planRemovals lists the mirrored issues the run did not see (full: seenRun; incremental: the census set) into
+// the checkpoint and moves to the deleting phase (or the manifest when there are none).
+func (w *worker) planRemovals(ctx context.Context, census map[string]bool) error {
+	var plan []string
+	more := false
+	live := map[string]bool{}
+	err := w.idx.eachEntry(ctx, w.ref.ConnectionID, w.ref.ConnectorID, func(e *indexEntry) error {
+		if e.Removed {
+			return nil
+		}
+		live[e.IssueID] = true
+		seen := e.SeenRun == w.ref.RunID
+		if census != nil {
+			seen = census[e.IssueID]
+		}
+		if !seen {
+			if len(plan) >= maxPlannedRemovals {
+				more = true
+				return nil
+			}
+			plan = append(plan, e.IssueID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.ck.ToRemove, w.ck.RemoveMore = plan, more
+	if census != nil {
+		// Issues the census sees that the mirror lacks although they were not updated (a permission restored,
+		// an issue that failed to export before): fetched by id in the backfill phase.
+		var fetch []string
+		for id := range census {
+			if !live[id] && len(fetch) < maxPlannedRemovals {
+				fetch = append(fetch, id)
+			}
+		}
+		sort.Slice(fetch, func(a, b int) bool { return idNum(fetch[a]) < idNum(fetch[b]) })
+		w.ck.ToFetch = fetch
+	}
+	w.ck.Phase = phaseDeleting
+	if len(plan) == 0 {
+		w.ck.Phase = w.afterRemovals()
+	}
+	return nil
+}
+
+// afterRemovals is the phase that follows the removals.
+func (w *worker) afterRemovals() string {
+	if len(w.ck.ToFetch) > 0 {
+		return phaseBackfill
+	}
+	return phaseManifest
+}
+
+// backfill fetches one batch of census-found issues the mirror lacks (/issue/bulkfetch, 50 at a time) and stores
+// them like a search page.
+func (w *worker) backfill(ctx context.Context) error {
+	n := min(len(w.ck.ToFetch), jira.SearchMaxFull)
+	batch := w.ck.ToFetch[:n]
+	fields, expand := w.searchFields()
+	raws, err := w.jira.BulkFetch(ctx, w.site.CloudID, batch, fields, expand)
+	if err != nil {
+		return err
+	}
+	issues := make([]*rawIssue, 0, len(raws))
+	ids := make([]string, 0, len(raws))
+	for _, raw := range raws {
+		is, err := parseIssue(raw)
+		if err != nil {
+			return &failure{reason: ReasonJira, msg: "Jira returned an issue the export cannot read"}
+		}
+		issues = append(issues, is)
+		ids = append(ids, is.ID)
+		w.ck.Selected++
+		w.ck.MaxUpdated = max(w.ck.MaxUpdated, issueUpdated(is))
+	}
+	var items []types.TransactWriteItem
+	if len(issues) > 0 {
+		old, err := w.idx.getEntries(ctx, w.ref.ConnectionID, w.ref.ConnectorID, ids)
+		if err != nil {
+			return err
+		}
+		if err := w.loadFields(ctx); err != nil {
+			return err
+		}
+		docs, err := w.complete(ctx, issues)
+		if err != nil {
+			return err
+		}
+		if items, err = w.storeAll(ctx, docs, old, false); err != nil {
+			return err
+		}
+	}
+	w.ck.ToFetch = w.ck.ToFetch[n:]
+	if len(w.ck.ToFetch) == 0 {
+		w.ck.Phase = phaseManifest
+	}
+	return w.save(ctx, items...)
+}
+
+// census lists every id the JQL matches (id only, 5000 per page) and plans the removal of the rest. The set
+// lives in memory: a census cut short by the deadline starts again in the next invocation.
+func (w *worker) census(ctx context.Context) error {
+	set := map[string]bool{}
+	next := ""
+	jql := searchJQL(w.ck.BaseJQL, 0, 0)
+	for {
+		if w.timeUp() {
+			return errDeadline
+		}
+		ids, n, err := w.jira.CensusPage(ctx, w.site.CloudID, jql, next)
+		if errors.Is(err, jira.ErrCursorExpired) {
+			clear(set)
+			next = ""
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			set[id] = true
+		}
+		if err := w.renew(ctx); err != nil {
+			return err
+		}
+		if n == "" {
+			break
+		}
+		next = n
+	}
+	w.ck.CensusDone = true
+	if err := w.planRemovals(ctx, set); err != nil {
+		return err
+	}
+	return w.save(ctx)
+}
+
+// stillMatching checks planned removals against Jira before anything is deleted: /issue/bulkfetch (fields=id)
+// tells which still exist and are visible, and a search restricted to those ids tells which of them the JQL still
+// selects. It costs two requests per batch, only when there is something to remove.
+func (w *worker) stillMatching(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	var visible []string
+	for start := 0; start < len(ids); start += jira.BulkFetchMax {
+		raws, err := w.jira.BulkFetch(ctx, w.site.CloudID, ids[start:min(start+jira.BulkFetchMax, len(ids))], []string{"id"}, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, raw := range raws {
+			var is struct {
+				ID string `json:"id"`
+			}
+			if err := json.Unmarshal(raw, &is); err == nil && is.ID != "" {
+				visible = append(visible, is.ID)
+			}
+		}
+	}
+	if len(visible) == 0 {
+		return out, nil
+	}
+	// Every id named here exists and is visible, so Jira has no unknown issue to reject in the list.
+	jql := "(" + w.ck.BaseJQL + ") AND id in (" + strings.Join(visible, ", ") + ")"
+	next := ""
+	for {
+		got, n, err := w.jira.CensusPage(ctx, w.site.CloudID, jql, next)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range got {
+			out[id] = true
+		}
+		if n == "" {
+			return out, nil
+		}
+		next = n
+	}
+}
+
+// deleteBatch removes one batch of planned issues from the mirror: objects first (deleting is idempotent), then
+// tombstones with the checkpoint in one transaction.
+func (w *worker) deleteBatch(ctx context.Context) error {
+	n := min(len(w.ck.ToRemove), maxRemovalsPerBatch)
+	batch := w.ck.ToRemove[:n]
+	old, err := w.idx.getEntries(ctx, w.ref.ConnectionID, w.ref.ConnectorID, batch)
+	if err != nil {
+		return err
+	}
+	still, err := w.stillMatching(ctx, batch)
+	if err != nil {
+		return err
+	}
+	var items []types.TransactWriteItem
+	for _, id := range batch {
+		o := old[id]
+		if o == nil || o.Removed {
+			continue
+		}
+		if still[id] {
+			// The search missed it (a cursor's offsets can shift when an earlier issue goes away mid-run), but
+			// it still matches: keep it and fetch it again rather than remove it.
+			w.ck.ToFetch = append(w.ck.ToFetch, id)
+			continue
+		}
+		keys := []string{mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, id), mirror.IssueMarkdownKey(w.ref.ConnectionID, w.ref.ConnectorID, id)}
+		for _, a := range o.Attachments {
+			keys = append(keys, mirror.AttachmentKey(w.ref.ConnectionID, w.ref.ConnectorID, a))
+		}
+		for _, k := range keys {
+			if err := w.e.c.Mirror.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+		t := &indexEntry{PK: o.PK, SK: o.SK, ConnID: o.ConnID, IssueID: id, Key: o.Key, Updated: o.Updated,
+			LastRun: w.ref.RunID, Action: "removed", Removed: true, TTL: w.e.c.Now().Add(tombstoneTTL).Unix()}
+		it, err := w.idx.putEntry(t)
+		if err != nil {
+			return err
+		}
+		items = append(items, it)
+		w.ck.Removed++
+	}
+	w.ck.ToRemove = w.ck.ToRemove[n:]
+	if len(w.ck.ToRemove) == 0 {
+		switch {
+		case !w.ck.RemoveMore:
+			w.ck.Phase = w.afterRemovals()
+		case w.ck.Mode == "full":
+			// Plan the next ones after this batch is committed (planning reads the tombstones).
+			w.ck.Phase = phasePlanning
+		default:
+			w.ck.Phase = phaseCensus
+		}
+	}
+	return w.save(ctx, items...)
+}
+
+// plan re-plans removals of a full run whose list was longer than one checkpoint holds.
+func (w *worker) plan(ctx context.Context) error {
+	if err := w.planRemovals(ctx, nil); err != nil {
+		return err
+	}
+	return w.save(ctx)
+}
+
+// finish writes the manifest and finishes the run with the new sync state, in one transaction with the
+// checkpoint's removal.
+func (w *worker) finish(ctx context.Context) error {
+	m := &mirror.Manifest{Schema: mirror.ManifestSchema, RunID: w.ref.RunID, ConnectorID: w.ref.ConnectorID, Site: w.site,
+		Mode: w.ck.Mode, Census: w.ck.Mode == "full" || w.ck.Census, Written: []mirror.ManifestIssue{}, Removed: []mirror.ManifestIssue{}}
+	err := w.idx.eachEntry(ctx, w.ref.ConnectionID, w.ref.ConnectorID, func(e *indexEntry) error {
+		if e.LastRun != w.ref.RunID {
+			return nil
+		}
+		switch {
+		case e.Action == "written" && !e.Removed:
+			m.Written = append(m.Written, mirror.ManifestIssue{ID: e.IssueID, Key: e.Key, SHA256: e.Hash, Counts: e.counts(),
+				Object: mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, e.IssueID)})
+		case e.Action == "removed" && e.Removed:
+			m.Removed = append(m.Removed, mirror.ManifestIssue{ID: e.IssueID, Key: e.Key, Reason: "gone",
+				Object: mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, e.IssueID)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	byID := func(l []mirror.ManifestIssue) {
+		sort.Slice(l, func(a, b int) bool { return idNum(l[a].ID) < idNum(l[b].ID) })
+	}
+	byID(m.Written)
+	byID(m.Removed)
+	watermark := w.ck.Watermark
+	if w.sync != nil {
+		watermark = max(watermark, w.sync.Watermark)
+	}
+	watermark = max(watermark, w.ck.MaxUpdated)
+	p := w.progress()
+	now := w.e.c.Now()
+	m.Watermark = watermark
+	m.Counts = mirror.ManifestCounts{Selected: w.ck.Selected, Written: int64(len(m.Written)), Unchanged: w.ck.Unchanged, Removed: int64(len(m.Removed))}
+	m.Stats = mirror.ManifestStats{StartedAt: w.ck.StartedAt, FinishedAt: now.UTC().Format(time.RFC3339Nano), Invocations: w.invocations,
+		Requests: w.ck.Requests, Points: w.ck.Points, Bytes: w.ck.Bytes, PhaseMillis: w.ck.PhaseMillis}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	if err := w.e.c.Mirror.Put(ctx, mirror.ManifestKey(w.ref.ConnectionID, w.ref.ConnectorID, w.ref.RunID), body, mirror.JSONType); err != nil {
+		return err
+	}
+	s := &syncState{PK: pkOf(w.ref), SK: syncSK(w.ref.ConnectorID), ConnID: w.ref.ConnectionID, Watermark: watermark,
+		Fingerprint: w.ck.Fingerprint, LastRun: w.ref.RunID, LastRunAt: now.UnixMilli()}
+	if w.sync != nil {
+		s.LastFullRun, s.LastFullRunAt, s.LastCensusAt = w.sync.LastFullRun, w.sync.LastFullRunAt, w.sync.LastCensusAt
+	}
+	if w.ck.Mode == "full" {
+		s.LastFullRun, s.LastFullRunAt, s.LastCensusAt = w.ref.RunID, now.UnixMilli(), now.UnixMilli()
+	} else if w.ck.CensusDone {
+		s.LastCensusAt = now.UnixMilli()
+	}
+	syncItem, err := w.idx.putSync(s)
+	if err != nil {
+		return err
+	}
+	p.Counters.IssuesDone = w.ck.Written + w.ck.Unchanged
+	if err := w.e.c.Runs.FinishRun(ctx, w.ref, w.owner, connectors.RunSucceeded, p, syncItem, w.idx.deleteCheckpoint(w.ref)); err != nil {
+		return err
+	}
+	w.log.InfoContext(ctx, "export succeeded", "mode", w.ck.Mode, "written", len(m.Written), "unchanged", w.ck.Unchanged,
+		"removed", len(m.Removed), "requests", w.ck.Requests, "points", w.ck.Points)
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package scrub removes Atlassian account ids (and, unless asked to keep them, e-mail addresses) from Jira JSON
+// before anything of it is stored. It works on decoded JSON (map[string]any, []any, strings, numbers), walking
+// every value, so it needs no knowledge of a document's shape to be safe: the places it knows (user objects, ADF
+// mention nodes, changelog items of user fields, user-picker custom fields) are cleaned by rule, and any other
+// string that holds something shaped like an account id has that id cut out.
+package scrub
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Options say what to keep.
+type Options struct {
+	// KeepEmails keeps users' emailAddress (a connector option may ask for it); default: dropped.
+	KeepEmails bool
+	// UserFields are the ids of fields whose values are users (from /rest/api/3/field: schema type "user", or
+	// "array" of "user"), e.g. user-picker custom fields. Their changelog items' from/to are account ids.
+	UserFields map[string]bool
+}
+
+// Account id shapes: "557058:<uuid>" (and other numeric prefixes), 24 hex digits, "qm:<uuid>:<uuid>" (Jira Service
+// Management customers), and "ug:<uuid>" user-group style ids. Boundaries keep a 40-digit git hash or a longer
+// hex string from matching in part.
+var accountIDPattern = regexp.MustCompile(
+	`(?i)(?:^|[^0-9a-z])((?:\d{1,10}:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?::[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?)|(?:qm|ug):[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?::[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?|[0-9a-f]{24})(?:$|[^0-9a-z])`)
+
+// Removed replaces an account id found inside a string the scrubber has no rule for.
+const Removed = "[account-id-removed]"
+
+// systemUserFields are Jira's built-in user fields.
+var systemUserFields = map[string]bool{"assignee": true, "reporter": true, "creator": true, "watcher": true,
+	"voter": true}
+
+// LooksLikeAccountID reports whether s contains something shaped like an account id.
+func LooksLikeAccountID(s string) bool { return accountIDPattern.MatchString(s) }
+
+// String cuts every account-id-shaped token out of s.
+func String(s string) string {
+	if !accountIDPattern.MatchString(s) {
+		return s
+	}
+	// Replace only the id (submatch 1), keeping the boundary characters; repeat since matches consume their
+	// boundaries and adjacent ids would otherwise survive.
+	for accountIDPattern.MatchString(s) {
+		loc := accountIDPattern.FindStringSubmatchIndex(s)
+		s = s[:loc[2]] + Removed + s[loc[3]:]
+	}
+	return s
+}
+
+// Value scrubs a decoded JSON value in place where it can and returns the result (use the result: a top-level
+// string is returned changed).
+func Value(v any, o Options) any {
+	return o.walk(v, "")
+}
+
+func (o Options) walk(v any, field string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		o.object(x, field)
+		return x
+	case []any:
+		out := x[:0]
+		for _, e := range x {
+			if s, ok := e.(string); ok && o.userField(field) && LooksLikeAccountID(s) {
+				continue // an account id in a list of users: drop the element
+			}
+			out = append(out, o.walk(e, field))
+		}
+		return out
+	case string:
+		return String(x)
+	}
+	return v
+}
+
+func (o Options) userField(id string) bool {
+	return id != "" && (systemUserFields[id] || o.UserFields[id])
+}
+
+func isKeyOfAccountID(k string) bool {
+	lk := strings.ToLower(k)
+	return strings.Contains(lk, "accountid")
+}
+
+// object scrubs one JSON object. field is the id of the field whose value it is (or sits in), when known.
+func (o Options) object(m map[string]any, field string) {
+	user := isUserObject(m)
+	for k, val := range m {
+		switch {
+		case isKeyOfAccountID(k):
+			delete(m, k) // accountId, tmpFromAccountId, tmpToAccountId, ...
+			continue
+		case LooksLikeAccountID(k):
+			delete(m, k) // a map keyed by account ids
+			continue
+		case k == "emailAddress" && !o.KeepEmails:
+			delete(m, k)
+			continue
+		case user && (k == "self" || k == "avatarUrls" || k == "key" || k == "name"):
+			// A user's self URL and avatar URLs carry the account id; key and name are legacy ids.
+			delete(m, k)
+			continue
+		}
+		sub := field
+		if o.userField(k) {
+			sub = k
+		}
+		if f, ok := m["fieldId"].(string); ok {
+			sub = f
+		}
+		if s, ok := val.(string); ok && o.userField(sub) && LooksLikeAccountID(s) {
+			delete(m, k) // a user-valued field (or a changelog item of one) holding a bare account id
+			continue
+		}
+		m[k] = o.walk(val, sub)
+	}
+	// ADF mention node: attrs.id is the mentioned person's account id; the text (their display name) stays.
+	if t, _ := m["type"].(string); t == "mention" {
+		if attrs, ok := m["attrs"].(map[string]any); ok {
+			delete(attrs, "id")
+		}
+	}
+	// A changelog item of a user field: from/to are account ids; fromString/toString are display names.
+	if f, ok := m["fieldId"].(string); ok && (o.userField(f) || userItem(m)) {
+		delete(m, "from")
+		delete(m, "to")
+	}
+}
+
+// isUserObject recognises Jira's user shape even after accountId is gone (its order in the map is random).
+func isUserObject(m map[string]any) bool {
+	if _, ok := m["accountId"]; ok {
+		return true
+	}
+	_, dn := m["displayName"]
+	_, at := m["accountType"]
+	_, av := m["avatarUrls"]
+	return dn && (at || av)
+}
+
+// userItem reports whether a changelog item is about a user field though its fieldId is not known as one.
+func userItem(m map[string]any) bool {
+	if f, _ := m["field"].(string); systemUserFields[strings.ToLower(f)] {
+		return true
+	}
+	for _, k := range []string{"from", "to"} {
+		if s, ok := m[k].(string); ok && LooksLikeAccountID(s) {
+			return true
+		}
+	}
+	return false
+}

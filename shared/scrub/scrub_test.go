@@ -1,0 +1,92 @@
+package scrub
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+const (
+	idA = "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077"
+	idB = "5b10ac8d82e05b22cc7d4ef5"
+	idC = "qm:1ba4b7f3-3ac1-4ffd-a1c4-06a8d0ac2b63:eb1b8fa4-3ff2-4f4a-bc37-1c33a1a4a9d0"
+)
+
+func scrubJSON(t *testing.T, in string, o Options) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(in), &v); err != nil {
+		t.Fatalf("bad test input %s: %v", in, err)
+	}
+	out, err := json.Marshal(Value(v, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestValue(t *testing.T) {
+	users := Options{UserFields: map[string]bool{"customfield_10100": true, "customfield_10101": true}}
+	tests := []struct {
+		name, in string
+		o        Options
+		want     string
+	}{
+		{"user object", `{"accountId":"` + idA + `","accountType":"atlassian","displayName":"Ada","emailAddress":"ada@example.com","active":true,"self":"https://x/rest/api/3/user?accountId=` + idA + `","avatarUrls":{"48x48":"https://avatar/` + idA + `/48"},"timeZone":"UTC"}`,
+			Options{}, `{"accountType":"atlassian","active":true,"displayName":"Ada","timeZone":"UTC"}`},
+		{"email kept on request", `{"accountId":"` + idB + `","displayName":"B","emailAddress":"b@example.com"}`,
+			Options{KeepEmails: true}, `{"displayName":"B","emailAddress":"b@example.com"}`},
+		{"ADF mention", `{"type":"mention","attrs":{"id":"` + idA + `","text":"@Ada","accessLevel":""}}`,
+			Options{}, `{"attrs":{"accessLevel":"","text":"@Ada"},"type":"mention"}`},
+		{"changelog item of assignee", `{"field":"assignee","fieldtype":"jira","fieldId":"assignee","from":"` + idA + `","fromString":"Ada","to":"` + idB + `","toString":"Bob","tmpFromAccountId":"` + idA + `","tmpToAccountId":"` + idB + `"}`,
+			Options{}, `{"field":"assignee","fieldId":"assignee","fieldtype":"jira","fromString":"Ada","toString":"Bob"}`},
+		{"changelog item of user picker, unknown shape of id", `{"field":"Approver","fieldtype":"custom","fieldId":"customfield_10100","from":"legacy-user","to":"other"}`,
+			users, `{"field":"Approver","fieldId":"customfield_10100","fieldtype":"custom"}`},
+		{"changelog item of status keeps from/to", `{"field":"status","fieldtype":"jira","fieldId":"status","from":"10000","fromString":"To Do","to":"3","toString":"Done"}`,
+			Options{}, `{"field":"status","fieldId":"status","fieldtype":"jira","from":"10000","fromString":"To Do","to":"3","toString":"Done"}`},
+		{"user picker custom field as bare ids", `{"customfield_10100":"` + idA + `","customfield_10101":["` + idB + `","` + idC + `"],"summary":"s"}`,
+			users, `{"customfield_10101":[],"summary":"s"}`},
+		{"user picker custom field as users", `{"customfield_10101":[{"accountId":"` + idB + `","displayName":"Bob"}]}`,
+			users, `{"customfield_10101":[{"displayName":"Bob"}]}`},
+		{"unknown place: id cut out of text", `{"body":"ping ` + idA + ` and ` + idB + `, thanks","sha":"` + strings.Repeat("ab", 20) + `"}`,
+			Options{}, `{"body":"ping ` + Removed + ` and ` + Removed + `, thanks","sha":"` + strings.Repeat("ab", 20) + `"}`},
+		{"map keyed by account id", `{"` + idB + `":1,"x":2}`, Options{}, `{"x":2}`},
+		{"nested arrays", `[[{"accountId":"` + idC + `","displayName":"C"}]]`, Options{}, `[[{"displayName":"C"}]]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := scrubJSON(t, tt.in, tt.o); got != tt.want {
+				t.Errorf("Value(%s) = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzValue(f *testing.F) {
+	f.Add(`{"accountId":"ID","displayName":"x"}`, idA)
+	f.Add(`{"type":"mention","attrs":{"id":"ID"}}`, idB)
+	f.Add(`{"fieldId":"assignee","from":"ID","to":"ID"}`, idC)
+	f.Add(`["ID",{"k":"see ID here"}]`, idB)
+	f.Add(`{"ID":{"self":"https://x/?accountId=ID"}}`, idA)
+	f.Fuzz(func(t *testing.T, doc, id string) {
+		if !accountIDPattern.MatchString(id) || strings.TrimSpace(id) != id {
+			return
+		}
+		// Take the id as the pattern sees it: the fuzzer's string may carry other text around it.
+		m := accountIDPattern.FindStringSubmatch(id)
+		id = m[1]
+		raw, _ := json.Marshal(id)
+		doc = strings.ReplaceAll(doc, "ID", strings.Trim(string(raw), `"`))
+		var v any
+		if json.Unmarshal([]byte(doc), &v) != nil {
+			return
+		}
+		out, err := json.Marshal(Value(v, Options{UserFields: map[string]bool{"customfield_1": true}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(strings.ToLower(string(out)), strings.ToLower(id)) {
+			t.Errorf("Value(%s) = %s, still holds %s", doc, out, id)
+		}
+	})
+}
