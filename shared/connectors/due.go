@@ -165,7 +165,7 @@ func (st *Store) indexKeys(ctx context.Context, partition, bound string, limit i
 	var out []itemKey
 	reads := 0
 	for limit > 0 && len(out) < limit {
-		in.Limit = aws.Int32(int32(min(limit-len(out), 1000)))
+		in.Limit = aws.Int32(int32(min(limit-len(out), 1000))) //nolint:gosec // bounded by 1000 just above
 		res, err := st.db.Query(ctx, in)
 		reads++
 		if err != nil {

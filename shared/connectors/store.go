@@ -49,13 +49,6 @@ func timePtr(s string) *time.Time {
 	return &t
 }
 
-func optTime(t *time.Time) string {
-	if t == nil {
-		return ""
-	}
-	return fmtTime(*t)
-}
-
 // Store keeps connectors and runs in the single table.
 type Store struct {
 	db    *dynamodb.Client
@@ -256,7 +249,7 @@ func (st *Store) page(ctx context.Context, connID, list, prefix string, limit in
 		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(connPK(connID)), ":prefix": s(prefix)},
 		// One extra item tells whether there is a next page, so the last page never carries a cursor.
-		Limit:            aws.Int32(int32(limit + 1)),
+		Limit:            aws.Int32(int32(min(max(limit, 1), 1000) + 1)), //nolint:gosec // bounded to 1..1001
 		ScanIndexForward: aws.Bool(!newestFirst),
 		ConsistentRead:   aws.Bool(true),
 	}

@@ -165,7 +165,7 @@ func validateResponse(method, path string, status int, contentType string, body 
 		return fmt.Errorf("%s %s answered %d with invalid JSON: %w", method, path, status, err)
 	}
 	if err := s.Validate(inst); err != nil {
-		return fmt.Errorf("%s %s answered %d not matching the description: %v\nbody: %s", method, path, status, err, body)
+		return fmt.Errorf("%s %s answered %d not matching the description: %w\nbody: %s", method, path, status, err, body)
 	}
 	return nil
 }

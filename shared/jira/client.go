@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	backoffpkg "jiraexport/shared/backoff"
 )
 
 // Options tune a Client. Zero fields take the defaults named in their comments.
@@ -185,8 +186,8 @@ func (c *Client) retryable(err error, cl call, attempt int) (time.Duration, bool
 	default:
 		return 0, false // permanent, re-authorisation, or the hourly quota (nothing succeeds before its reset)
 	}
-	// Jitter upwards only, so Retry-After stays a floor.
-	wait := time.Duration(float64(backoff) * (1 + 0.3*rand.Float64()))
+	// Jitter upwards only (x[1, 1.3]), so Retry-After stays a floor; the one backoff policy of the repo.
+	wait := (backoffpkg.Policy{Base: backoff, Max: backoff, JitterLow: 1, JitterHigh: 1.3}).Delay(0, 0)
 	if wait > c.o.MaxWait {
 		return 0, false
 	}

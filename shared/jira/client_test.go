@@ -108,7 +108,7 @@ func TestRateLimit(t *testing.T) {
 					w.WriteHeader(429)
 					return
 				}
-				w.Write([]byte(`{"count":7}`))
+				_, _ = w.Write([]byte(`{"count":7}`))
 			}))
 			defer srv.Close()
 			var waits []time.Duration
@@ -139,7 +139,7 @@ func TestNeverFollowsRedirects(t *testing.T) {
 		if r.Header.Get("Authorization") != "" {
 			leaked.Store(true)
 		}
-		w.Write([]byte(`{"count":1}`))
+		_, _ = w.Write([]byte(`{"count":1}`))
 	}))
 	defer elsewhere.Close()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -56,10 +56,10 @@ func TestErrorTextsCarryNoJiraMessages(t *testing.T) {
 		switch r.URL.Query().Get("case") {
 		case "401":
 			w.WriteHeader(401)
-			fmt.Fprintf(w, `{"code":401,"message":%q}`, secret)
+			_, _ = fmt.Fprintf(w, `{"code":401,"message":%q}`, secret)
 		default:
 			w.WriteHeader(400)
-			fmt.Fprintf(w, `{"errorMessages":[%q],"errors":{"jql":%q}}`, secret, secret)
+			_, _ = fmt.Fprintf(w, `{"errorMessages":[%q],"errors":{"jql":%q}}`, secret, secret)
 		}
 	}))
 	defer srv.Close()
@@ -79,7 +79,7 @@ func TestErrorTextsCarryNoJiraMessages(t *testing.T) {
 // The observer sees every attempt with its endpoint template and the objects returned.
 func TestObserver(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(`{"startAt":0,"maxResults":100,"total":2,"comments":[{"id":"1"},{"id":"2"}]}`))
+		_, _ = w.Write([]byte(`{"startAt":0,"maxResults":100,"total":2,"comments":[{"id":"1"},{"id":"2"}]}`))
 	}))
 	defer srv.Close()
 	var got []Observation
