@@ -63,7 +63,8 @@ func TestLogGroupsDeclared(t *testing.T) {
 	}
 }
 
-// TestPurgeFunctionPrivilege: the purge function has no route or event and may only list and delete: no reads of
+// TestPurgeFunctionPrivilege: the purge function has no route (only its daily revoked-grant sweep) and may only
+// list and delete: no reads of
 // tokens (KMS), secrets or objects, no writes of objects.
 func TestPurgeFunctionPrivilege(t *testing.T) {
 	t.Parallel()
@@ -72,8 +73,16 @@ func TestPurgeFunctionPrivilege(t *testing.T) {
 	if p == nil {
 		t.Fatal("PurgeFunction is missing")
 	}
-	if p["Events"] != nil {
-		t.Errorf("PurgeFunction has events %v, want direct invoke only", p["Events"])
+	// Direct invoke only, but for the daily sweep of grants left revoked: exactly one ScheduleV2 event whose
+	// input asks for that and nothing else (no route, no other target of erasure).
+	events, _ := p["Events"].(map[string]any)
+	for name, e := range events {
+		if get(e, "Type") != "ScheduleV2" || get(e, "Properties", "Input") != `{"revokedGrants": true}` {
+			t.Errorf("PurgeFunction event %s = %v, want only the ScheduleV2 sweep of revoked grants", name, e)
+		}
+	}
+	if len(events) != 1 {
+		t.Errorf("PurgeFunction has %d events, want the one revoked-grant sweep", len(events))
 	}
 	allowed := []string{"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan",
 		"dynamodb:BatchWriteItem", "dynamodb:TransactWriteItems", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads",
