@@ -326,10 +326,10 @@ func TestValidationErrors(t *testing.T) {
 		})}, 400, []string{"include.people"}, "invalid"},
 		{"people not a string", req{body: body(func(m map[string]any) {
 			m["include"] = map[string]any{"people": true}
-		})}, 400, []string{"people"}, "invalid"},
+		})}, 400, []string{"include.people"}, "invalid"},
 		{"worklogs not a boolean", req{body: body(func(m map[string]any) {
 			m["include"] = map[string]any{"worklogs": "yes"}
-		})}, 400, []string{"worklogs"}, "invalid"},
+		})}, 400, []string{"include.worklogs"}, "invalid"},
 		{"foreign site", req{body: body(func(m map[string]any) { m["siteId"] = "11111111-2222-3333-4444-555555555555" })}, 400, []string{"siteId"}, "invalid"},
 		{"jql syntax error from Jira", req{body: body(func(m map[string]any) { m["jql"] = "project = " })}, 400, []string{"jql"}, "invalid"},
 		{"unknown field in JQL from Jira", req{body: body(func(m map[string]any) { m["jql"] = "universe = 42" })}, 400, []string{"jql"}, "invalid"},
