@@ -27,7 +27,7 @@ const (
 // addMarkdown renders the Markdown when the connector's formats include it. It is rendered from the
 // scrubbed document, so it holds exactly the people the JSON holds (display names or pseudonyms, never ids).
 func (w *worker) addMarkdown(b *built) error {
-	if !w.connector.Spec.HasFormat("markdown") {
+	if !w.connector.HasFormat("markdown") {
 		return nil
 	}
 	md, err := renderMarkdown(b.doc, &w.connector.Spec)
@@ -57,10 +57,10 @@ func (w *worker) decideMarkdown(d built, old, e *indexEntry) (*indexEntry, mdAct
 		e = &c
 	}
 	e.MDHash = want
-	switch {
-	case want == have:
+	switch want {
+	case have:
 		return e, mdKeep
-	case want == "":
+	case "":
 		return e, mdDelete
 	}
 	return e, mdPut

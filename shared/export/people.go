@@ -23,7 +23,7 @@ const unknownPerson = pseudonym.Prefix + "unknown"
 // loadPeople sets the scrubber's Person hook when the connector asks for pseudonyms; with display names (the
 // default) the scrubber keeps Jira's names and removes only the ids.
 func (w *worker) loadPeople(ctx context.Context) error {
-	if !w.connector.Spec.Include.Pseudonyms() {
+	if !w.connector.Include.Pseudonyms() {
 		return nil
 	}
 	if w.e.c.Pseudonyms == nil {

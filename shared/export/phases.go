@@ -41,7 +41,7 @@ func (w *worker) searchFields() ([]string, string) {
 	if !w.connector.Spec.Include.Comments {
 		fields = append(fields, "-comment")
 	}
-	if !w.connector.Spec.Include.Worklogs {
+	if !w.connector.Include.Worklogs {
 		fields = append(fields, "-worklog") // not exported: neither fetched nor paged
 	}
 	expand := ""

@@ -183,7 +183,7 @@ func (o Options) person(m map[string]any, user bool) func() {
 		return func() { attrs["text"] = "@" + o.Person(id, strings.TrimPrefix(text, "@")) }
 	}
 	f, ok := m["fieldId"].(string)
-	if !ok || !(o.userField(f) || userItem(m)) {
+	if !ok || (!o.userField(f) && !userItem(m)) {
 		return nil
 	}
 	type side struct{ id, name string }
