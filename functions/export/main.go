@@ -26,6 +26,7 @@ import (
 	"jiraexport/shared/export"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/mirror"
+	"jiraexport/shared/pseudonym"
 	"jiraexport/shared/tokens"
 )
 
@@ -74,7 +75,8 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 	// A dead grant only flags the connection here (FlagOnly): the export fails its own run with reason
 	// reauth_required, and any other run of the connection does the same at its next checkpoint, so the outcome
 	// does not depend on which process saw the rejection first.
-	tok := access.Tokens(access.Config{DB: db, KMS: kms.NewFromConfig(awsCfg), Table: cfg.Table,
+	kmsc := kms.NewFromConfig(awsCfg)
+	tok := access.Tokens(access.Config{DB: db, KMS: kmsc, Table: cfg.Table,
 		TokenKeyID: cfg.TokenKeyID, OAuth: cfg.OAuth2(secret), Log: log, FlagOnly: true})
 	return export.New(export.Config{
 		Runs:        connectors.NewStore(db, cfg.Table, connectors.WithRunHistory(cfg.RunHistory)),
@@ -87,8 +89,9 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 			// Pages of 50 full issues can be large: a longer per-attempt timeout than the API's.
 			return jira.New(cfg.APIURL, ts, jira.Options{Timeout: 30 * time.Second, Observe: observe, IsReauth: deadGrant})
 		},
-		Log:   log,
-		Lease: lease,
+		Pseudonyms: pseudonym.NewStore(db, kmsc, cfg.Table, cfg.KeyID),
+		Log:        log,
+		Lease:      lease,
 	}), nil
 }
 

@@ -71,7 +71,24 @@ type Include struct {
 	Comments    bool        `json:"comments" dynamodbav:"comments"`
 	Changelog   bool        `json:"changelog" dynamodbav:"changelog"`
 	Attachments Attachments `json:"attachments" dynamodbav:"attachments"`
+	// People is how a person appears in exported content: PeopleDisplayName (the default) or PeoplePseudonym (a
+	// keyed hash under the connection's secret, shared/pseudonym). Never the account id.
+	People string `json:"people" dynamodbav:"people,omitempty"`
+	// Worklogs exports the issue's worklogs, complete (paged past the ones Jira embeds).
+	Worklogs bool `json:"worklogs" dynamodbav:"worklogs,omitempty"`
 }
+
+// People modes (Include.People); the same strings as shared/pseudonym.Mode.
+const (
+	PeopleDisplayName = "displayName"
+	PeoplePseudonym   = "pseudonym"
+)
+
+// Pseudonyms reports whether people are exported as pseudonyms.
+func (i Include) Pseudonyms() bool { return i.People == PeoplePseudonym }
+
+// HasFormat reports whether the connector writes format f ("json", "markdown").
+func (s *Spec) HasFormat(f string) bool { return slices.Contains(s.Formats, f) }
 
 // Schedule is a connector's cron or rate expression and the IANA time zone it is read in. An empty expression
 // means no schedule: the connector runs only when a run is started through the API.
@@ -172,6 +189,9 @@ func (s *Spec) Normalize() {
 	if len(s.Formats) == 0 {
 		s.Formats = []string{"json"}
 	}
+	if s.Include.People == "" {
+		s.Include.People = PeopleDisplayName
+	}
 	if s.Include.Attachments.Enabled && s.Include.Attachments.MaxBytes == 0 {
 		s.Include.Attachments.MaxBytes = DefaultAttachmentSize
 	}
@@ -245,6 +265,9 @@ func (s *Spec) Validate() (*schedule.Schedule, []problem.FieldError) {
 			}
 			seen[f] = true
 		}
+	}
+	if p := s.Include.People; p != "" && p != PeopleDisplayName && p != PeoplePseudonym {
+		add("include.people", "must be one of %s, %s", PeopleDisplayName, PeoplePseudonym)
 	}
 	a := s.Include.Attachments
 	if a.MaxBytes < 0 || a.MaxBytes > MaxAttachmentBytes {

@@ -117,6 +117,9 @@ func (it *connectorItem) connector() *Connector {
 	if c.Include.Attachments.MediaTypes == nil {
 		c.Include.Attachments.MediaTypes = []string{}
 	}
+	if c.Include.People == "" {
+		c.Include.People = PeopleDisplayName // stored before the option existed
+	}
 	if c.CensusIntervalHours == 0 {
 		c.CensusIntervalHours = DefaultCensusIntervalHours // stored before the option existed
 	}

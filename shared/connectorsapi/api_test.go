@@ -321,6 +321,15 @@ func TestValidationErrors(t *testing.T) {
 		{"attachment cap", req{body: body(func(m map[string]any) {
 			m["include"] = map[string]any{"attachments": map[string]any{"enabled": true, "maxBytes": 2 << 30}}
 		})}, 400, []string{"include.attachments.maxBytes"}, "invalid"},
+		{"bad people mode", req{body: body(func(m map[string]any) {
+			m["include"] = map[string]any{"people": "accountId"}
+		})}, 400, []string{"include.people"}, "invalid"},
+		{"people not a string", req{body: body(func(m map[string]any) {
+			m["include"] = map[string]any{"people": true}
+		})}, 400, []string{"include.people"}, "invalid"},
+		{"worklogs not a boolean", req{body: body(func(m map[string]any) {
+			m["include"] = map[string]any{"worklogs": "yes"}
+		})}, 400, []string{"include.worklogs"}, "invalid"},
 		{"foreign site", req{body: body(func(m map[string]any) { m["siteId"] = "11111111-2222-3333-4444-555555555555" })}, 400, []string{"siteId"}, "invalid"},
 		{"jql syntax error from Jira", req{body: body(func(m map[string]any) { m["jql"] = "project = " })}, 400, []string{"jql"}, "invalid"},
 		{"unknown field in JQL from Jira", req{body: body(func(m map[string]any) { m["jql"] = "universe = 42" })}, 400, []string{"jql"}, "invalid"},

@@ -23,6 +23,8 @@ type includeIn struct {
 	Comments    *bool          `json:"comments"`
 	Changelog   *bool          `json:"changelog"`
 	Attachments *attachmentsIn `json:"attachments"`
+	People      *string        `json:"people"`
+	Worklogs    *bool          `json:"worklogs"`
 }
 
 // connectorIn is a create, replace or merge-patch body. Pointers tell "absent" from "zero".
@@ -60,6 +62,8 @@ func (in *connectorIn) apply(spec *connectors.Spec) {
 	if in.Include != nil {
 		setb(&spec.Include.Comments, in.Include.Comments)
 		setb(&spec.Include.Changelog, in.Include.Changelog)
+		set(&spec.Include.People, in.Include.People)
+		setb(&spec.Include.Worklogs, in.Include.Worklogs)
 		if a := in.Include.Attachments; a != nil {
 			setb(&spec.Include.Attachments.Enabled, a.Enabled)
 			if a.MaxBytes != nil {
@@ -129,6 +133,9 @@ func connectorView(c *connectors.Connector) connectorOut {
 	}
 	if out.Include.Attachments.MediaTypes == nil {
 		out.Include.Attachments.MediaTypes = []string{}
+	}
+	if out.Include.People == "" {
+		out.Include.People = connectors.PeopleDisplayName
 	}
 	if c.ActiveRunID != "" {
 		out.ActiveRunID = &c.ActiveRunID

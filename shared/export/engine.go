@@ -84,6 +84,8 @@ type Config struct {
 	Reserve time.Duration
 	// KeepEmails keeps users' e-mail addresses in documents (a future connector option); default false.
 	KeepEmails bool
+	// Pseudonyms names people for connectors with include.people = pseudonym (shared/pseudonym.Store).
+	Pseudonyms Pseudonyms
 	Now        func() time.Time
 }
 
@@ -252,6 +254,9 @@ const (
 func fingerprint(c *connectors.Connector) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%t\x00%t", c.Spec.SiteID, c.Spec.JQL, c.Spec.Include.Comments, c.Spec.Include.Changelog)
+	if o := documentOptions(&c.Spec); o != "" {
+		fmt.Fprintf(h, "\x00%s", o)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
@@ -366,6 +371,9 @@ func (w *worker) load(ctx context.Context) error {
 		w.ck = w.newCheckpoint()
 	}
 	w.scrub = scrub.Options{KeepEmails: w.e.c.KeepEmails, UserFields: userFields(w.ck.Fields)}
+	if err := w.loadPeople(ctx); err != nil {
+		return err
+	}
 	w.phaseStart = w.e.c.Now()
 	return nil
 }

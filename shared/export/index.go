@@ -51,6 +51,8 @@ type indexEntry struct {
 	Key     string `dynamodbav:"issueKey,omitempty"`
 	Updated int64  `dynamodbav:"updated"`
 	Hash    string `dynamodbav:"hash,omitempty"`
+	// MDHash is the hash of issues/<issueId>.md when the connector writes Markdown ("" when none is stored).
+	MDHash string `dynamodbav:"mdHash,omitempty"`
 	// LastRun and Action are the run that last changed the mirror for this issue and what it did (written,
 	// removed); SeenRun is the last full run whose search returned it (the full run's census).
 	LastRun     string   `dynamodbav:"lastRun,omitempty"`

@@ -41,6 +41,9 @@ func (w *worker) searchFields() ([]string, string) {
 	if !w.connector.Spec.Include.Comments {
 		fields = append(fields, "-comment")
 	}
+	if !w.connector.Include.Worklogs {
+		fields = append(fields, "-worklog") // not exported: neither fetched nor paged
+	}
 	expand := ""
 	if w.connector.Spec.Include.Changelog {
 		expand = "changelog"
@@ -148,6 +151,7 @@ func (w *worker) loadFields(ctx context.Context) error {
 type built struct {
 	doc  *mirror.Issue
 	body []byte
+	md   []byte // issues/<issueId>.md; nil when the connector does not write Markdown
 }
 
 // complete fetches what the embedded lists lack (comments and worklogs paged per issue, changelogs in bulk) and
@@ -171,7 +175,7 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 			}
 			ps[i].comments = c
 		}
-		if emb := is.embedded("worklog", "worklogs"); emb != nil {
+		if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs {
 			c, err := w.pageRest(ctx, is.ID, emb, w.jira.Worklogs)
 			if errors.Is(err, jira.ErrNotFound) {
 				gone[is.ID] = true
@@ -202,7 +206,11 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, built{doc: doc, body: body})
+		b := built{doc: doc, body: body}
+		if err := w.addMarkdown(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }
@@ -287,15 +295,20 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 		d     built
 		entry *indexEntry
 		put   bool
+		md    mdAction
 	}
 	jobs := make([]job, 0, len(docs))
 	for _, d := range docs {
 		e, put := w.decide(d, old[d.doc.ID], full)
-		jobs = append(jobs, job{d, e, put})
+		e, md := w.decideMarkdown(d, old[d.doc.ID], e)
+		jobs = append(jobs, job{d, e, put, md})
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(putConcurrency)
 	for _, j := range jobs {
+		if j.md != mdKeep {
+			g.Go(func() error { return w.storeMarkdown(gctx, j.d, j.md) })
+		}
 		if !j.put {
 			continue
 		}
@@ -309,6 +322,9 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 	var items []types.TransactWriteItem
 	for _, j := range jobs {
 		o := old[j.d.doc.ID]
+		if j.md == mdPut {
+			w.ck.Bytes += int64(len(j.d.md))
+		}
 		if j.put {
 			w.ck.Bytes += int64(len(j.d.body))
 			if o == nil || o.LastRun != w.ref.RunID || o.Action != "written" {

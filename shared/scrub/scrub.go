@@ -17,6 +17,11 @@ type Options struct {
 	// UserFields are the ids of fields whose values are users (from /rest/api/3/field: schema type "user", or
 	// "array" of "user"), e.g. user-picker custom fields. Their changelog items' from/to are account ids.
 	UserFields map[string]bool
+	// Person, when set, names every person the scrubber meets instead of their display name: user objects'
+	// displayName, ADF mention text ("@" + name) and the fromString/toString of changelog items of user fields. It
+	// is handed the account id (empty when the value carries none) before the id is removed, and the display name
+	// Jira sent; what it returns is written in their place (e.g. a pseudonym). Nil keeps display names.
+	Person func(accountID, displayName string) string
 }
 
 // Account id shapes: "557058:<uuid>" (and other numeric prefixes), 24 hex digits, "qm:<uuid>:<uuid>" (Jira Service
@@ -87,6 +92,10 @@ func isKeyOfAccountID(k string) bool {
 // object scrubs one JSON object. field is the id of the field whose value it is (or sits in), when known.
 func (o Options) object(m map[string]any, field string) {
 	user := isUserObject(m)
+	var named func()
+	if o.Person != nil {
+		named = o.person(m, user) // reads the ids before the walk below removes them
+	}
 	for k, val := range m {
 		switch {
 		case isKeyOfAccountID(k):
@@ -115,6 +124,9 @@ func (o Options) object(m map[string]any, field string) {
 			continue
 		}
 		m[k] = o.walk(val, sub)
+	}
+	if named != nil {
+		named()
 	}
 	// ADF mention node: attrs.id is the mentioned person's account id; the text (their display name) stays.
 	if t, _ := m["type"].(string); t == "mention" {
@@ -151,4 +163,77 @@ func userItem(m map[string]any) bool {
 		}
 	}
 	return false
+}
+
+// person returns what renames the people of m (nil when m names nobody) once m is scrubbed. It captures the
+// account ids first, since scrubbing removes them.
+func (o Options) person(m map[string]any, user bool) func() {
+	switch {
+	case user:
+		id, _ := m["accountId"].(string)
+		name, _ := m["displayName"].(string)
+		return func() { m["displayName"] = o.Person(id, name) }
+	case m["type"] == "mention":
+		attrs, ok := m["attrs"].(map[string]any)
+		if !ok {
+			return nil
+		}
+		id, _ := attrs["id"].(string)
+		text, _ := attrs["text"].(string)
+		return func() { attrs["text"] = "@" + o.Person(id, strings.TrimPrefix(text, "@")) }
+	}
+	f, ok := m["fieldId"].(string)
+	if !ok || (!o.userField(f) && !userItem(m)) {
+		return nil
+	}
+	type side struct{ id, name string }
+	var sides [2]side
+	for i, k := range []string{"from", "to"} {
+		sides[i].id, _ = m[k].(string)
+		sides[i].name, _ = m[k+"String"].(string)
+	}
+	return func() {
+		for i, k := range []string{"fromString", "toString"} {
+			if s := sides[i]; s.id != "" || s.name != "" {
+				m[k] = o.people(s.id, s.name)
+			}
+		}
+	}
+}
+
+// people names the people of one side of a changelog item: one account id, or several (a multi-user picker's
+// from/to list them comma-separated, like its fromString lists their names).
+func (o Options) people(ids, names string) string {
+	found := accountIDs(ids)
+	if len(found) <= 1 {
+		id := ""
+		if len(found) == 1 {
+			id = found[0]
+		}
+		return o.Person(id, names)
+	}
+	ns := strings.Split(names, ", ")
+	out := make([]string, len(found))
+	for i, id := range found {
+		n := ""
+		if len(ns) == len(found) {
+			n = ns[i]
+		}
+		out[i] = o.Person(id, n)
+	}
+	return strings.Join(out, ", ")
+}
+
+// accountIDs returns every account id in s, in order.
+func accountIDs(s string) []string {
+	var out []string
+	for s != "" {
+		loc := accountIDPattern.FindStringSubmatchIndex(s)
+		if loc == nil {
+			break
+		}
+		out = append(out, s[loc[2]:loc[3]])
+		s = s[loc[3]:]
+	}
+	return out
 }

@@ -81,12 +81,16 @@ func FuzzValue(f *testing.F) {
 		if json.Unmarshal([]byte(doc), &v) != nil {
 			return
 		}
-		out, err := json.Marshal(Value(v, Options{UserFields: map[string]bool{"customfield_1": true}}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(strings.ToLower(string(out)), strings.ToLower(id)) {
-			t.Errorf("Value(%s) = %s, still holds %s", doc, out, id)
+		for _, person := range []func(string, string) string{nil, func(string, string) string { return "person-x" }} {
+			var v any
+			_ = json.Unmarshal([]byte(doc), &v)
+			out, err := json.Marshal(Value(v, Options{UserFields: map[string]bool{"customfield_1": true}, Person: person}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(strings.ToLower(string(out)), strings.ToLower(id)) {
+				t.Errorf("Value(%s) = %s, still holds %s", doc, out, id)
+			}
 		}
 	})
 }
