@@ -91,7 +91,9 @@ type Party struct {
 	AccountID  string // the simulator's, never stored by us
 	Keys       []string
 	Connectors []string
-	Revoked    bool
+	// Exported are the connectors whose real export succeeded (Options.Export).
+	Exported []string
+	Revoked  bool
 }
 
 // Scenario is the built world.
@@ -110,8 +112,8 @@ type Scenario struct {
 	Parties []Party
 	// JQLs are the connectors' JQL queries (values that must never reach a log).
 	JQLs []string
-	// Exported counts the real export runs that succeeded, by connection id.
-	Exported map[string]int
+	// Engine is the export engine the scenario ran (Options.Export), for tests that run more exports.
+	Engine *export.Engine
 	// Secrets are plaintexts that must never be stored or logged: API keys, access and refresh tokens, the
 	// re-authorisation ticket, the client secret.
 	Secrets []string
@@ -154,7 +156,7 @@ func Build(t *testing.T, o Options) *Scenario {
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 
-	sc := &Scenario{Env: env, Sim: sim, Clock: &Clock{t: time.Now()}, Logs: &Buffer{}, S3: env.Clients.S3, Exported: map[string]int{}}
+	sc := &Scenario{Env: env, Sim: sim, Clock: &Clock{t: time.Now()}, Logs: &Buffer{}, S3: env.Clients.S3}
 	sc.Log = logging.New(sc.Logs, logging.ParseLevel("DEBUG"))
 	db := env.Clients.DynamoDB
 	sc.States = oauthstate.NewStore(db, env.Table, oauthstate.WithClock(sc.Clock.Now))
@@ -203,6 +205,7 @@ func Build(t *testing.T, o Options) *Scenario {
 	// Connectors and runs: one finished, one failed, one real export (succeeded, or failed where the user is not
 	// on the site) and one still active on every connector.
 	eng := sc.exportEngine(simURL)
+	sc.Engine = eng
 	for i := range sc.Parties {
 		p := &sc.Parties[i]
 		for j, site := range sim.Sites() {
@@ -232,13 +235,13 @@ func Build(t *testing.T, o Options) *Scenario {
 				}
 			}
 			if o.Export && sc.export(t, eng, p.ConnID, c.ID) {
-				sc.Exported[p.ConnID]++
+				p.Exported = append(p.Exported, c.ID)
 			}
 			if _, err := sc.Store.StartRun(ctx, p.ConnID, c.ID, connectors.TriggerSchedule); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if o.Export && sc.Exported[p.ConnID] == 0 {
+		if o.Export && len(p.Exported) == 0 {
 			t.Fatalf("no export of connection %d succeeded; logs:\n%s", i, sc.Logs.String())
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/privacytest"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
@@ -183,6 +184,60 @@ func TestErasureDuringRunningExport(t *testing.T) {
 	rep = eraseAll(t, sc, e, erasure.Request{ConnectionID: a.ConnID, Continuation: rep.Continuation})
 	if rep.FoundBehindFence["objectVersion"] != 1 {
 		t.Errorf("found behind the fence = %v, want the object written after the fence", rep.FoundBehindFence)
+	}
+	if s := sc.Snapshot(t, a.ConnID); !s.Empty() {
+		t.Errorf("left of A: %+v", s)
+	}
+}
+
+// Promise: an erasure during a running export leaves nothing behind, with a real export mid-run (the engine,
+// slowed by Jira latency, working on A's queued run against the simulator): the fence stops it at its next
+// checkpoint and the erasure, once settled, leaves nothing of A.
+func TestErasureDuringRealExport(t *testing.T) {
+	t.Parallel()
+	sc := build(t)
+	a := sc.Parties[0]
+	ctx := t.Context()
+	conn := a.Exported[0]
+	c, err := sc.Store.Get(ctx, a.ConnID, conn)
+	if err != nil || c.ActiveRunID == "" {
+		t.Fatalf("connector %s has no active run: %v", conn, err)
+	}
+	ref := connectors.RunRef{ConnectionID: a.ConnID, ConnectorID: conn, RunID: c.ActiveRunID}
+	sc.Sim.SetLatency(atlassiansim.LatencyProfile{Name: "slow", Search: atlassiansim.Duration(700 * time.Millisecond),
+		Bulk: atlassiansim.Duration(500 * time.Millisecond), Get: atlassiansim.Duration(300 * time.Millisecond)})
+	done := make(chan error, 1)
+	go func() {
+		_, err := sc.Engine.Run(context.WithoutCancel(ctx), ref)
+		done <- err
+	}()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		r, err := sc.Store.GetRun(ctx, a.ConnID, conn, ref.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == connectors.RunRunning {
+			break
+		}
+		if !r.Status.Active() || time.Now().After(deadline) {
+			t.Fatalf("the export did not start: run %s", r.Status)
+		}
+	}
+	e := sc.Eraser(erasure.Config{Settle: time.Minute})
+	rep, err := e.Erase(ctx, erasure.Request{ConnectionID: a.ConnID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Logf("the fenced export returned %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the export did not stop after the fence")
+	}
+	if !rep.Complete {
+		eraseAll(t, sc, e, erasure.Request{ConnectionID: a.ConnID, Continuation: rep.Continuation})
 	}
 	if s := sc.Snapshot(t, a.ConnID); !s.Empty() {
 		t.Errorf("left of A: %+v", s)
