@@ -16,6 +16,7 @@ import (
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/erasure"
+	"jiraexport/shared/export"
 	"jiraexport/shared/oauthstate"
 )
 
@@ -206,10 +207,14 @@ func TestErasureDuringRealExport(t *testing.T) {
 	ref := connectors.RunRef{ConnectionID: a.ConnID, ConnectorID: conn, RunID: c.ActiveRunID}
 	sc.Sim.SetLatency(atlassiansim.LatencyProfile{Name: "slow", Search: atlassiansim.Duration(700 * time.Millisecond),
 		Bulk: atlassiansim.Duration(500 * time.Millisecond), Get: atlassiansim.Duration(300 * time.Millisecond)})
-	done := make(chan error, 1)
+	type result struct {
+		out export.Outcome
+		err error
+	}
+	done := make(chan result, 1)
 	go func() {
-		_, err := sc.Engine.Run(context.WithoutCancel(ctx), ref)
-		done <- err
+		out, err := sc.Engine.Run(context.WithoutCancel(ctx), ref)
+		done <- result{out, err}
 	}()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		r, err := sc.Store.GetRun(ctx, a.ConnID, conn, ref.RunID)
@@ -229,9 +234,10 @@ func TestErasureDuringRealExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Logf("the fenced export returned %v", err)
+	case r := <-done:
+		// Stopped at its next checkpoint by the fence, not finished before it.
+		if r.out != export.Stopped {
+			t.Errorf("the fenced export ended %q (%v), want stopped", r.out, r.err)
 		}
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the export did not stop after the fence")
