@@ -455,6 +455,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("manual run = %s (trigger %s, invocations %d, issues %d, errors %+v), want succeeded by one invocation with %d issues",
 			r.Status, r.Trigger, r.Invocations, r.Counters.IssuesDone, r.Errors, len(want))
 	}
+	if r.StartedAt != nil && r.FinishedAt != nil {
+		t.Logf("uninterrupted run: %d issues in %s", r.Counters.IssuesDone, r.FinishedAt.Sub(*r.StartedAt).Round(time.Millisecond))
+	}
 	reference, manifests := w.issueDocs(manual)
 	if got := jsonIDs(reference); !slices.Equal(got, want) {
 		t.Errorf("manual connector's issue objects = %v, want the simulator's %v", got, want)
@@ -473,7 +476,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	kills, killed, maxKills := 0, map[string]bool{}, e2eKills(t)
 	for kills < maxKills {
-		time.Sleep(time.Duration(200+rand.IntN(2500)) * time.Millisecond)
+		// Up to about the length of a whole run (a few seconds here), so kills land before and after checkpoints.
+		time.Sleep(time.Duration(200+rand.IntN(6000)) * time.Millisecond)
 		cur, err := w.store.GetRun(t.Context(), w.connID, scheduled, run.ID)
 		if err != nil {
 			t.Fatal(err)
