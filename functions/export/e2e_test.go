@@ -476,8 +476,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	kills, killed, maxKills := 0, map[string]bool{}, e2eKills(t)
 	for kills < maxKills {
-		// Up to about the length of a whole run (a few seconds here), so kills land before and after checkpoints.
-		time.Sleep(time.Duration(200+rand.IntN(6000)) * time.Millisecond)
+		// Wait for a live lease holder not yet killed (the first invocation, or the dispatcher's resume), then
+		// kill it at a random point of its work: each kill crashes a distinct invocation mid-run.
 		cur, err := w.store.GetRun(t.Context(), w.connID, scheduled, run.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -485,12 +485,20 @@ func TestEndToEnd(t *testing.T) {
 		if !cur.Status.Active() {
 			break
 		}
-		// Only a live lease holder is worth killing: each kill crashes a distinct invocation mid-run.
 		if cur.Status != connectors.RunRunning || killed[cur.LeaseOwner] || cur.LeaseUntil == nil || !cur.LeaseUntil.After(time.Now()) {
+			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		owner := cur.LeaseOwner
+		killed[owner] = true
+		time.Sleep(time.Duration(100+rand.IntN(4000)) * time.Millisecond)
+		if cur, err = w.store.GetRun(t.Context(), w.connID, scheduled, run.ID); err != nil {
+			t.Fatal(err)
+		}
+		if cur.Status != connectors.RunRunning || cur.LeaseOwner != owner {
+			continue // it finished (or paused) before this kill point
+		}
 		if w.ls.KillEnvironments("ExportFunction") > 0 {
-			killed[cur.LeaseOwner] = true
 			kills++
 			t.Logf("killed the export at phase %s, %d issues done", cur.Phase, cur.Counters.IssuesDone)
 		}
