@@ -81,9 +81,10 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	// One project large enough (with WAN latency) that a run lasts some seconds, so crashes land mid-run.
+	// Projects of three search pages (50 issues each) with WAN latency: a run lasts some seconds and checkpoints
+	// twice before its last page, so crashes land before and after checkpoints.
 	sim, err := atlassiansim.New(atlassiansim.Config{
-		Seed: 1114, Sites: 1, ProjectsPerSite: 2, IssuesPerProject: 60, Users: 3, Latency: atlassiansim.LatencyWAN,
+		Seed: 1114, Sites: 1, ProjectsPerSite: 2, IssuesPerProject: 150, Users: 3, Latency: atlassiansim.LatencyWAN,
 		ClientSecret: e2eSecret, RedirectURIs: []string{base + "/oauth/callback"}, TestControls: true,
 	})
 	if err != nil {
@@ -491,7 +492,7 @@ func TestEndToEnd(t *testing.T) {
 		}
 		owner := cur.LeaseOwner
 		killed[owner] = true
-		time.Sleep(time.Duration(100+rand.IntN(4000)) * time.Millisecond)
+		time.Sleep(time.Duration(100+rand.IntN(8000)) * time.Millisecond)
 		if cur, err = w.store.GetRun(t.Context(), w.connID, scheduled, run.ID); err != nil {
 			t.Fatal(err)
 		}
