@@ -4,9 +4,11 @@
 // Build connects several Atlassian users through the real OAuth flow against the simulator, creates connectors
 // and runs (finished, failed and active ones), refreshes tokens (rotating refresh tokens), lets one grant be
 // revoked (the connection becomes reauth_required), issues a re-authorisation ticket and a second API key, and
-// writes S3 objects under each connection's prefix the way the export will (several versions, a delete marker
-// and an incomplete multipart upload), SSE-KMS under the stack's key. When the export lands, a scenario option
-// can run real exports instead of WriteObjects; every scan below stays valid.
+// with Options.Export runs a real export (the shared/export engine, wired as functions/export wires it) of every
+// connector against the simulator, so S3 holds real exported, scrubbed issue documents and manifests, and adds
+// what a long-lived
+// mirror also has (several versions, a delete marker and an incomplete multipart upload), SSE-KMS under the
+// stack's key.
 package privacytest
 
 import (
@@ -47,8 +49,11 @@ import (
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/erasure"
+	"jiraexport/shared/export"
 	"jiraexport/shared/fingerprint"
+	"jiraexport/shared/jira"
 	"jiraexport/shared/logging"
+	"jiraexport/shared/mirror"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
 	"jiraexport/shared/tokens"
@@ -86,7 +91,9 @@ type Party struct {
 	AccountID  string // the simulator's, never stored by us
 	Keys       []string
 	Connectors []string
-	Revoked    bool
+	// Exported are the connectors whose real export succeeded (Options.Export).
+	Exported []string
+	Revoked  bool
 }
 
 // Scenario is the built world.
@@ -103,6 +110,10 @@ type Scenario struct {
 	States  *oauthstate.Store
 	S3      *s3.Client
 	Parties []Party
+	// JQLs are the connectors' JQL queries (values that must never reach a log).
+	JQLs []string
+	// Engine is the export engine the scenario ran (Options.Export), for tests that run more exports.
+	Engine *export.Engine
 	// Secrets are plaintexts that must never be stored or logged: API keys, access and refresh tokens, the
 	// re-authorisation ticket, the client secret.
 	Secrets []string
@@ -112,6 +123,10 @@ type Scenario struct {
 type Options struct {
 	// Connections is the number of connected users (default 3; the last one's grant is revoked).
 	Connections int
+	// Export runs a real export of every connector (one more run each, plus the export's index, sync and
+	// checkpoint items and real documents in S3). Off, the table and the bucket hold only the scenario's
+	// hand-made runs and objects, whose counts the erasure tests pin exactly.
+	Export bool
 }
 
 // Build builds the scenario; everything is cleaned up with the test.
@@ -187,12 +202,17 @@ func Build(t *testing.T, o Options) *Scenario {
 		sc.Secrets = append(sc.Secrets, second)
 		sc.Parties = append(sc.Parties, p)
 	}
-	// Connectors and runs: one finished, one failed, one still active on every connection.
+	// Connectors and runs: one finished, one failed, one real export (succeeded, or failed where the user is not
+	// on the site) and one still active on every connector.
+	eng := sc.exportEngine(simURL)
+	sc.Engine = eng
 	for i := range sc.Parties {
 		p := &sc.Parties[i]
 		for j, site := range sim.Sites() {
+			jql := "project = " + site.Projects[0].Key + " ORDER BY updated"
+			sc.JQLs = append(sc.JQLs, jql)
 			c, err := sc.Store.Create(ctx, p.ConnID, connectors.Spec{
-				Name: fmt.Sprintf("export %d", j), SiteID: site.CloudID, JQL: "project = P1 ORDER BY updated",
+				Name: fmt.Sprintf("export %d", j), SiteID: site.CloudID, JQL: jql,
 				Schedule: connectors.Schedule{Expression: "rate(1 day)", Timezone: "UTC"}, Enabled: true,
 				Include: connectors.Include{Comments: true, Attachments: connectors.Attachments{Enabled: true, MaxBytes: 1 << 20, MediaTypes: []string{}}},
 				Formats: []string{"json", "markdown"},
@@ -214,9 +234,15 @@ func Build(t *testing.T, o Options) *Scenario {
 					t.Fatal(err)
 				}
 			}
+			if o.Export && sc.export(t, eng, p.ConnID, c.ID) {
+				p.Exported = append(p.Exported, c.ID)
+			}
 			if _, err := sc.Store.StartRun(ctx, p.ConnID, c.ID, connectors.TriggerSchedule); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if o.Export && len(p.Exported) == 0 {
+			t.Fatalf("no export of connection %d succeeded; logs:\n%s", i, sc.Logs.String())
 		}
 	}
 	// Token refreshes: past the access tokens' expiry every connection refreshes (the refresh token rotates).
@@ -254,6 +280,50 @@ func Build(t *testing.T, o Options) *Scenario {
 	return sc
 }
 
+// exportEngine is the export as functions/export wires it (its token store flags a rejected grant), on the
+// scenario's clock.
+func (sc *Scenario) exportEngine(simURL string) *export.Engine {
+	return export.New(export.Config{
+		Runs: sc.Store, Connections: sc.Conns, Tokens: sc.Toks,
+		Mirror: mirror.NewWriter(sc.S3, sc.Env.Bucket, sc.Env.KeyARN),
+		DB:     sc.Env.Clients.DynamoDB, Table: sc.Env.Table,
+		Jira: func(ts oauth2.TokenSource, observe func(jira.Observation)) *jira.Client {
+			return jira.New(simURL, ts, jira.Options{Timeout: 30 * time.Second, Observe: observe,
+				IsReauth: func(err error) bool {
+					return errors.Is(err, tokens.ErrReauthRequired) || errors.Is(err, tokens.ErrNotFound)
+				}})
+		},
+		Log: sc.Log, Now: sc.Clock.Now,
+	})
+}
+
+// export starts a manual run of the connector and runs the real export until the run ends; it reports whether
+// the run succeeded.
+func (sc *Scenario) export(t *testing.T, eng *export.Engine, connID, connectorID string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	r, err := sc.Store.StartRun(ctx, connID, connectorID, connectors.TriggerManual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := connectors.RunRef{ConnectionID: connID, ConnectorID: connectorID, RunID: r.ID}
+	for range 20 {
+		if _, err := eng.Run(ctx, ref); err != nil {
+			t.Fatalf("export of %+v: %v", ref, err)
+		}
+		got, err := sc.Store.GetRun(ctx, connID, connectorID, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Status.Active() {
+			return got.Status == connectors.RunSucceeded
+		}
+	}
+	t.Fatalf("export of %+v never ended", ref)
+	return false
+}
+
 // connect runs the OAuth flow in a fresh browser as accountID and returns the API key the success page shows.
 func connect(t *testing.T, base, accountID string) string {
 	t.Helper()
@@ -278,30 +348,30 @@ func connect(t *testing.T, base, accountID string) string {
 
 var reKey = regexp.MustCompile(`<pre class="key" id="api-key">([^<]+)</pre>`)
 
-// WriteObjects writes what an export leaves under the party's prefix: issue documents (one rewritten, so it has
-// two versions), an attachment, a manifest, a deleted issue (a delete marker over its version) and an incomplete
-// multipart upload with one part. Every write names SSE-KMS and the stack's key, as the export must.
+// WriteObjects adds what a long-lived mirror also holds under the party's prefix, beside the real export's
+// documents: an issue document rewritten (two versions), an attachment, a manifest, a deleted issue (a delete
+// marker over its version) and an incomplete multipart upload with one part. Every write names SSE-KMS and the stack's key, as the export must.
 func (sc *Scenario) WriteObjects(t *testing.T, p Party) {
 	t.Helper()
 	ctx := context.Background()
 	for _, cid := range p.Connectors {
 		pre := p.ConnID + "/" + cid + "/"
 		puts := []struct{ key, body string }{
-			{"issues/10001.json", `{"id":"10001","key":"P1-1","fields":{"summary":"first"}}`},
-			{"issues/10001.json", `{"id":"10001","key":"P1-1","fields":{"summary":"first, edited"}}`},
-			{"issues/10001.md", "# P1-1 first, edited\n"},
-			{"issues/10002.json", `{"id":"10002","key":"P1-2","fields":{"summary":"gone soon"}}`},
-			{"attachments/20001", "\x89PNG fake bytes"},
-			{"manifests/run-1.json", `{"written":2,"deleted":0}`},
+			{"issues/90001.json", `{"id":"90001","key":"P1-1","fields":{"summary":"first"}}`},
+			{"issues/90001.json", `{"id":"90001","key":"P1-1","fields":{"summary":"first, edited"}}`},
+			{"issues/90001.md", "# P1-1 first, edited\n"},
+			{"issues/90002.json", `{"id":"90002","key":"P1-2","fields":{"summary":"gone soon"}}`},
+			{"attachments/90003", "\x89PNG fake bytes"},
+			{"manifests/run-0.json", `{"written":2,"deleted":0}`},
 		}
 		for _, o := range puts {
 			sc.Put(t, pre+o.key, o.body)
 		}
-		if _, err := sc.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &sc.Env.Bucket, Key: aws.String(pre + "issues/10002.json")}); err != nil {
+		if _, err := sc.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &sc.Env.Bucket, Key: aws.String(pre + "issues/90002.json")}); err != nil {
 			t.Fatal(err)
 		}
 		up, err := sc.S3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-			Bucket: &sc.Env.Bucket, Key: aws.String(pre + "attachments/20002"),
+			Bucket: &sc.Env.Bucket, Key: aws.String(pre + "attachments/90004"),
 			ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: &sc.Env.KeyARN,
 		})
 		if err != nil {

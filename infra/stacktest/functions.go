@@ -138,13 +138,19 @@ func ServeTemplateAPI(tb testing.TB, tmpl *samtemplate.Template, fns ...*lambdar
 
 func serveRouter(tb testing.TB, tmpl *samtemplate.Template, inv map[string]devapi.Invoker) string {
 	tb.Helper()
+	return serveRouterOn(tb, tmpl, inv, nil)
+}
+
+func serveRouterOn(tb testing.TB, tmpl *samtemplate.Template, inv map[string]devapi.Invoker, l net.Listener) string {
+	tb.Helper()
 	router, err := devapi.New(tmpl, inv, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	if l == nil {
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()

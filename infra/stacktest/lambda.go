@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -63,11 +64,18 @@ type LambdaService struct {
 // and concurrency, as API Gateway shares Lambda's) and returns the base URL.
 func (l *LambdaService) ServeAPI(tb testing.TB) string {
 	tb.Helper()
+	return l.ServeAPIOn(tb, nil)
+}
+
+// ServeAPIOn is ServeAPI on a listener the test opened first (nil: a new one on 127.0.0.1), for tests whose
+// functions must know the API's public URL before it serves (PUBLIC_BASE_URL, the OAuth redirect URI).
+func (l *LambdaService) ServeAPIOn(tb testing.TB, ln net.Listener) string {
+	tb.Helper()
 	inv := map[string]devapi.Invoker{}
 	for _, f := range l.fns {
 		inv[f.LogicalID] = l.Function(f.LogicalID)
 	}
-	return serveRouter(tb, l.tmpl, inv)
+	return serveRouterOn(tb, l.tmpl, inv, ln)
 }
 
 // LogBuffer collects output safely from several writers.

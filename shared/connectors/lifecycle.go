@@ -257,6 +257,8 @@ func (st *Store) FinishRun(ctx context.Context, ref RunRef, owner string, status
 	if err != nil {
 		return err
 	}
+	// A run the export finishes is history like one the API finishes: it expires after the run history.
+	upd = st.withRunTTL(upd)
 	items := append([]types.TransactWriteItem{upd, st.releaseItem(ref.ConnectionID, ref.ConnectorID, ref.RunID, status)}, extra...)
 	err = st.leasedWrite(ctx, items, false, len(extra)+1)
 	var xf *ExtraFailedError

@@ -11,10 +11,12 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/privacytest"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/erasure"
+	"jiraexport/shared/export"
 	"jiraexport/shared/oauthstate"
 )
 
@@ -23,7 +25,9 @@ var credentialShapes = []string{"sim_at_", "sim_rt_", "jxk_"}
 
 func build(t *testing.T) *privacytest.Scenario {
 	t.Helper()
-	return privacytest.Build(t, privacytest.Options{Connections: 3})
+	// Real exports: S3 holds the export's own scrubbed documents and manifests, beside older versions, a delete
+	// marker and an incomplete upload.
+	return privacytest.Build(t, privacytest.Options{Connections: 3, Export: true})
 }
 
 // Promise: only OAuth tokens (encrypted) and their metadata are stored, never a plaintext token, API key or
@@ -62,12 +66,19 @@ func TestNoAccountIDStored(t *testing.T) {
 			}
 		}
 	}
+	docs := 0
 	for _, o := range sc.Objects(t) {
 		for _, id := range ids {
 			if strings.Contains(string(o.Body), id) {
 				t.Errorf("object %s holds an account id", o.Key)
 			}
 		}
+		if strings.Contains(string(o.Body), `"schema":"issue.v1"`) {
+			docs++
+		}
+	}
+	if docs == 0 {
+		t.Fatal("the scenario's exports wrote no issue document")
 	}
 }
 
@@ -105,7 +116,7 @@ func TestLogsHoldNothingSensitive(t *testing.T) {
 	if !strings.Contains(logs, `"message":"purge"`) {
 		t.Fatalf("no audit line in the logs:\n%s", logs)
 	}
-	for _, s := range append(append(append(credentialShapes, sc.Secrets...), sc.PII()...), "project = P1") {
+	for _, s := range append(append(append(credentialShapes, sc.Secrets...), sc.PII()...), sc.JQLs...) {
 		if strings.Contains(logs, s) {
 			t.Errorf("the logs hold a secret or personal data (%.6s..., %d chars)", s, len(s))
 		}
@@ -180,6 +191,65 @@ func TestErasureDuringRunningExport(t *testing.T) {
 	}
 }
 
+// Promise: an erasure during a running export leaves nothing behind, with a real export mid-run (the engine,
+// slowed by Jira latency, working on A's queued run against the simulator): the fence stops it at its next
+// checkpoint and the erasure, once settled, leaves nothing of A.
+func TestErasureDuringRealExport(t *testing.T) {
+	t.Parallel()
+	sc := build(t)
+	a := sc.Parties[0]
+	ctx := t.Context()
+	conn := a.Exported[0]
+	c, err := sc.Store.Get(ctx, a.ConnID, conn)
+	if err != nil || c.ActiveRunID == "" {
+		t.Fatalf("connector %s has no active run: %v", conn, err)
+	}
+	ref := connectors.RunRef{ConnectionID: a.ConnID, ConnectorID: conn, RunID: c.ActiveRunID}
+	sc.Sim.SetLatency(atlassiansim.LatencyProfile{Name: "slow", Search: atlassiansim.Duration(700 * time.Millisecond),
+		Bulk: atlassiansim.Duration(500 * time.Millisecond), Get: atlassiansim.Duration(300 * time.Millisecond)})
+	type result struct {
+		out export.Outcome
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := sc.Engine.Run(context.WithoutCancel(ctx), ref)
+		done <- result{out, err}
+	}()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		r, err := sc.Store.GetRun(ctx, a.ConnID, conn, ref.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == connectors.RunRunning {
+			break
+		}
+		if !r.Status.Active() || time.Now().After(deadline) {
+			t.Fatalf("the export did not start: run %s", r.Status)
+		}
+	}
+	e := sc.Eraser(erasure.Config{Settle: time.Minute})
+	rep, err := e.Erase(ctx, erasure.Request{ConnectionID: a.ConnID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		// Stopped at its next checkpoint by the fence, not finished before it.
+		if r.out != export.Stopped {
+			t.Errorf("the fenced export ended %q (%v), want stopped", r.out, r.err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the export did not stop after the fence")
+	}
+	if !rep.Complete {
+		eraseAll(t, sc, e, erasure.Request{ConnectionID: a.ConnID, Continuation: rep.Continuation})
+	}
+	if s := sc.Snapshot(t, a.ConnID); !s.Empty() {
+		t.Errorf("left of A: %+v", s)
+	}
+}
+
 // Promise (operability of erasure): a dry run deletes nothing.
 func TestDryRunDeletesNothing(t *testing.T) {
 	t.Parallel()
@@ -211,12 +281,18 @@ func TestErasureResumableAndIdempotent(t *testing.T) {
 	t.Parallel()
 	sc := build(t)
 	a := sc.Parties[1]
+	versions := 0
+	for _, o := range sc.Snapshot(t, a.ConnID).Objects {
+		if strings.Contains(o, " marker=false ") {
+			versions++
+		}
+	}
 	e := sc.Eraser(erasure.Config{PageSize: 1, MaxPages: 1})
 	rep := eraseAll(t, sc, e, erasure.Request{ConnectionID: a.ConnID})
 	if s := sc.Snapshot(t, a.ConnID); !s.Empty() {
 		t.Errorf("left of A after a resumed erasure: %+v", s)
 	}
-	if rep.Deleted["objectVersion"] != 12 || rep.Deleted["connection"] != 1 {
+	if rep.Deleted["objectVersion"] != int64(versions) || rep.Deleted["connection"] != 1 {
 		t.Errorf("deleted = %v", rep.Deleted)
 	}
 	again := eraseAll(t, sc, sc.Eraser(erasure.Config{}), erasure.Request{ConnectionID: a.ConnID})
