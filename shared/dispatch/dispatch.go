@@ -430,7 +430,7 @@ func Offset(runID string, window time.Duration) time.Duration {
 	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(runID))
-	return time.Duration(h.Sum64() % uint64(window))
+	return time.Duration(h.Sum64() % uint64(window)) //nolint:gosec // the remainder is below window, an int64
 }
 
 func dispatchedMs(r *connectors.Run) int64 {

@@ -62,7 +62,7 @@ func run(ctx context.Context, devBin string, timeout time.Duration, waitFinish b
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a leftover temp folder is harmless; the demo's outcome is what matters
 	if devBin == "" {
 		devBin = filepath.Join(dir, "dev")
 		step("building the dev command")
@@ -209,7 +209,7 @@ func startDev(ctx context.Context, root, bin, envFile string) (*devProcess, erro
 	for {
 		select {
 		case err := <-d.done:
-			return nil, fmt.Errorf("dev exited early: %v", err)
+			return nil, fmt.Errorf("dev exited early: %w", err)
 		case <-ctx.Done():
 			d.stop()
 			return nil, ctx.Err()
@@ -239,12 +239,14 @@ func (d *devProcess) stop() {
 		return
 	}
 	_ = d.cmd.Process.Signal(syscall.SIGINT)
+	var exit error
 	select {
-	case <-d.done:
+	case exit = <-d.done:
 	case <-time.After(30 * time.Second):
 		_ = d.cmd.Process.Kill()
-		<-d.done
+		exit = <-d.done
 	}
+	_ = exit // the exit status of a process we asked to stop says nothing the demo needs
 }
 
 type client struct {
@@ -391,7 +393,9 @@ func (r *runView) final() bool {
 func s3Client(ctx context.Context, env map[string]string) (*s3.Client, error) {
 	for k, v := range env {
 		if strings.HasPrefix(k, "AWS_") {
-			os.Setenv(k, v)
+			if err := os.Setenv(k, v); err != nil {
+				return nil, fmt.Errorf("set %s: %w", k, err)
+			}
 		}
 	}
 	cfg, err := awsconfig.Load(ctx)
