@@ -62,16 +62,12 @@ func (w *worker) planAttachments(ctx context.Context, doc *mirror.Issue, old, e 
 	if old != nil && !old.Removed {
 		stored = old.Stored
 	}
-	if !w.attachmentsOn() {
-		if len(stored) == 0 {
-			return false, nil
-		}
-		// Attachments were switched off: the mirror follows the connector's rules.
+	if w.e.c.Attachments == nil || (!w.attachmentsOn() && len(stored) == 0) {
+		// Nothing to copy, or no Transferor to copy or delete with (what is stored stays as the index says).
+		return false, nil
 	}
+	// With the rules switched off, stored attachments are deleted: the mirror follows the connector's rules.
 	rules := w.connector.Spec.Include.Attachments
-	if w.e.c.Attachments == nil {
-		rules.Enabled = false
-	}
 	plan := attachments.PlanIssue(rules, issueAttachments(doc), stored)
 	e.Stored = plan.Keep
 	info := &mirror.ManifestAttachments{}

@@ -337,8 +337,12 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 			if o == nil || o.LastRun != w.ref.RunID || o.Action != "written" {
 				w.ck.Written++
 			}
-		} else if o.LastRun != w.ref.RunID && (j.entry == nil || j.entry.LastRun != w.ref.RunID) {
-			w.ck.Unchanged++
+		} else if o.LastRun != w.ref.RunID {
+			if j.entry != nil && j.entry.LastRun == w.ref.RunID {
+				w.ck.Written++ // only its attachments changed
+			} else {
+				w.ck.Unchanged++
+			}
 		}
 		if j.entry == nil {
 			continue
