@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/oauth2"
 
 	"jiraexport/shared/attachments"
+	"jiraexport/shared/connectors"
 	"jiraexport/shared/mirror"
 )
 
@@ -123,9 +125,15 @@ func (w *worker) manifestAtt(id string, size int64, mimeType, sha, reason string
 func (w *worker) attachmentStep(ctx context.Context) error {
 	job := &w.ck.AttQueue[0]
 	a := job.Download[0]
-	res, err := w.e.c.Attachments.Transfer(ctx, w.ts, w.attTarget(), a, w.ck.Pending[a.ID])
+	tctx, stop := w.holdLease(ctx)
+	res, err := w.e.c.Attachments.Transfer(tctx, w.ts, w.attTarget(), a, w.ck.Pending[a.ID])
+	leaseErr := stop()
 	w.points.Add(res.Points)
 	w.requests.Add(int64(res.GatewayRequests))
+	if leaseErr != nil {
+		// The run was cancelled or taken over while the copy ran: stop without recording anything.
+		return leaseErr
+	}
 	var reason string
 	switch {
 	case err == nil:
@@ -179,6 +187,42 @@ func (w *worker) attachmentStep(ctx context.Context) error {
 		w.ck.AttQueue = w.ck.AttQueue[1:]
 	}
 	return w.save(ctx, items...)
+}
+
+// holdLease renews the run's lease while one long call (an attachment copy can take most of an invocation) runs;
+// the returned context ends when the lease cannot be renewed. stop ends the renewals and returns the renewal's
+// error, if one failed.
+func (w *worker) holdLease(ctx context.Context) (context.Context, func() error) {
+	cctx, cancel := context.WithCancel(ctx)
+	quit, done := make(chan struct{}), make(chan struct{})
+	var failed error
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(w.e.c.Lease/3, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-cctx.Done():
+				return
+			case <-t.C:
+				p := connectors.Progress{Phase: w.ck.Phase, Counters: connectors.Counters{IssuesDone: w.ck.Written + w.ck.Unchanged,
+					ApproxTotal: w.ck.ApproxTotal, Bytes: w.ck.Bytes, PointsSpent: w.ck.Points}}
+				if err := w.e.c.Runs.SaveProgress(cctx, w.ref, w.owner, w.e.c.Lease, p); err != nil && cctx.Err() == nil {
+					failed = err
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return cctx, func() error {
+		close(quit)
+		<-done
+		cancel()
+		return failed
+	}
 }
 
 func (w *worker) setPending(id string, st *attachments.State) {
