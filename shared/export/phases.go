@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -12,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
 
-	"jiraexport/shared/attachments"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/mirror"
@@ -311,7 +311,7 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 			// The run changes what the mirror holds for this issue: the manifest lists it.
 			probe.LastRun, probe.Action = w.ref.RunID, "written"
 		}
-		if o := old[d.doc.ID]; e == nil && (changed || o == nil || !sameStored(probe.Stored, o.Stored)) {
+		if o := old[d.doc.ID]; e == nil && (changed || o == nil || !slices.Equal(probe.Stored, o.Stored)) {
 			e = probe
 		}
 		jobs = append(jobs, job{d, e, put})
@@ -373,18 +373,6 @@ func (w *worker) entryFor(d built, old *indexEntry) *indexEntry {
 		}
 	}
 	return e
-}
-
-func sameStored(a, b []attachments.Stored) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // decide says whether a document must be written and which index entry to write (nil: none needed).
