@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"jiraexport/shared/access"
+	"jiraexport/shared/attachments"
 	"jiraexport/shared/awsconfig"
 	"jiraexport/shared/config"
 	"jiraexport/shared/connections"
@@ -78,11 +80,17 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 	kmsc := kms.NewFromConfig(awsCfg)
 	tok := access.Tokens(access.Config{DB: db, KMS: kmsc, Table: cfg.Table,
 		TokenKeyID: cfg.TokenKeyID, OAuth: cfg.OAuth2(secret), Log: log, FlagOnly: true})
+	s3c := awsconfig.NewS3(awsCfg)
+	// The gateway client sends the bearer (the Transferor never lets it follow the 303); the media client is a
+	// plain one that never carries Authorization.
+	att := attachments.New(s3c, attachments.Config{APIURL: cfg.APIURL, Bucket: cfg.Bucket, KMSKeyID: cfg.KeyID,
+		Gateway: &http.Client{Timeout: 30 * time.Second}, Media: &http.Client{}})
 	return export.New(export.Config{
+		Attachments: att,
 		Runs:        connectors.NewStore(db, cfg.Table, connectors.WithRunHistory(cfg.RunHistory)),
 		Connections: connections.NewStore(db, cfg.Table),
 		Tokens:      tok,
-		Mirror:      mirror.NewWriter(awsconfig.NewS3(awsCfg), cfg.Bucket, cfg.KeyID),
+		Mirror:      mirror.NewWriter(s3c, cfg.Bucket, cfg.KeyID),
 		DB:          db,
 		Table:       cfg.Table,
 		Jira: func(ts oauth2.TokenSource, observe func(jira.Observation)) *jira.Client {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/oauth2"
 
+	"jiraexport/shared/attachments"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/jira"
@@ -82,6 +84,8 @@ type Config struct {
 	// Reserve is how long before the invocation's deadline the engine stops starting work; default: a fifth of
 	// the time the invocation had, between 2 and 60 seconds.
 	Reserve time.Duration
+	// Attachments copies allowed attachments into the mirror (shared/attachments.Transferor); nil: none are.
+	Attachments Attachments
 	// KeepEmails keeps users' e-mail addresses in documents (a future connector option); default false.
 	KeepEmails bool
 	// Pseudonyms names people for connectors with include.people = pseudonym (shared/pseudonym.Store).
@@ -236,6 +240,13 @@ type checkpoint struct {
 	CensusDone bool     `json:"censusDone,omitempty"`
 	// ToFetch are issues the census found that the mirror lacks, fetched by id in the backfill phase.
 	ToFetch []string `json:"toFetch,omitempty"`
+	// PageSize is the search's page size when smaller than Jira's largest (halved whenever an invocation could
+	// not finish one page before its deadline).
+	PageSize int `json:"pageSize,omitempty"`
+	// AttQueue are the attachments still to copy (drained before the phase goes on); Pending the resumable
+	// transfers an earlier invocation left, by attachment id (multipart upload id, parts, hash state).
+	AttQueue []attJob                      `json:"attQueue,omitempty"`
+	Pending  map[string]*attachments.State `json:"pending,omitempty"`
 }
 
 // Phases.
@@ -257,6 +268,10 @@ func fingerprint(c *connectors.Connector) string {
 	if o := documentOptions(&c.Spec); o != "" {
 		fmt.Fprintf(h, "\x00%s", o)
 	}
+	if a := c.Spec.Include.Attachments; a.Enabled {
+		// New rules are applied to every issue: unchanged issues are not searched by an incremental run.
+		fmt.Fprintf(h, "\x00att\x00%d\x00%s", a.MaxBytes, strings.Join(a.MediaTypes, ","))
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
@@ -275,11 +290,13 @@ type worker struct {
 	connector *connectors.Connector
 	site      mirror.Site
 	jira      *jira.Client
+	ts        oauth2.TokenSource
 	ck        *checkpoint
 	sync      *syncState
 	scrub     scrub.Options
 
 	requests, points atomic.Int64
+	pagesDone        int // search pages this invocation finished
 	lastSave         time.Time
 	phaseStart       time.Time
 }
@@ -307,20 +324,26 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 		}
 		var err error
 		phase := w.ck.Phase
-		switch phase {
-		case phaseCounting:
+		switch {
+		case len(w.ck.AttQueue) > 0:
+			if w.e.c.Attachments == nil {
+				w.ck.AttQueue = nil // a build without attachments met a checkpoint with some
+				continue
+			}
+			err = w.attachmentStep(ctx)
+		case phase == phaseCounting:
 			err = w.count(ctx)
-		case phaseSearching:
+		case phase == phaseSearching:
 			err = w.searchPage(ctx)
-		case phaseCensus:
+		case phase == phaseCensus:
 			err = w.census(ctx)
-		case phaseDeleting:
+		case phase == phaseDeleting:
 			err = w.deleteBatch(ctx)
-		case phasePlanning:
+		case phase == phasePlanning:
 			err = w.plan(ctx)
-		case phaseBackfill:
+		case phase == phaseBackfill:
 			err = w.backfill(ctx)
-		case phaseManifest:
+		case phase == phaseManifest:
 			err = w.finish(ctx)
 			if err == nil {
 				return Succeeded, nil
@@ -335,6 +358,13 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 }
 
 var errDeadline = errors.New("invocation deadline near")
+
+func (w *worker) pageSize() int {
+	if w.ck.PageSize > 0 {
+		return w.ck.PageSize
+	}
+	return jira.SearchMaxFull
+}
 
 func (w *worker) timeUp() bool {
 	return !w.deadline.IsZero() && !w.e.c.Now().Before(w.deadline)
@@ -360,7 +390,8 @@ func (w *worker) load(ctx context.Context) error {
 	if w.site.CloudID == "" {
 		return &failure{reason: ReasonSiteGone, msg: "the connector's site is no longer part of the connection"}
 	}
-	w.jira = w.e.c.Jira(w.e.c.Tokens.TokenSource(ctx, w.ref.ConnectionID), w.observe)
+	w.ts = w.e.c.Tokens.TokenSource(ctx, w.ref.ConnectionID)
+	w.jira = w.e.c.Jira(w.ts, w.observe)
 	if w.sync, err = w.idx.getSync(ctx, w.ref.ConnectionID, w.ref.ConnectorID); err != nil {
 		return err
 	}
@@ -472,7 +503,24 @@ func (w *worker) end(ctx context.Context, err error) (Outcome, error) {
 	case errors.As(err, &f):
 		return w.fail(fctx, f.reason, f.msg)
 	case errors.Is(err, errDeadline), jira.Classify(err) == jira.KindCancelled:
+		if w.ck != nil && w.ck.Phase == phaseSearching && w.pagesDone == 0 && len(w.ck.AttQueue) == 0 {
+			// Not one page fitted in this invocation: without smaller pages the run would pause for ever.
+			w.ck.PageSize = max(1, min(w.pageSize(), jira.SearchMaxFull)/2)
+		}
 		return w.pause(fctx, ReasonDeadline, time.Time{})
+	}
+	var arl *attachments.RateLimitError
+	switch {
+	case errors.Is(err, attachments.ErrReauth):
+		return w.fail(fctx, ReasonReauth, "Atlassian no longer accepts the connection's authorisation; reauthorise the connection")
+	case errors.As(err, &arl):
+		reason := ReasonRateLimited
+		if arl.Limit.Quota() {
+			reason = ReasonQuota
+		}
+		return w.pause(fctx, reason, arl.ResumeAt(w.e.c.Now()))
+	case errors.Is(err, attachments.ErrRetryable):
+		err = &jira.StatusError{Status: 503} // one meaning for transient failures, Jira's or the media host's
 	}
 	switch jira.Classify(err) {
 	case jira.KindReauth:
@@ -559,6 +607,7 @@ func (w *worker) fail(ctx context.Context, reason, msg string) (Outcome, error) 
 	if w.ck != nil {
 		extra = append(extra, w.idx.deleteCheckpoint(w.ref))
 	}
+	w.abortPending(ctx)
 	err := w.e.c.Runs.FinishRun(ctx, w.ref, w.owner, connectors.RunFailed, p, extra...)
 	if err != nil {
 		if errors.Is(err, connectors.ErrRunFinished) || errors.Is(err, connectors.ErrLeaseLost) || errors.Is(err, connectors.ErrNotFound) {

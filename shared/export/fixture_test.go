@@ -216,9 +216,13 @@ func (w *world) objects() map[string][]byte {
 			}
 			b, _ := io.ReadAll(g.Body)
 			g.Body.Close()
-			if g.ServerSideEncryption != "aws:kms" || aws.ToString(g.SSEKMSKeyId) != w.env.KeyARN || aws.ToString(g.ContentType) != mirror.JSONType {
+			wantType := mirror.JSONType
+			if strings.Contains(*o.Key, "/attachments/") {
+				wantType = aws.ToString(g.ContentType) // the attachment's own media type (checked by the attachment tests)
+			}
+			if g.ServerSideEncryption != "aws:kms" || aws.ToString(g.SSEKMSKeyId) != w.env.KeyARN || aws.ToString(g.ContentType) != wantType {
 				w.t.Errorf("object %s: encryption %s key %s type %s, want aws:kms under %s, %s", *o.Key, g.ServerSideEncryption,
-					aws.ToString(g.SSEKMSKeyId), aws.ToString(g.ContentType), w.env.KeyARN, mirror.JSONType)
+					aws.ToString(g.SSEKMSKeyId), aws.ToString(g.ContentType), w.env.KeyARN, wantType)
 			}
 			out[*o.Key] = b
 		}
@@ -280,6 +284,22 @@ func (w *world) simIssues() map[string]map[string]any {
 					break
 				}
 			}
+			var worklogs []any
+			for start := 0; ; {
+				cp, err := c.Worklogs(ctx, w.site.CloudID, id, start)
+				if err != nil {
+					w.t.Fatal(err)
+				}
+				for _, r := range cp.Items() {
+					var v any
+					_ = json.Unmarshal(r, &v)
+					worklogs = append(worklogs, v)
+				}
+				start += len(cp.Items())
+				if start >= cp.Total || len(cp.Items()) == 0 {
+					break
+				}
+			}
 			var histories []any
 			for start := 0; ; {
 				cp, err := c.Changelog(ctx, w.site.CloudID, id, start)
@@ -296,7 +316,7 @@ func (w *world) simIssues() map[string]map[string]any {
 					break
 				}
 			}
-			m["comments"], m["histories"] = comments, histories
+			m["comments"], m["histories"], m["worklogs"] = comments, histories, worklogs
 			out[id] = m
 		}
 		if p.NextPageToken == "" {
@@ -327,6 +347,7 @@ func (w *world) checkMirror(objs map[string][]byte) {
 	w.t.Helper()
 	t := w.t
 	want := w.simIssues()
+	fields := w.simFields()
 	prefix := mirror.Prefix(w.connID, w.connector.ID) + "issues/"
 	got := map[string]map[string]any{}
 	schemas := compileSchemas(t)
@@ -363,15 +384,17 @@ func (w *world) checkMirror(objs map[string][]byte) {
 		sf := s["fields"].(map[string]any)
 		df := doc["fields"].(map[string]any)
 		for f, v := range sf {
-			if f == "comment" {
+			if f == "comment" || f == "worklog" {
+				// Complete in the document's comments and worklogs sections (checked below), not in fields.
 				continue
 			}
-			sv := scrub.Value(map[string]any{f: v}, scrub.Options{}).(map[string]any)[f]
+			sv := scrub.Value(map[string]any{f: v}, scrub.Options{UserFields: userFieldIDs(fields)}).(map[string]any)[f]
 			if canon(t, sv) != canon(t, df[f]) {
 				t.Errorf("issue %s field %s = %s, want %s", id, f, canon(t, df[f]), canon(t, sv))
 			}
 		}
-		for _, c := range []struct{ doc, sim string }{{"comments", "comments"}, {"changelog", "histories"}} {
+		w.checkNames(id, sf, doc, fields)
+		for _, c := range []struct{ doc, sim string }{{"comments", "comments"}, {"changelog", "histories"}, {"worklogs", "worklogs"}} {
 			sl, _ := s[c.sim].([]any)
 			counts := doc["counts"].(map[string]any)[c.doc].(map[string]any)
 			dl, _ := doc[c.doc].([]any)
@@ -382,7 +405,7 @@ func (w *world) checkMirror(objs map[string][]byte) {
 			if c.doc == "changelog" {
 				dl = sortedByID(dl)
 			}
-			if a, b := canon(t, scrub.Value(sl, scrub.Options{})), canon(t, dl); a != b {
+			if a, b := canon(t, scrub.Value(sl, scrub.Options{UserFields: userFieldIDs(fields)})), canon(t, dl); a != b {
 				i := 0
 				for i < len(a) && i < len(b) && a[i] == b[i] {
 					i++
@@ -391,6 +414,87 @@ func (w *world) checkMirror(objs map[string][]byte) {
 			}
 		}
 	}
+}
+
+// simFields reads the site's field catalogue (/rest/api/3/field) by id.
+func (w *world) simFields() map[string]jira.Field {
+	w.t.Helper()
+	tr, err := w.sim.IssueTokens(w.user, "read:jira-work")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	c := jira.New(w.simURL, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tr.AccessToken}), jira.Options{})
+	fs, err := c.Fields(w.t.Context(), w.site.CloudID)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[string]jira.Field{}
+	for _, f := range fs {
+		out[f.ID] = f
+	}
+	return out
+}
+
+func userFieldIDs(fields map[string]jira.Field) map[string]bool {
+	out := map[string]bool{}
+	for id, f := range fields {
+		if f.Schema.Type == "user" || (f.Schema.Type == "array" && f.Schema.Items == "user") {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// checkNames: every field the issue has is named as /field names it, and every custom field is also under its
+// name, typed by its schema, with the same (scrubbed) value as under its id.
+func (w *world) checkNames(id string, sf map[string]any, doc map[string]any, fields map[string]jira.Field) {
+	w.t.Helper()
+	t := w.t
+	names, _ := doc["names"].(map[string]any)
+	custom, _ := doc["customFields"].(map[string]any)
+	df := doc["fields"].(map[string]any)
+	nameUse := map[string]int{}
+	for f := range sf {
+		if fl, ok := fields[f]; ok && fl.Custom {
+			nameUse[fl.Name]++
+		}
+	}
+	for f := range sf {
+		fl, ok := fields[f]
+		if !ok || f == "comment" || f == "worklog" {
+			continue
+		}
+		if names[f] != fl.Name {
+			t.Errorf("issue %s: names[%s] = %v, want %q", id, f, names[f], fl.Name)
+		}
+		if !fl.Custom {
+			continue
+		}
+		name := fl.Name
+		if nameUse[name] > 1 {
+			name += " [" + f + "]"
+		}
+		cf, _ := custom[name].(map[string]any)
+		if cf == nil {
+			t.Errorf("issue %s: customFields has no %q (%s)", id, name, f)
+			continue
+		}
+		if cf["id"] != f || cf["type"] != nullable(fl.Schema.Type) || cf["items"] != nullable(fl.Schema.Items) || cf["custom"] != nullable(fl.Schema.Custom) {
+			t.Errorf("issue %s: customFields[%q] = id %v type %v items %v custom %v, want %s %s %s %s", id, name, cf["id"], cf["type"], cf["items"], cf["custom"],
+				f, fl.Schema.Type, fl.Schema.Items, fl.Schema.Custom)
+		}
+		if canon(t, cf["value"]) != canon(t, df[f]) {
+			t.Errorf("issue %s: customFields[%q].value = %s, want %s", id, name, canon(t, cf["value"]), canon(t, df[f]))
+		}
+	}
+}
+
+// nullable is how an omitempty string member decodes: absent (nil) when empty.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func sortedByID(l []any) []any {
@@ -453,6 +557,9 @@ func (w *world) knownAccountIDs() []string {
 func (w *world) privacyScan(objs map[string][]byte) {
 	w.t.Helper()
 	for k, b := range objs {
+		if strings.Contains(k, "/attachments/") {
+			continue // the users' own files, copied byte for byte
+		}
 		for _, id := range w.knownAccountIDs() {
 			if bytes.Contains(b, []byte(id)) {
 				w.t.Errorf("object %s holds account id %s", k, id)

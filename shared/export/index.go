@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"jiraexport/shared/attachments"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/mirror"
@@ -60,8 +61,12 @@ type indexEntry struct {
 	SeenRun     string   `dynamodbav:"seenRun,omitempty"`
 	Removed     bool     `dynamodbav:"removed,omitempty"`
 	Attachments []string `dynamodbav:"attachments,omitempty,stringset"`
-	Counts      string   `dynamodbav:"counts,omitempty"`
-	TTL         int64    `dynamodbav:"ttl,omitempty"`
+	// Stored are the attachments the mirror holds (id, size, SHA-256): never downloaded again (ids are
+	// immutable); AttRun is what LastRun did with the issue's attachments (JSON, for its manifest).
+	Stored []attachments.Stored `dynamodbav:"stored,omitempty"`
+	AttRun string               `dynamodbav:"attRun,omitempty"`
+	Counts string               `dynamodbav:"counts,omitempty"`
+	TTL    int64                `dynamodbav:"ttl,omitempty"`
 }
 
 func (e *indexEntry) counts() *mirror.Counts {

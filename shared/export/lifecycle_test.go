@@ -241,7 +241,34 @@ func TestShiftedCursorRemovesNothingThatStillMatches(t *testing.T) {
 	w.connector = c
 	ref := w.startRun()
 	var searches atomic.Int32
-	deleted := sorted[0]
+	// The deleted issue is one of the first page (so the next page's offsets shift) whose children need paging:
+	// the export meets its deletion in a follow-up (404) and leaves it out. An issue whose page is complete is
+	// mirrored as the search returned it, and only the next census removes it.
+	// It is nobody's parent and has no links or sub-tasks: deleting it changes no other issue (whose document the
+	// run may already have written).
+	parents := map[string]bool{}
+	for _, is := range all {
+		if p, ok := is["fields"].(map[string]any)["parent"].(map[string]any); ok {
+			parents[p["id"].(string)] = true
+		}
+	}
+	deleted := ""
+	for _, id := range sorted[:jira.SearchMaxFull] {
+		is := all[id]
+		f := is["fields"].(map[string]any)
+		links, _ := f["issuelinks"].([]any)
+		subs, _ := f["subtasks"].([]any)
+		if parents[id] || len(links) > 0 || len(subs) > 0 {
+			continue
+		}
+		if n := func(k string) int { l, _ := is[k].([]any); return len(l) }; n("comments") > 20 || n("histories") > 20 || n("worklogs") > 20 {
+			deleted = id
+			break
+		}
+	}
+	if deleted == "" {
+		t.Fatal("no unreferenced issue of the first page has more children than a page embeds")
+	}
 	w.setHook(func(o jira.Observation) {
 		if o.Endpoint == "/rest/api/3/search/jql" && searches.Add(1) == 1 {
 			if err := w.sim.DeleteIssue(w.site.CloudID, deleted); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -54,8 +55,12 @@ func (w *worker) searchFields() ([]string, string) {
 // searchPage fetches, completes, writes and checkpoints one page of the search.
 func (w *worker) searchPage(ctx context.Context) error {
 	fields, expand := w.searchFields()
+	size := jira.SearchMaxFull
+	if w.ck.PageSize > 0 {
+		size = w.ck.PageSize
+	}
 	page, err := w.jira.Search(ctx, w.site.CloudID, jira.SearchRequest{JQL: w.ck.JQL, Fields: fields, Expand: expand,
-		MaxResults: jira.SearchMaxFull, NextPageToken: w.ck.NextPageToken})
+		MaxResults: size, NextPageToken: w.ck.NextPageToken})
 	if errors.Is(err, jira.ErrCursorExpired) {
 		// Restart the search after the last issue fully processed: ids only grow in this order.
 		w.log.InfoContext(ctx, "search cursor expired; restarting after the watermark", "lastId", w.ck.LastID)
@@ -113,6 +118,7 @@ func (w *worker) searchPage(ctx context.Context) error {
 		w.ck.LastID = max(w.ck.LastID, idNum(issues[len(issues)-1].ID))
 	}
 	w.ck.NextPageToken = page.NextPageToken
+	w.pagesDone++
 	if page.IsLast || page.NextPageToken == "" {
 		if err := w.endSearch(ctx); err != nil {
 			return err
@@ -300,6 +306,23 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 	jobs := make([]job, 0, len(docs))
 	for _, d := range docs {
 		e, put := w.decide(d, old[d.doc.ID], full)
+		// Attachments are planned against the index whatever happens to the document (the rules may have
+		// changed, or a copy may have failed before).
+		probe := e
+		if probe == nil {
+			probe = w.entryFor(d, old[d.doc.ID])
+		}
+		changed, err := w.planAttachments(ctx, d.doc, old[d.doc.ID], probe)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			// The run changes what the mirror holds for this issue: the manifest lists it.
+			probe.LastRun, probe.Action = w.ref.RunID, "written"
+		}
+		if o := old[d.doc.ID]; e == nil && (changed || o == nil || !slices.Equal(probe.Stored, o.Stored)) {
+			e = probe
+		}
 		e, md := w.decideMarkdown(d, old[d.doc.ID], e)
 		jobs = append(jobs, job{d, e, put, md})
 	}
@@ -331,7 +354,11 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 				w.ck.Written++
 			}
 		} else if o.LastRun != w.ref.RunID {
-			w.ck.Unchanged++
+			if j.entry != nil && j.entry.LastRun == w.ref.RunID {
+				w.ck.Written++ // only its attachments changed
+			} else {
+				w.ck.Unchanged++
+			}
 		}
 		if j.entry == nil {
 			continue
@@ -345,11 +372,10 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 	return items, nil
 }
 
-// decide says whether a document must be written and which index entry to write (nil: none needed).
-func (w *worker) decide(d built, old *indexEntry, full bool) (*indexEntry, bool) {
-	hash := mirror.Hash(d.body)
+// entryFor is the index entry for a built document, carrying over the old entry's run marks and attachments.
+func (w *worker) entryFor(d built, old *indexEntry) *indexEntry {
 	e := &indexEntry{PK: pkOf(w.ref), SK: idxSK(w.ref.ConnectorID, d.doc.ID), ConnID: w.ref.ConnectionID, IssueID: d.doc.ID,
-		Key: d.doc.Key, Updated: d.doc.Updated, Hash: hash}
+		Key: d.doc.Key, Updated: d.doc.Updated, Hash: mirror.Hash(d.body)}
 	for _, a := range d.doc.Attachments {
 		e.Attachments = append(e.Attachments, a.ID)
 	}
@@ -358,7 +384,17 @@ func (w *worker) decide(d built, old *indexEntry, full bool) (*indexEntry, bool)
 	}
 	if old != nil {
 		e.SeenRun, e.LastRun, e.Action = old.SeenRun, old.LastRun, old.Action
+		if !old.Removed {
+			e.Stored, e.AttRun = old.Stored, old.AttRun
+		}
 	}
+	return e
+}
+
+// decide says whether a document must be written and which index entry to write (nil: none needed).
+func (w *worker) decide(d built, old *indexEntry, full bool) (*indexEntry, bool) {
+	e := w.entryFor(d, old)
+	hash := e.Hash
 	if full {
 		e.SeenRun = w.ref.RunID
 	}
@@ -645,8 +681,12 @@ func (w *worker) finish(ctx context.Context) error {
 		}
 		switch {
 		case e.Action == "written" && !e.Removed:
-			m.Written = append(m.Written, mirror.ManifestIssue{ID: e.IssueID, Key: e.Key, SHA256: e.Hash, Counts: e.counts(),
-				Object: mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, e.IssueID)})
+			mi := mirror.ManifestIssue{ID: e.IssueID, Key: e.Key, SHA256: e.Hash, Counts: e.counts(),
+				Object: mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, e.IssueID)}
+			if a := e.attRun(w.ref.RunID); len(a.Written)+len(a.Kept)+len(a.Skipped)+len(a.Deleted) > 0 {
+				mi.Attachments = a
+			}
+			m.Written = append(m.Written, mi)
 		case e.Action == "removed" && e.Removed:
 			m.Removed = append(m.Removed, mirror.ManifestIssue{ID: e.IssueID, Key: e.Key, Reason: "gone",
 				Object: mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, e.IssueID)})

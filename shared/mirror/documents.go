@@ -104,6 +104,30 @@ type ManifestIssue struct {
 	// Reason for a removal: gone (deleted, moved out of the JQL, or no longer visible to the connection).
 	Reason string  `json:"reason,omitempty"`
 	Counts *Counts `json:"counts,omitempty"`
+	// Attachments is what this run did with the issue's attachments (absent when it did nothing with them).
+	Attachments *ManifestAttachments `json:"attachments,omitempty"`
+}
+
+// ManifestAttachments lists one issue's attachments by what the run did with each, sorted by id.
+type ManifestAttachments struct {
+	// Written were copied into the mirror by this run; Kept were already there (attachment ids are immutable).
+	Written []ManifestAttachment `json:"written,omitempty"`
+	Kept    []ManifestAttachment `json:"kept,omitempty"`
+	// Skipped were left out, with the reason: too_large, media_type (the connector's rules), gone (removed
+	// from the issue while the run copied it), failed (the copy failed for good, e.g. a size mismatch).
+	Skipped []ManifestAttachment `json:"skipped,omitempty"`
+	// Deleted were in the mirror and are no longer (removed from the issue, or no longer allowed by the rules).
+	Deleted []ManifestAttachment `json:"deleted,omitempty"`
+}
+
+// ManifestAttachment is one attachment in a manifest.
+type ManifestAttachment struct {
+	ID       string `json:"id"`
+	Object   string `json:"object,omitempty"`
+	Size     int64  `json:"size"`
+	MimeType string `json:"mimeType,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // ManifestCounts sum the run up.

@@ -92,6 +92,8 @@ func isKeyOfAccountID(k string) bool {
 // object scrubs one JSON object. field is the id of the field whose value it is (or sits in), when known.
 func (o Options) object(m map[string]any, field string) {
 	user := isUserObject(m)
+	// Decided before the walk below rewrites shaped ids in from/to.
+	item := userItem(m)
 	var named func()
 	if o.Person != nil {
 		named = o.person(m, user) // reads the ids before the walk below removes them
@@ -135,7 +137,7 @@ func (o Options) object(m map[string]any, field string) {
 		}
 	}
 	// A changelog item of a user field: from/to are account ids; fromString/toString are display names.
-	if f, ok := m["fieldId"].(string); ok && (o.userField(f) || userItem(m)) {
+	if f, ok := m["fieldId"].(string); ok && (o.userField(f) || item) {
 		delete(m, "from")
 		delete(m, "to")
 	}

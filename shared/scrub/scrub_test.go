@@ -27,6 +27,7 @@ func scrubJSON(t *testing.T, in string, o Options) string {
 
 func TestValue(t *testing.T) {
 	users := Options{UserFields: map[string]bool{"customfield_10100": true, "customfield_10101": true}}
+	users2 := Options{UserFields: map[string]bool{"customfield_10033": true}}
 	tests := []struct {
 		name, in string
 		o        Options
@@ -50,6 +51,14 @@ func TestValue(t *testing.T) {
 			users, `{"customfield_10101":[{"displayName":"Bob"}]}`},
 		{"unknown place: id cut out of text", `{"body":"ping ` + idA + ` and ` + idB + `, thanks","sha":"` + strings.Repeat("ab", 20) + `"}`,
 			Options{}, `{"body":"ping ` + Removed + ` and ` + Removed + `, thanks","sha":"` + strings.Repeat("ab", 20) + `"}`},
+		{"changelog item of a user picker without /field (tmp ids, shaped from/to)", `{"field":"Reviewer","fieldtype":"custom","fieldId":"customfield_10032","from":"` + idA + `","fromString":"Ada","to":"` + idB + `","toString":"Bob","tmpFromAccountId":"` + idA + `","tmpToAccountId":"` + idB + `"}`,
+			Options{}, `{"field":"Reviewer","fieldId":"customfield_10032","fieldtype":"custom","fromString":"Ada","toString":"Bob"}`},
+		{"changelog item of a multi-user picker, nulls", `{"field":"Watchers","fieldtype":"custom","fieldId":"customfield_10033","from":null,"fromString":null,"to":"[` + idA + `, ` + idB + `]","toString":"Ada, Bob","tmpToAccountId":"` + idA + `"}`,
+			users2, `{"field":"Watchers","fieldId":"customfield_10033","fieldtype":"custom","fromString":null,"toString":"Ada, Bob"}`},
+		{"worklog: authors and a mention in its comment", `{"id":"7","author":{"accountId":"` + idA + `","accountType":"atlassian","displayName":"Ada","self":"https://x/rest/api/3/user?accountId=` + idA + `"},"updateAuthor":{"accountId":"` + idB + `","accountType":"atlassian","displayName":"Bob"},"comment":{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"mention","attrs":{"id":"` + idC + `","text":"@C"}}]}]},"timeSpentSeconds":60}`,
+			Options{}, `{"author":{"accountType":"atlassian","displayName":"Ada"},"comment":{"content":[{"content":[{"attrs":{"text":"@C"},"type":"mention"}],"type":"paragraph"}],"type":"doc","version":1},"id":"7","timeSpentSeconds":60,"updateAuthor":{"accountType":"atlassian","displayName":"Bob"}}`},
+		{"environment and rich-text custom field mentions", `{"environment":{"type":"doc","version":1,"content":[{"type":"mention","attrs":{"id":"` + idA + `","text":"@Ada"}}]},"customfield_10034":{"type":"doc","version":1,"content":[{"type":"mention","attrs":{"id":"` + idB + `","text":"@Bob"}}]}}`,
+			Options{}, `{"customfield_10034":{"content":[{"attrs":{"text":"@Bob"},"type":"mention"}],"type":"doc","version":1},"environment":{"content":[{"attrs":{"text":"@Ada"},"type":"mention"}],"type":"doc","version":1}}`},
 		{"map keyed by account id", `{"` + idB + `":1,"x":2}`, Options{}, `{"x":2}`},
 		{"nested arrays", `[[{"accountId":"` + idC + `","displayName":"C"}]]`, Options{}, `[[{"displayName":"C"}]]`},
 	}
