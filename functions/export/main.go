@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -26,6 +27,8 @@ import (
 	"jiraexport/shared/export"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/mirror"
+	"jiraexport/shared/ratebudget"
+	"jiraexport/shared/ratebudget/pacer"
 	"jiraexport/shared/tokens"
 )
 
@@ -76,6 +79,10 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 	// does not depend on which process saw the rejection first.
 	tok := access.Tokens(access.Config{DB: db, KMS: kms.NewFromConfig(awsCfg), Table: cfg.Table,
 		TokenKeyID: cfg.TokenKeyID, OAuth: cfg.OAuth2(secret), Log: log, FlagOnly: true})
+	// One pacer per process: its per-site × endpoint × method buckets outlive a run, so a warm container that
+	// serves run after run keeps Atlassian's steady rates and the slow-downs NearLimit and burst 429s asked for.
+	// The quota 429 it sees is recorded as a shared pause by the engine, which knows the run's connection.
+	paced := &http.Client{Transport: pacer.New(http.DefaultTransport, pacer.Options{})}
 	return export.New(export.Config{
 		Runs:        connectors.NewStore(db, cfg.Table, connectors.WithRunHistory(cfg.RunHistory)),
 		Connections: connections.NewStore(db, cfg.Table),
@@ -85,10 +92,11 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 		Table:       cfg.Table,
 		Jira: func(ts oauth2.TokenSource, observe func(jira.Observation)) *jira.Client {
 			// Pages of 50 full issues can be large: a longer per-attempt timeout than the API's.
-			return jira.New(cfg.APIURL, ts, jira.Options{Timeout: 30 * time.Second, Observe: observe, IsReauth: deadGrant})
+			return jira.New(cfg.APIURL, ts, jira.Options{Timeout: 30 * time.Second, Observe: observe, IsReauth: deadGrant, HTTPClient: paced})
 		},
-		Log:   log,
-		Lease: lease,
+		Budget: export.Budget{Pauses: ratebudget.NewPauses(db, cfg.Table), Ledger: ratebudget.NewLedger(db, cfg.Table)},
+		Log:    log,
+		Lease:  lease,
 	}), nil
 }
 

@@ -85,6 +85,8 @@ type Config struct {
 	// KeepEmails keeps users' e-mail addresses in documents (a future connector option); default false.
 	KeepEmails bool
 	Now        func() time.Time
+	// Budget is the rate budget (points ledger, shared quota pauses); zero: neither.
+	Budget Budget
 }
 
 // Engine runs exports. It is safe for concurrent use; each Run is independent.
@@ -156,7 +158,9 @@ func (e *Engine) Run(ctx context.Context, ref connectors.RunRef) (Outcome, error
 	w := &worker{e: e, ref: ref, owner: owner, log: log, started: e.c.Now(), invocations: run.Invocations, lastSave: e.c.Now()}
 	w.idx = &index{db: e.c.DB, table: e.c.Table}
 	w.deadline = e.stopAt(ctx)
+	w.meter().allowance = run.Allowance
 	out, err := w.run(ctx)
+	w.flushPoints(ctx)
 	if w.ck != nil {
 		log.InfoContext(ctx, "export invocation ended", "outcome", string(out), "phase", w.ck.Phase, "requests", w.ck.Requests+w.requests.Load(),
 			"points", w.ck.Points+w.points.Load(), "written", w.ck.Written, "unchanged", w.ck.Unchanged, "removed", w.ck.Removed)
@@ -275,6 +279,7 @@ type worker struct {
 	scrub     scrub.Options
 
 	requests, points atomic.Int64
+	bud              *meter
 	lastSave         time.Time
 	phaseStart       time.Time
 }
@@ -299,6 +304,9 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 	for {
 		if w.timeUp() {
 			return w.end(parent, errDeadline)
+		}
+		if w.overBudget() {
+			return w.end(parent, errBudget)
 		}
 		var err error
 		phase := w.ck.Phase
@@ -355,6 +363,9 @@ func (w *worker) load(ctx context.Context) error {
 	if w.site.CloudID == "" {
 		return &failure{reason: ReasonSiteGone, msg: "the connector's site is no longer part of the connection"}
 	}
+	if err := w.checkPause(ctx); err != nil {
+		return err
+	}
 	w.jira = w.e.c.Jira(w.e.c.Tokens.TokenSource(ctx, w.ref.ConnectionID), w.observe)
 	if w.sync, err = w.idx.getSync(ctx, w.ref.ConnectionID, w.ref.ConnectorID); err != nil {
 		return err
@@ -394,6 +405,7 @@ func (w *worker) censusEvery() time.Duration {
 }
 
 func (w *worker) observe(o jira.Observation) {
+	w.spend(o)
 	w.requests.Add(1)
 	p := int64(1)
 	if o.Objects > 0 {
@@ -429,6 +441,7 @@ func (w *worker) save(ctx context.Context, extra ...types.TransactWriteItem) err
 		return err
 	}
 	w.lastSave = w.e.c.Now()
+	w.flushPoints(ctx)
 	return nil
 }
 
@@ -465,6 +478,8 @@ func (w *worker) end(ctx context.Context, err error) (Outcome, error) {
 		return w.fail(fctx, f.reason, f.msg)
 	case errors.Is(err, errDeadline), jira.Classify(err) == jira.KindCancelled:
 		return w.pause(fctx, ReasonDeadline, time.Time{})
+	case errors.Is(err, errBudget):
+		return w.pause(fctx, ReasonBudget, time.Time{})
 	}
 	switch jira.Classify(err) {
 	case jira.KindReauth:
@@ -476,6 +491,7 @@ func (w *worker) end(ctx context.Context, err error) (Outcome, error) {
 		reason := ReasonRateLimited
 		if rl != nil && rl.Quota() {
 			reason = ReasonQuota
+			w.recordQuota(fctx, err)
 		}
 		return w.pause(fctx, reason, until)
 	case jira.KindRetryable:
