@@ -280,6 +280,7 @@ type worker struct {
 
 	requests, points atomic.Int64
 	bud              *meter
+	saved            saved
 	lastSave         time.Time
 	phaseStart       time.Time
 }
@@ -332,6 +333,7 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 			err = fmt.Errorf("checkpoint names unknown phase %q", phase)
 		}
 		if err != nil {
+			w.rollback()
 			return w.end(parent, err)
 		}
 	}
@@ -377,6 +379,7 @@ func (w *worker) load(ctx context.Context) error {
 		w.ck = w.newCheckpoint()
 	}
 	w.scrub = scrub.Options{KeepEmails: w.e.c.KeepEmails, UserFields: userFields(w.ck.Fields)}
+	w.markSaved()
 	w.phaseStart = w.e.c.Now()
 	return nil
 }
@@ -441,6 +444,7 @@ func (w *worker) save(ctx context.Context, extra ...types.TransactWriteItem) err
 		return err
 	}
 	w.lastSave = w.e.c.Now()
+	w.markSaved()
 	w.flushPoints(ctx)
 	return nil
 }
