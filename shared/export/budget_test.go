@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"jiraexport/infra/atlassiansim"
+	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/dispatch"
 	"jiraexport/shared/export"
@@ -327,4 +328,132 @@ func jiraRequests(c atlassiansim.Counters) int64 {
 		}
 	}
 	return n
+}
+
+// Fairness on a controllable clock: one connection with a backlog far above a low app budget and ten small
+// ones, dispatcher ticks every five simulated minutes admitting work under the budget (shared/dispatch with the
+// ratebudget adapters) and export runs invoked in-process. The small ones finish in the first hour, the large one
+// progresses every hour, the simulator's quota (set to the budget) never answers a 429, and the app's points per
+// hour in the ledger stay within the budget.
+func TestFairSharingUnderALowBudget(t *testing.T) {
+	const budget, hours, smalls = 1000, 3, 10
+	clk := &atlassiansim.OffsetClock{}
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)
+	clk.Set(t0)
+	w := newWorld(t, worldOpts{sim: atlassiansim.Config{Clock: clk, Sites: 1, ProjectsPerSite: smalls + 1, IssuesPerProject: 300}})
+	ctx := t.Context()
+	db := w.env.Clients.DynamoDB
+	b := &budgetWorld{world: w, clk: clk,
+		store:  connectors.NewStore(db, w.env.Table, connectors.WithClock(clk.Now)),
+		pauses: ratebudget.NewPauses(db, w.env.Table, ratebudget.WithClock(clk.Now)),
+		ledger: ratebudget.NewLedger(db, w.env.Table, ratebudget.WithClock(clk.Now)),
+	}
+	// Tokens are refreshed by the simulator's time, which runs hours ahead here.
+	b.tok = b.tokens(tokens.WithClock(clk.Now))
+	eng := b.engine()
+	b.sim.SetRateLimits(atlassiansim.RateLimitConfig{GlobalPointsPerHour: budget, NoBurst: true})
+
+	// The world's connection is the large one: every project, 3,300 issues (about 3,400 points).
+	var keys []string
+	for _, p := range w.site.Projects {
+		keys = append(keys, p.Key)
+	}
+	spec := func(jql string) connectors.Spec {
+		return connectors.Spec{Name: "fair", SiteID: w.site.CloudID, JQL: jql, Formats: []string{"json"},
+			Schedule: connectors.Schedule{Expression: "rate(1 day)", Timezone: "UTC"}}
+	}
+	start := func(connID string, s connectors.Spec) connectors.RunRef {
+		c, err := b.store.Create(ctx, connID, s, clk.Now().Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := b.store.StartRun(ctx, connID, c.ID, connectors.TriggerManual)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return connectors.RunRef{ConnectionID: connID, ConnectorID: c.ID, RunID: r.ID}
+	}
+	putToken := func(connID string) {
+		tr, err := w.sim.IssueTokens(w.user, "read:jira-work", "read:jira-user", "offline_access")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := (&oauth2.Token{AccessToken: tr.AccessToken, RefreshToken: tr.RefreshToken, TokenType: "Bearer",
+			Expiry: clk.Now().Add(time.Duration(tr.ExpiresIn) * time.Second)}).WithExtra(map[string]any{"scope": tr.Scope})
+		if err := b.tok.Put(ctx, connID, tok, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putToken(w.connID) // its expiry in the simulator's time
+	large := start(w.connID, spec("project in ("+strings.Join(keys, ", ")+")"))
+	var small []connectors.RunRef
+	for i := range smalls {
+		c := &connections.Connection{ID: connections.NewID(), Status: connections.StatusActive, GrantStartedAt: clk.Now(),
+			Sites: []connections.Site{{CloudID: w.site.CloudID, URL: w.site.URL, Name: w.site.Name, Scopes: []string{"read:jira-work"}}}}
+		if err := w.conns.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		putToken(c.ID)
+		p := w.site.Projects[i].Key
+		small = append(small, start(c.ID, spec("project = "+p+" AND key <= "+p+"-8")))
+	}
+
+	inv := &recordingInvoker{}
+	d, err := dispatch.New(dispatch.Config{Store: b.store, Invoker: inv, Pauses: dispatch.QuotaPauses{Store: b.pauses},
+		Budget: dispatch.PointsBudget{Ledger: b.ledger, Allocator: ratebudget.Allocator{HourlyBudget: budget, MinGrant: 50}},
+		Now:    clk.Now, Sleep: func(context.Context, time.Duration) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress []int64
+	for k := 1; k <= hours*12; k++ {
+		clk.Set(t0.Add(time.Duration(k) * 5 * time.Minute).Add(-30 * time.Second))
+		if _, err := d.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range inv.take() {
+			rctx, cancel := context.WithTimeout(ctx, 6*time.Hour)
+			if _, err := eng.Run(rctx, ref); err != nil {
+				t.Fatalf("Run(%s) = %v", ref.RunID, err)
+			}
+			cancel()
+		}
+		if k%12 == 0 { // the hour's last tick is done
+			progress = append(progress, b.run(large).Counters.IssuesDone)
+			if k == 12 {
+				for _, ref := range small {
+					if r := b.run(ref); r.Status != connectors.RunSucceeded {
+						t.Errorf("small run %s = %s after the first hour, want succeeded", ref.ConnectionID, r.Status)
+					}
+				}
+			}
+		}
+	}
+	lr := b.run(large)
+	t.Logf("large run's issues done at the end of each hour: %v; now %s (%s) %v", progress, lr.Status, lr.PauseReason, lr.Errors)
+	for h, n := range progress {
+		if n == 0 || (h > 0 && n <= progress[h-1]) {
+			t.Errorf("hour %d: the large run stands at %d issues (%v); want progress every hour", h, n, progress)
+		}
+	}
+	if r := b.run(large); r.Status == connectors.RunSucceeded {
+		t.Errorf("the large run finished; its backlog should exceed %d hours of budget", hours)
+	}
+	if rl := b.sim.Counters().RateLimited; len(rl) != 0 {
+		for reason, n := range rl {
+			if n != 0 {
+				t.Errorf("the simulator answered %d 429s (%s); want none", n, reason)
+			}
+		}
+	}
+	for h := range hours {
+		u, err := b.ledger.Usage(ctx, t0.Add(time.Duration(h)*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("hour %d: app points %d (budget %d)", h, u.App, budget)
+		if u.App > budget || u.App == 0 {
+			t.Errorf("hour %d: the app spent %d points, want within the budget %d", h, u.App, budget)
+		}
+	}
 }
