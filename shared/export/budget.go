@@ -49,6 +49,8 @@ func (p *sharedPause) Unwrap() error { return &p.RateLimitError }
 type meter struct {
 	tally     *ratebudget.Tally
 	allowance int64 // 0: none
+	// pauseChecked is when the shared pauses were last read.
+	pauseChecked time.Time
 }
 
 func (w *worker) meter() *meter {
@@ -63,10 +65,23 @@ func (w *worker) spend(o jira.Observation) {
 	w.meter().tally.Add(ratebudget.Cost(o.Method, o.Status, ratebudget.Objects{Core: max(o.Objects, 0)}))
 }
 
-// overBudget reports whether the invocation has spent its allowance.
-func (w *worker) overBudget() bool {
+// pauseCheckEvery is how often, at most, the engine reads the shared pauses between steps: at the first step of
+// every invocation (before any Jira call), then every few seconds, so a pause another export recorded stops this
+// one at its next step without a read per page.
+const pauseCheckEvery = 10 * time.Second
+
+// mayGoOn is asked before every step: errBudget once the invocation's allowance is spent, a shared quota pause
+// covering the site, nil otherwise.
+func (w *worker) mayGoOn(ctx context.Context) error {
 	m := w.meter()
-	return m.allowance > 0 && m.tally.Points() >= m.allowance
+	if m.allowance > 0 && m.tally.Points() >= m.allowance {
+		return errBudget
+	}
+	if now := w.e.c.Now(); m.pauseChecked.IsZero() || now.Before(m.pauseChecked) || now.Sub(m.pauseChecked) >= pauseCheckEvery {
+		m.pauseChecked = now
+		return w.checkPause(ctx)
+	}
+	return nil
 }
 
 // checkPause refuses to call Jira while a shared quota pause covers the run's site: the run pauses until it ends.

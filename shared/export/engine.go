@@ -306,8 +306,8 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 		if w.timeUp() {
 			return w.end(parent, errDeadline)
 		}
-		if w.overBudget() {
-			return w.end(parent, errBudget)
+		if err := w.mayGoOn(ctx); err != nil {
+			return w.end(parent, err)
 		}
 		var err error
 		phase := w.ck.Phase
@@ -364,9 +364,6 @@ func (w *worker) load(ctx context.Context) error {
 	}
 	if w.site.CloudID == "" {
 		return &failure{reason: ReasonSiteGone, msg: "the connector's site is no longer part of the connection"}
-	}
-	if err := w.checkPause(ctx); err != nil {
-		return err
 	}
 	w.jira = w.e.c.Jira(w.e.c.Tokens.TokenSource(ctx, w.ref.ConnectionID), w.observe)
 	if w.sync, err = w.idx.getSync(ctx, w.ref.ConnectionID, w.ref.ConnectorID); err != nil {
