@@ -78,28 +78,11 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 		JiraFor: func(connID string, ts oauth2.TokenSource) connectorsapi.Jira {
 			// One quick retry at most: a request has connectorsapi.DefaultRequestTimeout in all.
 			return jira.New(cfg.APIURL, ts, jira.Options{MaxRetries: 1, MaxWait: 5 * time.Second,
-				Observe: recordPoints(ledger, connID, log)})
+				Observe: connectorsapi.RecordPoints(ledger, connID, nil, log)})
 		},
 		Eraser:        eraser,
 		Exports:       invoke.NewExport(lambda.NewFromConfig(awsCfg), cfg.ExportFunction),
 		Log:           log,
 		PublicBaseURL: cfg.PublicBaseURL,
 	}), nil
-}
-
-// recordPoints records each Jira answer's points (JQL validation, preview counts) in the connection's and the
-// app's hourly ledger, where the dispatcher's budget sees them. A failed write is logged and not retried: the
-// API's answer does not wait on the accounting of a call already made.
-func recordPoints(led *ratebudget.Ledger, connID string, log *slog.Logger) func(jira.Observation) {
-	return func(o jira.Observation) {
-		p := ratebudget.Cost(o.Method, o.Status, ratebudget.Objects{Core: max(o.Objects, 0)})
-		if p == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := led.Record(ctx, connID, time.Now(), p); err != nil {
-			log.Warn("could not record the points of a Jira call", "connectionId", connID, "error", err)
-		}
-	}
 }
