@@ -28,6 +28,7 @@ import (
 	"jiraexport/shared/invoke"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/oauthstate"
+	"jiraexport/shared/ratebudget"
 )
 
 func main() {
@@ -60,6 +61,7 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 	store := connectors.NewStore(db, cfg.Table, connectors.WithRunHistory(cfg.RunHistory))
 	tok := access.Tokens(access.Config{DB: db, KMS: kms.NewFromConfig(awsCfg), Table: cfg.Table,
 		TokenKeyID: cfg.TokenKeyID, OAuth: cfg.OAuth2(secret), Log: log, RunHistory: cfg.RunHistory})
+	ledger := ratebudget.NewLedger(db, cfg.Table)
 	eraser := erasure.New(erasure.Config{
 		DB: db, S3: awsconfig.NewS3(awsCfg), Table: cfg.Table, Bucket: cfg.Bucket,
 		Connections: conns, Runs: store, Settle: cfg.ErasureSettle,
@@ -73,9 +75,10 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 		Tokens:      connectorsapi.TokenStore{S: tok},
 		Reauth:      oauthstate.NewStore(db, cfg.Table),
 		Store:       store,
-		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
+		JiraFor: func(connID string, ts oauth2.TokenSource) connectorsapi.Jira {
 			// One quick retry at most: a request has connectorsapi.DefaultRequestTimeout in all.
-			return jira.New(cfg.APIURL, ts, jira.Options{MaxRetries: 1, MaxWait: 5 * time.Second})
+			return jira.New(cfg.APIURL, ts, jira.Options{MaxRetries: 1, MaxWait: 5 * time.Second,
+				Observe: connectorsapi.RecordPoints(ledger, connID, nil, log)})
 		},
 		Eraser:        eraser,
 		Exports:       invoke.NewExport(lambda.NewFromConfig(awsCfg), cfg.ExportFunction),

@@ -18,6 +18,7 @@ import (
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/dispatch"
 	"jiraexport/shared/invoke"
+	"jiraexport/shared/ratebudget"
 )
 
 func main() {
@@ -42,10 +43,15 @@ func build(ctx context.Context, log *slog.Logger) (*dispatch.Dispatcher, error) 
 	if err != nil {
 		return nil, err
 	}
+	db := dynamodb.NewFromConfig(awsCfg)
 	return dispatch.New(dispatch.Config{
-		Store:   connectors.NewStore(dynamodb.NewFromConfig(awsCfg), cfg.Table),
+		Store:   connectors.NewStore(db, cfg.Table),
 		Invoker: invoke.NewExport(awslambda.NewFromConfig(awsCfg), cfg.ExportFunction),
-		// Budget and Pauses: shared/ratebudget's Allocator and pause store plug in here (issue 13).
+		// Nothing starts on a site under a quota pause; what starts gets a fair share of the hour's points
+		// (the Allocator's default safety margin and pacing) as its invocation's allowance.
+		Pauses: dispatch.QuotaPauses{Store: ratebudget.NewPauses(db, cfg.Table)},
+		Budget: dispatch.PointsBudget{Ledger: ratebudget.NewLedger(db, cfg.Table),
+			Allocator: ratebudget.Allocator{HourlyBudget: cfg.PointsPerHour}},
 		Log: log,
 	})
 }

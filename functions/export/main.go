@@ -29,6 +29,8 @@ import (
 	"jiraexport/shared/jira"
 	"jiraexport/shared/mirror"
 	"jiraexport/shared/pseudonym"
+	"jiraexport/shared/ratebudget"
+	"jiraexport/shared/ratebudget/pacer"
 	"jiraexport/shared/tokens"
 )
 
@@ -80,11 +82,16 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 	kmsc := kms.NewFromConfig(awsCfg)
 	tok := access.Tokens(access.Config{DB: db, KMS: kmsc, Table: cfg.Table,
 		TokenKeyID: cfg.TokenKeyID, OAuth: cfg.OAuth2(secret), Log: log, FlagOnly: true})
+	// One pacer per process: its per-site × endpoint × method buckets outlive a run, so a warm container that
+	// serves run after run keeps Atlassian's steady rates and the slow-downs NearLimit and burst 429s asked for.
+	// The quota 429 it sees is recorded as a shared pause by the engine, which knows the run's connection.
+	paced := &http.Client{Transport: pacer.New(http.DefaultTransport, pacer.Options{})}
 	s3c := awsconfig.NewS3(awsCfg)
-	// The gateway client sends the bearer (the Transferor never lets it follow the 303); the media client is a
-	// plain one that never carries Authorization.
+	// The gateway client sends the bearer (the Transferor never lets it follow the 303) and is paced like every
+	// Jira call (attachment content has its own 300/s bucket); the media client is a plain one that never carries
+	// Authorization and is not a Jira endpoint.
 	att := attachments.New(s3c, attachments.Config{APIURL: cfg.APIURL, Bucket: cfg.Bucket, KMSKeyID: cfg.KeyID,
-		Gateway: &http.Client{Timeout: 30 * time.Second}, Media: &http.Client{}})
+		Gateway: &http.Client{Timeout: 30 * time.Second, Transport: paced.Transport}, Media: &http.Client{}})
 	return export.New(export.Config{
 		Attachments: att,
 		Runs:        connectors.NewStore(db, cfg.Table, connectors.WithRunHistory(cfg.RunHistory)),
@@ -95,9 +102,10 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 		Table:       cfg.Table,
 		Jira: func(ts oauth2.TokenSource, observe func(jira.Observation)) *jira.Client {
 			// Pages of 50 full issues can be large: a longer per-attempt timeout than the API's.
-			return jira.New(cfg.APIURL, ts, jira.Options{Timeout: 30 * time.Second, Observe: observe, IsReauth: deadGrant})
+			return jira.New(cfg.APIURL, ts, jira.Options{Timeout: 30 * time.Second, Observe: observe, IsReauth: deadGrant, HTTPClient: paced})
 		},
 		Pseudonyms: pseudonym.NewStore(db, kmsc, cfg.Table, cfg.KeyID),
+		Budget:     export.Budget{Pauses: ratebudget.NewPauses(db, cfg.Table), Ledger: ratebudget.NewLedger(db, cfg.Table)},
 		Log:        log,
 		Lease:      lease,
 	}), nil

@@ -45,7 +45,13 @@ type Config struct {
 	RevokedGrants time.Duration
 	// ExportFunction is the export function's name or ARN (EXPORT_FUNCTION_NAME), for those that start runs.
 	ExportFunction string
+	// PointsPerHour is the app's hourly Atlassian points budget the dispatcher admits work under
+	// (ATLASSIAN_POINTS_PER_HOUR, template parameter AtlassianPointsPerHour; default 65,000, Atlassian's).
+	PointsPerHour int64
 }
+
+// DefaultPointsPerHour is Atlassian's default hourly points quota of an OAuth 2.0 (3LO) app.
+const DefaultPointsPerHour = 65000
 
 // Function names a function by its folder under functions/.
 type Function string
@@ -95,6 +101,8 @@ func Optional(fn Function) []string {
 	case Export:
 		// EXPORT_LEASE_SECONDS: tests shorten the run lease (default 3 minutes); the template leaves it unset.
 		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "EXPORT_LEASE_SECONDS", "RUN_HISTORY_DAYS"}
+	case Dispatch:
+		return []string{"ATLASSIAN_POINTS_PER_HOUR"}
 	case Purge:
 		return []string{"ERASURE_SETTLE_SECONDS"}
 	}
@@ -147,6 +155,14 @@ func load(required []string) (*Config, error) {
 		if n == 0 {
 			c.ErasureSettle = -1 // erasure.Config: negative means no wait
 		}
+	}
+	c.PointsPerHour = DefaultPointsPerHour
+	if d := os.Getenv("ATLASSIAN_POINTS_PER_HOUR"); d != "" {
+		n, err := strconv.ParseInt(d, 10, 64)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("ATLASSIAN_POINTS_PER_HOUR %q is not a positive number of points", d)
+		}
+		c.PointsPerHour = n
 	}
 	if d := os.Getenv("REVOKED_GRANT_DAYS"); d != "" {
 		n, err := strconv.Atoi(d)

@@ -100,8 +100,11 @@ type Config struct {
 	Reauth      Reauthorizer
 	Store       Store
 	// Jira returns a client for one connection, drawing its access tokens from ts.
-	Jira   func(ts oauth2.TokenSource) Jira
-	Eraser Eraser
+	Jira func(ts oauth2.TokenSource) Jira
+	// JiraFor, when set, is used instead of Jira: it also knows the connection, so the points the API's own
+	// Jira calls spend (JQL validation, preview counts) are recorded in the connection's hourly ledger.
+	JiraFor func(connID string, ts oauth2.TokenSource) Jira
+	Eraser  Eraser
 	// Exports starts a run's export as soon as the API queues it, so a run started through the API begins within
 	// seconds; nil leaves it to the dispatcher's next tick (which is also the safety net when an invoke fails).
 	Exports Invoker

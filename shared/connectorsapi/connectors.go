@@ -93,7 +93,7 @@ func (a *api) validate(ctx context.Context, conn *connections.Connection, spec *
 	if err := requireActive(conn); err != nil {
 		return nil, err
 	}
-	res, err := a.Jira(a.Tokens.TokenSource(ctx, conn.ID)).ParseJQL(ctx, spec.SiteID, spec.JQL)
+	res, err := a.jiraOf(conn.ID, a.Tokens.TokenSource(ctx, conn.ID)).ParseJQL(ctx, spec.SiteID, spec.JQL)
 	if err != nil {
 		return nil, a.jiraProblem(ctx, err)
 	}
@@ -353,7 +353,7 @@ func (a *api) preview(w http.ResponseWriter, r *http.Request) error {
 	if !hasSite(conn, c.Spec.SiteID) {
 		return problem.New(problem.Conflict, "the connector's site is no longer part of this connection; update its siteId")
 	}
-	n, err := a.Jira(a.Tokens.TokenSource(r.Context(), conn.ID)).ApproximateCount(r.Context(), c.Spec.SiteID, c.Spec.JQL)
+	n, err := a.jiraOf(conn.ID, a.Tokens.TokenSource(r.Context(), conn.ID)).ApproximateCount(r.Context(), c.Spec.SiteID, c.Spec.JQL)
 	if err != nil {
 		var se *jira.StatusError
 		if errors.As(err, &se) && se.Status == http.StatusBadRequest {

@@ -31,6 +31,7 @@ import (
 	"jiraexport/shared/erasure"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/oauthstate"
+	"jiraexport/shared/ratebudget"
 	"jiraexport/shared/tokens"
 )
 
@@ -159,8 +160,10 @@ func (w *world) handler() http.Handler {
 	return connectorsapi.New(connectorsapi.Config{
 		Keys: w.keys, Connections: w.conns, Tokens: connectorsapi.TokenStore{S: w.tok},
 		Reauth: oauthstate.NewStore(db, w.env.Table), Store: w.store,
-		Jira: func(ts oauth2.TokenSource) connectorsapi.Jira {
-			return jira.New(w.simURL, ts, jira.Options{Timeout: 5 * time.Second})
+		// As functions/connectors wires it: the API's own Jira calls record their points in the ledger.
+		JiraFor: func(connID string, ts oauth2.TokenSource) connectorsapi.Jira {
+			return jira.New(w.simURL, ts, jira.Options{Timeout: 5 * time.Second,
+				Observe: connectorsapi.RecordPoints(ratebudget.NewLedger(db, w.env.Table), connID, nil, nil)})
 		},
 		Eraser:        w.eraser(),
 		Exports:       &w.exports,

@@ -91,6 +91,8 @@ type Config struct {
 	// Pseudonyms names people for connectors with include.people = pseudonym (shared/pseudonym.Store).
 	Pseudonyms Pseudonyms
 	Now        func() time.Time
+	// Budget is the rate budget (points ledger, shared quota pauses); zero: neither.
+	Budget Budget
 }
 
 // Engine runs exports. It is safe for concurrent use; each Run is independent.
@@ -162,7 +164,9 @@ func (e *Engine) Run(ctx context.Context, ref connectors.RunRef) (Outcome, error
 	w := &worker{e: e, ref: ref, owner: owner, log: log, started: e.c.Now(), invocations: run.Invocations, lastSave: e.c.Now()}
 	w.idx = &index{db: e.c.DB, table: e.c.Table}
 	w.deadline = e.stopAt(ctx)
+	w.meter().allowance = run.Allowance
 	out, err := w.run(ctx)
+	w.flushPoints(ctx)
 	if w.ck != nil {
 		log.InfoContext(ctx, "export invocation ended", "outcome", string(out), "phase", w.ck.Phase, "requests", w.ck.Requests+w.requests.Load(),
 			"points", w.ck.Points+w.points.Load(), "written", w.ck.Written, "unchanged", w.ck.Unchanged, "removed", w.ck.Removed)
@@ -297,6 +301,8 @@ type worker struct {
 
 	requests, points atomic.Int64
 	pagesDone        int // search pages this invocation finished
+	bud              *meter
+	saved            saved
 	lastSave         time.Time
 	phaseStart       time.Time
 }
@@ -321,6 +327,9 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 	for {
 		if w.timeUp() {
 			return w.end(parent, errDeadline)
+		}
+		if err := w.mayGoOn(ctx); err != nil {
+			return w.end(parent, err)
 		}
 		var err error
 		phase := w.ck.Phase
@@ -352,6 +361,7 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 			err = fmt.Errorf("checkpoint names unknown phase %q", phase)
 		}
 		if err != nil {
+			w.rollback()
 			return w.end(parent, err)
 		}
 	}
@@ -405,6 +415,7 @@ func (w *worker) load(ctx context.Context) error {
 	if err := w.loadPeople(ctx); err != nil {
 		return err
 	}
+	w.markSaved()
 	w.phaseStart = w.e.c.Now()
 	return nil
 }
@@ -433,6 +444,7 @@ func (w *worker) censusEvery() time.Duration {
 }
 
 func (w *worker) observe(o jira.Observation) {
+	w.spend(o)
 	w.requests.Add(1)
 	p := int64(1)
 	if o.Objects > 0 {
@@ -468,6 +480,8 @@ func (w *worker) save(ctx context.Context, extra ...types.TransactWriteItem) err
 		return err
 	}
 	w.lastSave = w.e.c.Now()
+	w.markSaved()
+	w.flushPoints(ctx)
 	return nil
 }
 
@@ -508,6 +522,8 @@ func (w *worker) end(ctx context.Context, err error) (Outcome, error) {
 			w.ck.PageSize = max(1, min(w.pageSize(), jira.SearchMaxFull)/2)
 		}
 		return w.pause(fctx, ReasonDeadline, time.Time{})
+	case errors.Is(err, errBudget):
+		return w.pause(fctx, ReasonBudget, time.Time{})
 	}
 	var arl *attachments.RateLimitError
 	switch {
@@ -532,6 +548,7 @@ func (w *worker) end(ctx context.Context, err error) (Outcome, error) {
 		reason := ReasonRateLimited
 		if rl != nil && rl.Quota() {
 			reason = ReasonQuota
+			w.recordQuota(fctx, err)
 		}
 		return w.pause(fctx, reason, until)
 	case jira.KindRetryable:
