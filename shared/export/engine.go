@@ -268,13 +268,13 @@ const (
 // full run, since an incremental one would miss issues the new selection adds without their being updated.
 func fingerprint(c *connectors.Connector) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%t\x00%t", c.Spec.SiteID, c.Spec.JQL, c.Spec.Include.Comments, c.Spec.Include.Changelog)
+	_, _ = fmt.Fprintf(h, "%s\x00%s\x00%t\x00%t", c.Spec.SiteID, c.Spec.JQL, c.Spec.Include.Comments, c.Spec.Include.Changelog)
 	if o := documentOptions(&c.Spec); o != "" {
-		fmt.Fprintf(h, "\x00%s", o)
+		_, _ = fmt.Fprintf(h, "\x00%s", o)
 	}
 	if a := c.Spec.Include.Attachments; a.Enabled {
 		// New rules are applied to every issue: unchanged issues are not searched by an incremental run.
-		fmt.Fprintf(h, "\x00att\x00%d\x00%s", a.MaxBytes, strings.Join(a.MediaTypes, ","))
+		_, _ = fmt.Fprintf(h, "\x00att\x00%d\x00%s", a.MaxBytes, strings.Join(a.MediaTypes, ","))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
