@@ -16,7 +16,7 @@ RIE          := $(TOOLS_DIR)/aws-lambda-rie
 GOLANGCI     := $(TOOLS_DIR)/golangci-lint
 DDB_LOCAL    := infra/dynamodb-local/node_modules/.package-lock.json
 ADF_SCHEMA   := infra/adf-schema/node_modules/.package-lock.json
-TEST_TIMEOUT ?= 12m
+TEST_TIMEOUT ?= 20m
 FUZZTIME     ?= 15s
 
 .PHONY: all deps build build-host test test-short lint golangci fmt-check vet cfn-lint gotest dev demo stack bench fuzz clean help

@@ -132,6 +132,7 @@ func (w *world) checkAttachments(objs map[string][]byte, m *mirror.Manifest, wan
 // (bytes equal, SHA-256 in the manifest); one removed later leaves the mirror and its manifest; kept ones are never
 // downloaded again.
 func TestAttachmentsExport(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{
 		sim: atlassiansim.Config{Seed: 11, Sites: 1, ProjectsPerSite: 2, IssuesPerProject: 10, MaxComments: 5, MaxChangelog: 5,
 			AttachmentShare: 1, MaxAttachmentSize: 96 << 10},
@@ -204,6 +205,7 @@ func TestAttachmentsExport(t *testing.T) {
 // TestAttachmentResumesAcrossInvocations: a large attachment cut by the invocation's deadline resumes in the next
 // invocation from the bytes already uploaded instead of downloading from zero.
 func TestAttachmentResumesAcrossInvocations(t *testing.T) {
+	t.Parallel()
 	const size = 24 << 20
 	w := newWorld(t, worldOpts{
 		sim: atlassiansim.Config{Seed: 3, Sites: 1, ProjectsPerSite: 1, IssuesPerProject: 3, MaxComments: 2, MaxChangelog: 2,

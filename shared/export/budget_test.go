@@ -172,6 +172,7 @@ func (r *recordingInvoker) take() []connectors.RunRef {
 // reset; afterwards both runs finish with the same mirror as an uninterrupted run, nothing lost or doubled, and
 // the points ledger holds what Jira charged.
 func TestQuotaExhaustionPausesEveryRunUntilTheReset(t *testing.T) {
+	t.Parallel()
 	b := newBudgetWorld(t, 5*time.Minute)
 	ctx := t.Context()
 	eng := b.engine()
@@ -282,6 +283,7 @@ func TestQuotaExhaustionPausesEveryRunUntilTheReset(t *testing.T) {
 // A storm of burst 429s, 503s and dropped connections across every endpoint: the run finishes with the same
 // documents as a run without faults.
 func TestFaultStormKeepsTheMirror(t *testing.T) {
+	t.Parallel()
 	b := newBudgetWorld(t, 30*time.Minute)
 	eng := b.engine()
 	reference := b.connector()
@@ -336,6 +338,7 @@ func jiraRequests(c atlassiansim.Counters) int64 {
 // progresses every hour, the simulator's quota (set to the budget) never answers a 429, and the app's points per
 // hour in the ledger stay within the budget.
 func TestFairSharingUnderALowBudget(t *testing.T) {
+	t.Parallel()
 	const budget, hours, smalls = 1000, 3, 10
 	clk := &atlassiansim.OffsetClock{}
 	t0 := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)

@@ -18,6 +18,7 @@ import (
 // once the lease has expired. Each run must end exactly as an uninterrupted one: the mirror equal to the
 // simulator, the manifest listing exactly the changes, once each, and the run record succeeded with its counts.
 func TestCrashResume(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs the export bootstrap")
 	}

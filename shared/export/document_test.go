@@ -35,6 +35,7 @@ func sampleMeta() map[string]fieldMeta {
 }
 
 func TestBuildDocument(t *testing.T) {
+	t.Parallel()
 	is, err := parseIssue(json.RawMessage(sampleIssue))
 	if err != nil {
 		t.Fatal(err)

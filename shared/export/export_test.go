@@ -31,6 +31,7 @@ func sortedJoin(l []string) string {
 // removal and a new issue, an incremental run with a census brings the mirror to the new state and its manifest
 // lists exactly those changes.
 func TestMirrorFollowsJira(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{})
 	eng := w.engine(nil)
 	ctx := t.Context()

@@ -107,7 +107,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	spec := connectors.Spec{Name: "test", SiteID: w.site.CloudID, JQL: jql, Enabled: false,
 		Schedule: connectors.Schedule{Expression: "rate(1 day)", Timezone: "UTC"},
-		Include:  connectors.Include{Comments: true, Changelog: true}, Formats: []string{"json"}}
+		Include:  connectors.Include{Comments: true, Changelog: true, Worklogs: true}, Formats: []string{"json"}}
 	if o.spec != nil {
 		o.spec(&spec)
 	}
@@ -395,6 +395,12 @@ func (w *world) checkMirror(objs map[string][]byte) {
 		}
 		w.checkNames(id, sf, doc, fields)
 		for _, c := range []struct{ doc, sim string }{{"comments", "comments"}, {"changelog", "histories"}, {"worklogs", "worklogs"}} {
+			if c.doc == "worklogs" && !w.connector.Spec.Include.Worklogs {
+				if _, ok := doc["worklogs"]; ok {
+					t.Errorf("issue %s: worklogs exported, but the connector does not ask for them", id)
+				}
+				continue
+			}
 			sl, _ := s[c.sim].([]any)
 			counts := doc["counts"].(map[string]any)[c.doc].(map[string]any)
 			dl, _ := doc[c.doc].([]any)

@@ -3,6 +3,7 @@ package export
 import "testing"
 
 func TestSplitOrderBy(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"project = ENG", "project = ENG"},
 		{"project = ENG ORDER BY created DESC", "project = ENG"},

@@ -23,6 +23,7 @@ func smallSite() atlassiansim.Config {
 // A cancel through the API while the export works ends the run cancelled at the next checkpoint; nothing is
 // written by that invocation after it.
 func TestCancelMidRun(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{sim: smallSite()})
 	ref := w.startRun()
 	var searches atomic.Int32
@@ -53,6 +54,7 @@ func TestCancelMidRun(t *testing.T) {
 // A grant revoked mid-run fails the run with reason reauth_required and flags the connection, whichever way the
 // export meets it (a 401 from Jira or a refused refresh).
 func TestRevokedGrantMidRun(t *testing.T) {
+	t.Parallel()
 	for _, expire := range []bool{false, true} {
 		name := map[bool]string{false: "401 from Jira", true: "refused refresh"}[expire]
 		t.Run(name, func(t *testing.T) {
@@ -93,6 +95,7 @@ func TestRevokedGrantMidRun(t *testing.T) {
 // With a short deadline per invocation, a run pauses (reason deadline) and resumes across invocations until it
 // succeeds, with the same mirror as an uninterrupted run.
 func TestDeadlinePausesAndResumes(t *testing.T) {
+	t.Parallel()
 	big := smallSite()
 	big.IssuesPerProject = 100
 	w := newWorld(t, worldOpts{sim: big})
@@ -131,6 +134,7 @@ func TestDeadlinePausesAndResumes(t *testing.T) {
 
 // Duplicate async events delivered at once: one invocation works, the others skip; the mirror is exact.
 func TestConcurrentDuplicatesOneWriter(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{sim: smallSite()})
 	ref := w.startRun()
 	eng := w.engine(nil)
@@ -163,6 +167,7 @@ func TestConcurrentDuplicatesOneWriter(t *testing.T) {
 
 // A quota 429 pauses the run until the reset instead of sleeping.
 func TestQuotaPausesUntilReset(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{sim: smallSite()})
 	ref := w.startRun()
 	if err := w.sim.SetFault(atlassiansim.Fault{Endpoint: "POST /rest/api/3/search/jql", Kind: atlassiansim.FaultRateLimit,
@@ -188,6 +193,7 @@ func TestQuotaPausesUntilReset(t *testing.T) {
 // Jira refusing a page token mid-search (400, as for an expired cursor) restarts the search after the last
 // issue processed: the run succeeds with the exact mirror and no issue listed twice.
 func TestExpiredCursorRestartsFromWatermark(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{sim: smallSite()})
 	ref := w.startRun()
 	var searches atomic.Int32
@@ -214,6 +220,7 @@ func TestExpiredCursorRestartsFromWatermark(t *testing.T) {
 // A full run must not remove that issue from the mirror: planned removals are checked against Jira first and the
 // skipped issue is fetched again. The manifest lists only the deleted issue as removed.
 func TestShiftedCursorRemovesNothingThatStillMatches(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, worldOpts{sim: smallSite()})
 	eng := w.engine(nil)
 	if r, _ := w.runToEnd(eng, w.startRun(), time.Minute); r.Status != connectors.RunSucceeded {

@@ -68,6 +68,7 @@ func buildPeopleDoc(t *testing.T, person func(string, string) string) (*mirror.I
 // it, by display name; never by account id. The Markdown carries the front matter, links exported attachments
 // and says why others are missing.
 func TestPeopleAndMarkdown(t *testing.T) {
+	t.Parallel()
 	ids := []string{adaID, bobID, "accountId"}
 	names := []string{"Ada Lovelace", "Bob Builder", "Former user"}
 	pseudonyms := []string{fakePseudonym(adaID, ""), fakePseudonym(bobID, ""), unknownPerson}
@@ -137,6 +138,7 @@ func frontMatter(t *testing.T, md []byte) map[string]any {
 }
 
 func TestDecideMarkdown(t *testing.T) {
+	t.Parallel()
 	md := []byte("# x\n")
 	h := mirror.Hash(md)
 	w := &worker{}

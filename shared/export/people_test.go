@@ -223,6 +223,7 @@ func worklogRequests(sim *atlassiansim.Server) int64 {
 // are complete when asked for, and neither fetched nor exported otherwise. An issue that leaves the mirror takes
 // its Markdown along.
 func TestPseudonymsAndMarkdown(t *testing.T) {
+	t.Parallel()
 	pseudo := func(s *connectors.Spec) {
 		s.Formats = []string{"json", "markdown"}
 		s.Include.People = connectors.PeoplePseudonym
