@@ -425,9 +425,11 @@ func TestStartsPerTickAreCapped(t *testing.T) {
 	for range 5 {
 		due = append(due, f.connector(t, conn, f.clk.now().Add(-time.Minute)))
 	}
+	// Only what is admitted gets a run; the rest stays due, untouched, and starts at later ticks, most overdue
+	// first.
 	rep := tick(t, d)
-	if rep.Created != 5 || rep.Invoked != 2 || rep.Deferred != 3 {
-		t.Fatalf("first tick = %+v, want 5 runs created, 2 invoked, 3 deferred", rep)
+	if rep.Created != 2 || rep.Invoked != 2 || rep.Deferred != 3 || rep.Writes != 2 {
+		t.Fatalf("first tick = %+v, want 2 runs created and invoked (2 writes), 3 deferred", rep)
 	}
 	all := map[string]bool{}
 	for _, id := range f.inv.take() {
@@ -476,11 +478,12 @@ func TestQuotaPausesHoldStarts(t *testing.T) {
 			c := f.connector(t, conn, f.clk.now().Add(-time.Minute))
 			rep := tick(t, d)
 			runs := f.runs(t, c)
-			if len(runs) != 1 || rep.Paused == 0 {
-				t.Fatalf("tick during a %s pause: %+v, runs %+v; want the run created and held", tt.name, rep, runs)
+			if len(runs) != 0 || rep.Paused == 0 || rep.Writes != 0 {
+				t.Fatalf("tick during a %s pause: %+v, runs %+v; want nothing written, the connector held", tt.name, rep, runs)
 			}
-			if got := f.inv.take(); contains(got, runs[0].ID) {
-				t.Fatalf("run invoked during a %s pause", tt.name)
+			// It keeps its place: still due at the same time, so it starts first once the pause ends.
+			if got := f.get(t, c); got.ETag() != c.ETag() || !got.NextRunAt.Equal(*c.NextRunAt) {
+				t.Errorf("connector held by a %s pause changed: next %v, want %v", tt.name, got.NextRunAt, c.NextRunAt)
 			}
 		})
 	}
@@ -604,8 +607,8 @@ func TestBudgetAdmitsAndAllowances(t *testing.T) {
 	f.connector(t, conn, f.clk.now().Add(-time.Minute))
 	rep := tick(t, d)
 	invoked := f.inv.take()
-	if rep.Created != 2 || len(invoked) != 1 || rep.Deferred != 1 {
-		t.Fatalf("tick = %+v, invoked %v; want 2 runs created, the one the budget admitted invoked", rep, invoked)
+	if rep.Created != 1 || len(invoked) != 1 || rep.Deferred != 1 {
+		t.Fatalf("tick = %+v, invoked %v; want the run the budget admitted created and invoked, the other deferred", rep, invoked)
 	}
 	if got := b.seen[0].Demands; len(got) != 2 || b.seen[0].Now != f.clk.now() {
 		t.Errorf("budget saw %+v, want both demands at the tick's time", b.seen[0])
