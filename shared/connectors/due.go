@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -390,44 +391,72 @@ func (k *keySet) add(pk, sk string) {
 	}
 }
 
-// batchGet reads items strongly consistently, 100 keys a request (BatchGetItem's limit), re-asking for the keys
-// DynamoDB leaves unprocessed. Items are returned by pk + "\x00" + sk; missing items are absent.
+// batchGet reads items strongly consistently, 100 keys a request (BatchGetItem's limit), up to four requests at
+// once, re-asking for the keys DynamoDB leaves unprocessed. Items are returned by pk + "\x00" + sk; missing
+// items are absent.
 func (st *Store) batchGet(ctx context.Context, keys []itemKey) (map[string]map[string]types.AttributeValue, int, error) {
 	out := make(map[string]map[string]types.AttributeValue, len(keys))
+	var mu sync.Mutex
+	var reads atomic.Int64
+	chunks := (len(keys) + 99) / 100
+	errs := make([]error, chunks)
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			chunk := keys[c*100 : min(c*100+100, len(keys))]
+			got, n, err := st.batchGetChunk(ctx, chunk)
+			reads.Add(int64(n))
+			errs[c] = err
+			mu.Lock()
+			maps.Copy(out, got)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, int(reads.Load()), err
+	}
+	return out, int(reads.Load()), nil
+}
+
+// batchGetChunk reads up to 100 keys in one BatchGetItem, then their unprocessed keys.
+func (st *Store) batchGetChunk(ctx context.Context, chunk []itemKey) (map[string]map[string]types.AttributeValue, int, error) {
+	out := make(map[string]map[string]types.AttributeValue, len(chunk))
 	reads := 0
-	for i := 0; i < len(keys); i += 100 {
-		chunk := keys[i:min(i+100, len(keys))]
-		req := make([]map[string]types.AttributeValue, len(chunk))
-		for j, k := range chunk {
-			req[j] = st.key(k.pk, k.sk)
+	req := make([]map[string]types.AttributeValue, len(chunk))
+	for j, k := range chunk {
+		req[j] = st.key(k.pk, k.sk)
+	}
+	pending := map[string]types.KeysAndAttributes{st.table: {Keys: req, ConsistentRead: aws.Bool(true)}}
+	for try := 0; len(pending) > 0; try++ {
+		if try == 8 {
+			return nil, reads, errors.New("batch read: unprocessed keys remain")
 		}
-		pending := map[string]types.KeysAndAttributes{st.table: {Keys: req, ConsistentRead: aws.Bool(true)}}
-		for try := 0; len(pending) > 0; try++ {
-			if try == 8 {
-				return nil, reads, errors.New("batch read: unprocessed keys remain")
+		if try > 0 {
+			// Unprocessed keys mean throttling: back off before asking again, as DynamoDB advises.
+			select {
+			case <-ctx.Done():
+				return nil, reads, ctx.Err()
+			case <-time.After(time.Duration(25<<try) * time.Millisecond):
 			}
-			if try > 0 {
-				// Unprocessed keys mean throttling: back off before asking again, as DynamoDB advises.
-				select {
-				case <-ctx.Done():
-					return nil, reads, ctx.Err()
-				case <-time.After(time.Duration(25<<try) * time.Millisecond):
-				}
-			}
-			res, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
-			reads++
-			if err != nil {
-				return nil, reads, fmt.Errorf("batch read: %w", err)
-			}
-			for _, it := range res.Responses[st.table] {
-				pk, _ := it["pk"].(*types.AttributeValueMemberS)
-				sk, _ := it["sk"].(*types.AttributeValueMemberS)
-				if pk != nil && sk != nil {
-					out[pk.Value+"\x00"+sk.Value] = it
-				}
-			}
-			pending = res.UnprocessedKeys
 		}
+		res, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+		reads++
+		if err != nil {
+			return nil, reads, fmt.Errorf("batch read: %w", err)
+		}
+		for _, it := range res.Responses[st.table] {
+			pk, _ := it["pk"].(*types.AttributeValueMemberS)
+			sk, _ := it["sk"].(*types.AttributeValueMemberS)
+			if pk != nil && sk != nil {
+				out[pk.Value+"\x00"+sk.Value] = it
+			}
+		}
+		pending = res.UnprocessedKeys
 	}
 	return out, reads, nil
 }
