@@ -134,15 +134,17 @@ const (
 	// DefaultMaxStarts bounds the export invocations one tick starts: a burst of due connectors starts over
 	// several minutes instead of at once.
 	DefaultMaxStarts = 200
-	// DefaultMaxDue and DefaultMaxActive bound what one tick reads of the index partitions.
-	DefaultMaxDue    = 5000
+	// DefaultMaxDue bounds the due connectors one tick reads from the index: the most overdue, keys only (about
+	// 260 bytes each, 5 MB at most); the budget shares its admissions across the connections among them.
+	// DefaultMaxActive bounds the active runs it reads (with their items).
+	DefaultMaxDue    = 20000
 	DefaultMaxActive = 5000
 	// DefaultStartGap and DefaultMaxSpread spread the starts of one tick: n starts are spread over
 	// min(n × StartGap, MaxSpread), each at an offset derived from its run id.
 	DefaultStartGap  = 250 * time.Millisecond
 	DefaultMaxSpread = 30 * time.Second
-	// DefaultWriters is how many store writes and invokes a tick has in flight at once. Each due connector costs
-	// one transaction (about 10 ms in DynamoDB): 32 in flight start 10,000 due connectors in about 3 s.
+	// DefaultWriters is how many store writes and invokes a tick has in flight at once. Only admitted runs (and
+	// schedules that move on) are written, one request each.
 	DefaultWriters = 32
 )
 
