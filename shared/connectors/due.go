@@ -106,12 +106,6 @@ type ConnectionInfo struct {
 	Sites  []string // cloud ids
 }
 
-// DueConnector is a due connector and the status of its connection.
-type DueConnector struct {
-	Connector  *Connector
-	Connection connections.Status // "" when the connection item is gone
-}
-
 // ActiveRun is an unfinished run, its connector (nil when deleted) and the status of its connection.
 type ActiveRun struct {
 	Run        *Run

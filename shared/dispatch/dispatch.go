@@ -236,13 +236,11 @@ type Report struct {
 	Errors     int `json:"errors"` // store errors (the tick went on)
 }
 
-// candidate is a run that could be handed to an invocation this tick: an active one that waits, or the new run
-// of a due connector (due set).
+// candidate is an active run that waits for an invocation.
 type candidate struct {
 	ref    connectors.RunRef
 	site   string
 	points int64
-	due    bool
 }
 
 // maxRounds bounds how often one tick asks the budget again after an admitted due connector turned out not to
