@@ -744,3 +744,28 @@ func TestBudgetAdmitsAndAllowances(t *testing.T) {
 		t.Errorf("sweeper ran %d times in 2 ticks, want 2", sw.n.Load())
 	}
 }
+
+// TestQueueOrderAcrossConnections: when the budget admits fewer connections than have due work and none has spent
+// anything yet, those that have waited longest go first.
+func TestQueueOrderAcrossConnections(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	alloc := ratebudget.Allocator{HourlyBudget: 200, Margin: -1, Horizon: -1, MinGrant: 100}
+	d := f.dispatcher(t, dispatch.Config{Budget: dispatch.PointsBudget{
+		Ledger: ratebudget.NewLedger(f.env.Clients.DynamoDB, f.env.Table), Allocator: alloc}})
+	now := f.clk.now()
+	newest := f.connector(t, f.connection(t), now.Add(-time.Minute))
+	oldest := f.connector(t, f.connection(t), now.Add(-3*time.Minute))
+	middle := f.connector(t, f.connection(t), now.Add(-2*time.Minute))
+	if rep := tick(t, d); rep.Created != 2 {
+		t.Fatalf("tick = %+v, want the budget's 2 runs", rep)
+	}
+	for _, c := range []*connectors.Connector{oldest, middle} {
+		if len(f.runs(t, c)) != 1 {
+			t.Errorf("a connector due %v got no run, want the two that waited longest started", c.NextRunAt)
+		}
+	}
+	if len(f.runs(t, newest)) != 0 {
+		t.Error("the connector due last started before one that waited longer")
+	}
+}
