@@ -4,7 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,20 +40,70 @@ var ErrNotDue = errors.New("connector is not due")
 // resume yet, or was handed to an invocation within DispatchGuard.
 var ErrNotDispatchable = errors.New("run is not waiting for an invocation")
 
-// Work is what one dispatcher tick may act on, as read from the items (not the index).
+// DueShards is how many partition key values the due index spreads due connectors (DUE#<n>) and active runs
+// (ACTIVE#<n>) over, n = DueShard(connector id). One value lives on one index partition, which serves at most
+// 1,000 write units and 3,000 read units a second, and every schedule move is a delete and a put there; sixteen
+// keep a million connectors well inside those limits (README, "Scaling the due index"). It is fixed: changing it
+// strands index entries under the old values, so it needs a migration that rewrites gsi1pk of every due connector
+// and active run.
+const DueShards = 16
+
+// DueShard is the due-index shard of a connector and of its runs: FNV-1a of its id, so it is stable and uniform.
+func DueShard(connectorID string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(connectorID))
+	return int(h.Sum32() % DueShards)
+}
+
+// DuePartition and ActivePartition are the index partition key values of shard n.
+func DuePartition(n int) string    { return DueGSIPK + "#" + strconv.Itoa(n) }
+func ActivePartition(n int) string { return ActiveGSIPK + "#" + strconv.Itoa(n) }
+
+func dueIndexPK(connectorID string) string    { return DuePartition(DueShard(connectorID)) }
+func activeIndexPK(connectorID string) string { return ActivePartition(DueShard(connectorID)) }
+
+// DueIndexKeys are the index keys (gsi1pk, gsi1sk) of connector id of connection connID next due at next: for
+// tools that seed items in bulk (the dispatcher benchmark), so the key scheme stays defined here.
+func DueIndexKeys(next time.Time, connID, id string) (gsi1pk, gsi1sk string) {
+	return dueIndexPK(id), dueKey(next, connID, id)
+}
+
+// partitions are the index partitions one read covers: every shard, then the unsharded value, which holds only
+// items written before the index was sharded (each moves to its shard at its next write).
+func partitions(name func(int) string, legacy string) []string {
+	out := make([]string, 0, DueShards+1)
+	for i := range DueShards {
+		out = append(out, name(i))
+	}
+	return append(out, legacy)
+}
+
+// Work is what one dispatcher tick may act on. Due connectors are the index's keys only: the queue, in due
+// order. The tick reads the items of those it is about to act on (DueConnectors), so a tick that can start a
+// hundred runs out of ten thousand due reads a hundred connectors, not ten thousand.
 type Work struct {
-	// Due are the enabled connectors whose next run is due, most overdue first.
-	Due []DueConnector
-	// Active are the unfinished runs, oldest first.
+	// Due are the index entries of due connectors (up to now), most overdue first.
+	Due []DueRef
+	// Active are the unfinished runs, oldest first, as read from their items.
 	Active []ActiveRun
+	// Connections has the status and sites of every connection of Due and Active (absent: the item is gone).
+	Connections map[string]ConnectionInfo
 	// Reads counts the DynamoDB requests the read took (for the dispatcher's figures).
 	Reads int
 }
 
-// DueConnector is a due connector and the status of its connection.
-type DueConnector struct {
-	Connector  *Connector
-	Connection connections.Status // "" when the connection item is gone
+// DueRef is one due connector as the index lists it (eventually consistent: the item decides).
+type DueRef struct {
+	ConnectionID, ConnectorID string
+	// Key is its index sort key (due time first): its place in the queue.
+	Key string
+}
+
+// ConnectionInfo is what the dispatcher needs of a connection: whether it may run, and its sites (for quota
+// pauses).
+type ConnectionInfo struct {
+	Status connections.Status
+	Sites  []string // cloud ids
 }
 
 // ActiveRun is an unfinished run, its connector (nil when deleted) and the status of its connection.
@@ -58,34 +115,48 @@ type ActiveRun struct {
 
 // WorkLimits bound one read.
 type WorkLimits struct {
-	Due    int // connectors read from the DUE partition
-	Active int // runs read from the ACTIVE partition
+	Due    int // due connectors read from the index (the most overdue, across shards)
+	Active int // active runs read from the index (the oldest, across shards)
 }
 
 // dueBound is the highest due-index sort key of a connector due at or before now: keys are
 // "<RFC 3339 second>Z#conn#id" and '$' sorts right after '#'.
 func dueBound(now time.Time) string { return now.UTC().Format(time.RFC3339) + "$" }
 
-// Work reads the dispatcher's candidates: the index partitions DUE (up to now) and ACTIVE, then the items they
-// name (connectors, runs and connections) in batched, strongly consistent reads.
+// Work reads the dispatcher's candidates: the due entries (up to now) and active runs of every shard of the due
+// index, then the active runs, their connectors and every connection involved in batched, strongly consistent
+// reads.
 func (st *Store) Work(ctx context.Context, now time.Time, lim WorkLimits) (*Work, error) {
-	w := &Work{}
-	dueKeys, n, err := st.indexKeys(ctx, DueGSIPK, dueBound(now), lim.Due)
-	w.Reads += n
-	if err != nil {
-		return nil, err
-	}
-	activeKeys, n, err := st.indexKeys(ctx, ActiveGSIPK, "", lim.Active)
-	w.Reads += n
-	if err != nil {
+	w := &Work{Connections: map[string]ConnectionInfo{}}
+	var dueKeys, activeKeys []indexEntry
+	var dueReads, activeReads int
+	var dueErr, activeErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		dueKeys, dueReads, dueErr = st.mergedIndex(ctx, partitions(DuePartition, DueGSIPK), dueBound(now), lim.Due)
+	}()
+	go func() {
+		defer wg.Done()
+		activeKeys, activeReads, activeErr = st.mergedIndex(ctx, partitions(ActivePartition, ActiveGSIPK), "", lim.Active)
+	}()
+	wg.Wait()
+	w.Reads += dueReads + activeReads
+	if err := errors.Join(dueErr, activeErr); err != nil {
 		return nil, err
 	}
 
-	// Everything the decisions need, in one batched read: due connectors, active runs, the connectors of those
-	// runs (their site, for quota pauses) and every connection involved.
+	// Everything the decisions need, in one batched read: active runs, their connectors (their site, for quota
+	// pauses) and every connection involved. Due connectors themselves are read later, only those acted on.
 	want := newKeySet()
 	for _, k := range dueKeys {
-		want.add(k.pk, k.sk)
+		connectorID, ok := strings.CutPrefix(k.sk, "CONNECTOR#")
+		connID, isConn := strings.CutPrefix(k.pk, "CONN#")
+		if !ok || !isConn {
+			continue
+		}
+		w.Due = append(w.Due, DueRef{ConnectionID: connID, ConnectorID: connectorID, Key: k.gsk})
 		want.add(k.pk, connections.MetaSK)
 	}
 	for _, k := range activeKeys {
@@ -102,34 +173,25 @@ func (st *Store) Work(ctx context.Context, now time.Time, lim WorkLimits) (*Work
 	if err != nil {
 		return nil, err
 	}
-	status := func(pk string) connections.Status {
-		it := items[pk+"\x00"+connections.MetaSK]
-		if v, ok := it["status"].(*types.AttributeValueMemberS); ok {
-			return connections.Status(v.Value)
-		}
-		return ""
-	}
-	connector := func(pk, sk string) (*Connector, error) {
-		av := items[pk+"\x00"+sk]
-		if av == nil {
-			return nil, nil
-		}
-		var it connectorItem
-		if err := attributevalue.UnmarshalMap(av, &it); err != nil {
-			return nil, fmt.Errorf("decode connector: %w", err)
-		}
-		return it.connector(), nil
-	}
-	for _, k := range dueKeys {
-		c, err := connector(k.pk, k.sk)
-		if err != nil {
-			return nil, err
-		}
-		// The index lags the items: a connector deleted, disabled or already moved on is not due.
-		if c == nil || !c.Enabled || c.NextRunAt == nil || c.NextRunAt.After(now) {
+	for id, it := range items {
+		pk, sk, _ := strings.Cut(id, "\x00")
+		if sk != connections.MetaSK {
 			continue
 		}
-		w.Due = append(w.Due, DueConnector{Connector: c, Connection: status(k.pk)})
+		var meta struct {
+			Status connections.Status `dynamodbav:"status"`
+			Sites  []struct {
+				CloudID string `dynamodbav:"cloudId"`
+			} `dynamodbav:"sites"`
+		}
+		if err := attributevalue.UnmarshalMap(it, &meta); err != nil {
+			return nil, fmt.Errorf("decode connection: %w", err)
+		}
+		info := ConnectionInfo{Status: meta.Status}
+		for _, site := range meta.Sites {
+			info.Sites = append(info.Sites, site.CloudID)
+		}
+		w.Connections[strings.TrimPrefix(pk, "CONN#")] = info
 	}
 	for _, k := range activeKeys {
 		it, err := decodeRun(items[k.pk+"\x00"+k.sk])
@@ -139,51 +201,164 @@ func (st *Store) Work(ctx context.Context, now time.Time, lim WorkLimits) (*Work
 		if it == nil || !it.Status.Active() {
 			continue
 		}
-		c, err := connector(k.pk, connectorSK(it.ConnectorID))
+		c, err := decodeConnector(items[k.pk+"\x00"+connectorSK(it.ConnectorID)])
 		if err != nil {
 			return nil, err
 		}
-		w.Active = append(w.Active, ActiveRun{Run: it.run(), Connector: c, Connection: status(k.pk)})
+		w.Active = append(w.Active, ActiveRun{Run: it.run(), Connector: c, Connection: w.Connections[it.ConnID].Status})
 	}
 	return w, nil
 }
 
+// DueConnectors reads the connectors refs name, strongly consistently, and returns those still due at now by
+// their items, by connector id. The index lags the items: a connector deleted, disabled or already moved on (by
+// another tick, or a user's edit) is left out.
+func (st *Store) DueConnectors(ctx context.Context, refs []DueRef, now time.Time) (map[string]*Connector, int, error) {
+	want := newKeySet()
+	for _, r := range refs {
+		want.add(connPK(r.ConnectionID), connectorSK(r.ConnectorID))
+	}
+	items, reads, err := st.batchGet(ctx, want.keys)
+	if err != nil {
+		return nil, reads, err
+	}
+	out := make(map[string]*Connector, len(refs))
+	for _, r := range refs {
+		c, err := decodeConnector(items[connPK(r.ConnectionID)+"\x00"+connectorSK(r.ConnectorID)])
+		if err != nil {
+			return nil, reads, err
+		}
+		if c == nil || !c.Enabled || c.NextRunAt == nil || c.NextRunAt.After(now) {
+			continue
+		}
+		out[c.ID] = c
+	}
+	return out, reads, nil
+}
+
+func decodeConnector(av map[string]types.AttributeValue) (*Connector, error) {
+	if av == nil {
+		return nil, nil
+	}
+	var it connectorItem
+	if err := attributevalue.UnmarshalMap(av, &it); err != nil {
+		return nil, fmt.Errorf("decode connector: %w", err)
+	}
+	return it.connector(), nil
+}
+
 type itemKey struct{ pk, sk string }
 
-// indexKeys reads up to limit table keys of one partition of the due index, in sort order, with sort keys up to
-// bound (when not empty).
-func (st *Store) indexKeys(ctx context.Context, partition, bound string, limit int) ([]itemKey, int, error) {
+// indexEntry is one entry of the due index: the table keys and the index sort key.
+type indexEntry struct{ pk, sk, gsk string }
+
+// indexCursor is one partition's read position in a merged index read.
+type indexCursor struct {
+	partition string
+	buf       []indexEntry // read, not yet merged
+	last      string       // the last sort key read ("" before the first page)
+	next      map[string]types.AttributeValue
+	done      bool
+}
+
+// mergedIndex reads up to limit entries of the due index across parts, in sort key order (with sort keys up to
+// bound, when not empty), as if they were one partition. It reads every partition's first page in parallel,
+// sized for its share of limit, and then further pages only of the partitions that hold the merge back: an entry
+// is final once every partition not yet exhausted has read past it. Shards hashed uniformly take about one page
+// each, so the read costs about what one partition's would.
+func (st *Store) mergedIndex(ctx context.Context, parts []string, bound string, limit int) ([]indexEntry, int, error) {
+	if limit <= 0 {
+		return nil, 0, nil
+	}
+	page := min(limit/len(parts)+limit/(4*len(parts))+16, 2000)
+	curs := make([]*indexCursor, len(parts))
+	for i, p := range parts {
+		curs[i] = &indexCursor{partition: p}
+	}
+	var reads atomic.Int64
+	fetch := func(cs []*indexCursor) error {
+		errs := make([]error, len(cs))
+		var wg sync.WaitGroup
+		for i, c := range cs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reads.Add(1)
+				errs[i] = st.indexPage(ctx, c, bound, page)
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	if err := fetch(curs); err != nil {
+		return nil, int(reads.Load()), err
+	}
+	var out []indexEntry
+	for {
+		// The frontier is the smallest last-read key of the partitions with more to read: everything buffered up
+		// to it is in its final order.
+		frontier, open := "", false
+		for _, c := range curs {
+			if !c.done && (!open || c.last < frontier) {
+				frontier, open = c.last, true
+			}
+		}
+		var batch []indexEntry
+		for _, c := range curs {
+			cut := len(c.buf)
+			if open {
+				cut = sort.Search(len(c.buf), func(i int) bool { return c.buf[i].gsk > frontier })
+			}
+			batch = append(batch, c.buf[:cut]...)
+			c.buf = c.buf[cut:]
+		}
+		slices.SortFunc(batch, func(a, b indexEntry) int { return strings.Compare(a.gsk, b.gsk) })
+		out = append(out, batch...)
+		if len(out) >= limit || !open {
+			break
+		}
+		var behind []*indexCursor
+		for _, c := range curs {
+			if !c.done && c.last == frontier {
+				behind = append(behind, c)
+			}
+		}
+		if err := fetch(behind); err != nil {
+			return nil, int(reads.Load()), err
+		}
+	}
+	return out[:min(limit, len(out))], int(reads.Load()), nil
+}
+
+// indexPage reads c's next page of up to limit entries.
+func (st *Store) indexPage(ctx context.Context, c *indexCursor, bound string, limit int) error {
 	in := &dynamodb.QueryInput{
 		TableName: &st.table, IndexName: aws.String("due"),
 		KeyConditionExpression:    aws.String("gsi1pk = :p"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":p": s(partition)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":p": s(c.partition)},
+		Limit:                     aws.Int32(int32(limit)), //nolint:gosec // at most 2000
+		ExclusiveStartKey:         c.next,
 	}
 	if bound != "" {
 		in.KeyConditionExpression = aws.String("gsi1pk = :p AND gsi1sk <= :b")
 		in.ExpressionAttributeValues[":b"] = s(bound)
 	}
-	var out []itemKey
-	reads := 0
-	for limit > 0 && len(out) < limit {
-		in.Limit = aws.Int32(int32(min(limit-len(out), 1000))) //nolint:gosec // bounded by 1000 just above
-		res, err := st.db.Query(ctx, in)
-		reads++
-		if err != nil {
-			return nil, reads, fmt.Errorf("query %s index: %w", partition, err)
-		}
-		for _, it := range res.Items {
-			pk, _ := it["pk"].(*types.AttributeValueMemberS)
-			sk, _ := it["sk"].(*types.AttributeValueMemberS)
-			if pk != nil && sk != nil {
-				out = append(out, itemKey{pk.Value, sk.Value})
-			}
-		}
-		if len(res.LastEvaluatedKey) == 0 {
-			break
-		}
-		in.ExclusiveStartKey = res.LastEvaluatedKey
+	res, err := st.db.Query(ctx, in)
+	if err != nil {
+		return fmt.Errorf("query %s index: %w", c.partition, err)
 	}
-	return out, reads, nil
+	for _, it := range res.Items {
+		pk, _ := it["pk"].(*types.AttributeValueMemberS)
+		sk, _ := it["sk"].(*types.AttributeValueMemberS)
+		gsk, _ := it["gsi1sk"].(*types.AttributeValueMemberS)
+		if pk != nil && sk != nil && gsk != nil {
+			c.buf = append(c.buf, indexEntry{pk.Value, sk.Value, gsk.Value})
+			c.last = gsk.Value
+		}
+	}
+	c.next = res.LastEvaluatedKey
+	c.done = len(res.LastEvaluatedKey) == 0
+	return nil
 }
 
 // splitRunSK parses RUN#<connectorId>#<runId>.
@@ -210,44 +385,72 @@ func (k *keySet) add(pk, sk string) {
 	}
 }
 
-// batchGet reads items strongly consistently, 100 keys a request (BatchGetItem's limit), re-asking for the keys
-// DynamoDB leaves unprocessed. Items are returned by pk + "\x00" + sk; missing items are absent.
+// batchGet reads items strongly consistently, 100 keys a request (BatchGetItem's limit), up to four requests at
+// once, re-asking for the keys DynamoDB leaves unprocessed. Items are returned by pk + "\x00" + sk; missing
+// items are absent.
 func (st *Store) batchGet(ctx context.Context, keys []itemKey) (map[string]map[string]types.AttributeValue, int, error) {
 	out := make(map[string]map[string]types.AttributeValue, len(keys))
+	var mu sync.Mutex
+	var reads atomic.Int64
+	chunks := (len(keys) + 99) / 100
+	errs := make([]error, chunks)
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			chunk := keys[c*100 : min(c*100+100, len(keys))]
+			got, n, err := st.batchGetChunk(ctx, chunk)
+			reads.Add(int64(n))
+			errs[c] = err
+			mu.Lock()
+			maps.Copy(out, got)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, int(reads.Load()), err
+	}
+	return out, int(reads.Load()), nil
+}
+
+// batchGetChunk reads up to 100 keys in one BatchGetItem, then their unprocessed keys.
+func (st *Store) batchGetChunk(ctx context.Context, chunk []itemKey) (map[string]map[string]types.AttributeValue, int, error) {
+	out := make(map[string]map[string]types.AttributeValue, len(chunk))
 	reads := 0
-	for i := 0; i < len(keys); i += 100 {
-		chunk := keys[i:min(i+100, len(keys))]
-		req := make([]map[string]types.AttributeValue, len(chunk))
-		for j, k := range chunk {
-			req[j] = st.key(k.pk, k.sk)
+	req := make([]map[string]types.AttributeValue, len(chunk))
+	for j, k := range chunk {
+		req[j] = st.key(k.pk, k.sk)
+	}
+	pending := map[string]types.KeysAndAttributes{st.table: {Keys: req, ConsistentRead: aws.Bool(true)}}
+	for try := 0; len(pending) > 0; try++ {
+		if try == 8 {
+			return nil, reads, errors.New("batch read: unprocessed keys remain")
 		}
-		pending := map[string]types.KeysAndAttributes{st.table: {Keys: req, ConsistentRead: aws.Bool(true)}}
-		for try := 0; len(pending) > 0; try++ {
-			if try == 8 {
-				return nil, reads, errors.New("batch read: unprocessed keys remain")
+		if try > 0 {
+			// Unprocessed keys mean throttling: back off before asking again, as DynamoDB advises.
+			select {
+			case <-ctx.Done():
+				return nil, reads, ctx.Err()
+			case <-time.After(time.Duration(25<<try) * time.Millisecond):
 			}
-			if try > 0 {
-				// Unprocessed keys mean throttling: back off before asking again, as DynamoDB advises.
-				select {
-				case <-ctx.Done():
-					return nil, reads, ctx.Err()
-				case <-time.After(time.Duration(25<<try) * time.Millisecond):
-				}
-			}
-			res, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
-			reads++
-			if err != nil {
-				return nil, reads, fmt.Errorf("batch read: %w", err)
-			}
-			for _, it := range res.Responses[st.table] {
-				pk, _ := it["pk"].(*types.AttributeValueMemberS)
-				sk, _ := it["sk"].(*types.AttributeValueMemberS)
-				if pk != nil && sk != nil {
-					out[pk.Value+"\x00"+sk.Value] = it
-				}
-			}
-			pending = res.UnprocessedKeys
 		}
+		res, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+		reads++
+		if err != nil {
+			return nil, reads, fmt.Errorf("batch read: %w", err)
+		}
+		for _, it := range res.Responses[st.table] {
+			pk, _ := it["pk"].(*types.AttributeValueMemberS)
+			sk, _ := it["sk"].(*types.AttributeValueMemberS)
+			if pk != nil && sk != nil {
+				out[pk.Value+"\x00"+sk.Value] = it
+			}
+		}
+		pending = res.UnprocessedKeys
 	}
 	return out, reads, nil
 }
@@ -265,7 +468,7 @@ func (st *Store) StartScheduledRun(ctx context.Context, c *Connector, runID stri
 		PK: connPK(connID), SK: runSK(c.ID, runID), Type: ItemTypeRun, V: 1, ID: runID, ConnectorID: c.ID, ConnID: connID,
 		Status: RunQueued, Phase: "queued", Trigger: TriggerSchedule, Errors: []RunError{},
 		CreatedAt: fmtTime(now), UpdatedAt: fmtTime(now),
-		GSI1PK: ActiveGSIPK, GSI1SK: fmtTime(now) + "#" + connID + "#" + runID,
+		GSI1PK: activeIndexPK(c.ID), GSI1SK: fmtTime(now) + "#" + connID + "#" + runID,
 	}
 	if dispatch {
 		it.DispatchedAt, it.Allowance = now.UnixMilli(), allowance
@@ -341,7 +544,7 @@ func (st *Store) advanceExpr(c *Connector, next time.Time) (string, map[string]t
 	if next.IsZero() {
 		return "REMOVE nextRunAt, gsi1pk, gsi1sk SET v = v + :one", vals
 	}
-	vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(DueGSIPK), s(dueKey(next, c.ConnectionID, c.ID))
+	vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(dueIndexPK(c.ID)), s(dueKey(next, c.ConnectionID, c.ID))
 	return "SET nextRunAt = :next, gsi1pk = :due, gsi1sk = :duekey, v = v + :one", vals
 }
 
@@ -354,7 +557,10 @@ func (st *Store) ClaimDispatch(ctx context.Context, ref RunRef, allowance int64)
 	now := st.now().UTC()
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &st.table, Key: st.runKey(ref),
-		UpdateExpression: aws.String("SET dispatchedAt = :nowms, allowance = :allow, v = v + :one"),
+		// The run's points so far are the allowance's base, so the dispatcher can tell what this invocation has
+		// spent of it (a new run has none: StartScheduledRun leaves the base out).
+		UpdateExpression: aws.String("SET dispatchedAt = :nowms, allowance = :allow, " +
+			"allowanceBase = if_not_exists(counters.pointsSpent, :zero), v = v + :one"),
 		ConditionExpression: aws.String("attribute_exists(pk) AND (" +
 			"#st = :queued OR " +
 			"(#st = :paused AND (attribute_not_exists(resumeAfter) OR resumeAfter <= :nowms)) OR " +
@@ -363,7 +569,7 @@ func (st *Store) ClaimDispatch(ctx context.Context, ref RunRef, allowance int64)
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":queued": s(string(RunQueued)), ":paused": s(string(RunPaused)), ":running": s(string(RunRunning)),
-			":nowms": ms(now), ":guard": ms(now.Add(-DispatchGuard)), ":allow": n(allowance), ":one": n(1),
+			":nowms": ms(now), ":guard": ms(now.Add(-DispatchGuard)), ":allow": n(allowance), ":one": n(1), ":zero": n(0),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})

@@ -72,9 +72,11 @@ type Run struct {
 	// Invocations counts the leases taken on the run (one per export invocation that worked on it).
 	Invocations int64
 	// DispatchedAt is when the run was last handed to an export invocation (by the API or the dispatcher);
-	// Allowance is the points allowance the dispatcher gave that invocation (0: none set).
-	DispatchedAt *time.Time
-	Allowance    int64
+	// Allowance is the points allowance the dispatcher gave that invocation (0: none set), and AllowanceBase the
+	// run's pointsSpent counter when it was given: what the invocation has spent of it is the difference.
+	DispatchedAt  *time.Time
+	Allowance     int64
+	AllowanceBase int64
 }
 
 // RunRef names one run.

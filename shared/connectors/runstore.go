@@ -35,8 +35,10 @@ type runItem struct {
 	Invocations  int64      `dynamodbav:"invocations,omitempty"`
 	DispatchedAt int64      `dynamodbav:"dispatchedAt,omitempty"` // epoch ms
 	Allowance    int64      `dynamodbav:"allowance,omitempty"`
-	GSI1PK       string     `dynamodbav:"gsi1pk,omitempty"`
-	GSI1SK       string     `dynamodbav:"gsi1sk,omitempty"`
+	// AllowanceBase is counters.pointsSpent when the allowance was granted.
+	AllowanceBase int64  `dynamodbav:"allowanceBase,omitempty"`
+	GSI1PK        string `dynamodbav:"gsi1pk,omitempty"`
+	GSI1SK        string `dynamodbav:"gsi1sk,omitempty"`
 }
 
 func (it *runItem) run() *Run {
@@ -46,7 +48,7 @@ func (it *runItem) run() *Run {
 		UpdatedAt: parseTime(it.UpdatedAt), StartedAt: timePtr(it.StartedAt), FinishedAt: timePtr(it.FinishedAt),
 		CancelReason: it.CancelReason, LeaseOwner: it.LeaseOwner, LeaseUntil: msPtr(it.LeaseUntil),
 		ResumeAfter: msPtr(it.ResumeAfter), PauseReason: it.PauseReason, Invocations: it.Invocations,
-		DispatchedAt: msPtr(it.DispatchedAt), Allowance: it.Allowance,
+		DispatchedAt: msPtr(it.DispatchedAt), Allowance: it.Allowance, AllowanceBase: it.AllowanceBase,
 	}
 	if r.Errors == nil {
 		r.Errors = []RunError{}
@@ -67,7 +69,7 @@ func (st *Store) StartRun(ctx context.Context, connID, connectorID, trigger stri
 		DispatchedAt: now.UnixMilli(),
 	}
 	it.SK = runSK(connectorID, it.ID)
-	it.GSI1PK, it.GSI1SK = ActiveGSIPK, fmtTime(now)+"#"+connID+"#"+it.ID
+	it.GSI1PK, it.GSI1SK = activeIndexPK(connectorID), fmtTime(now)+"#"+connID+"#"+it.ID
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
 		return nil, fmt.Errorf("encode run: %w", err)

@@ -50,6 +50,19 @@ func (p PauseSet) Until(cloudID string, now time.Time) (time.Time, bool) {
 	return until, until.After(now)
 }
 
+// anySite reports whether any of sites is paused at now (an app-wide pause included).
+func (p PauseSet) anySite(sites []string, now time.Time) bool {
+	if p.Global.After(now) {
+		return true
+	}
+	for _, s := range sites {
+		if p.Sites[s].After(now) {
+			return true
+		}
+	}
+	return false
+}
+
 // Pauses reads the quota pauses in force (shared/ratebudget's pause store, through a small adapter). A run of a
 // paused site is neither started nor resumed until its pause ends.
 type Pauses interface {
@@ -70,8 +83,9 @@ type Running struct {
 	Ref    connectors.RunRef
 	SiteID string
 	// Allowance is what the dispatcher granted its current invocation (0: none set); Spent is the run's points
-	// so far (all invocations; counters.pointsSpent).
-	Allowance, Spent int64
+	// so far (all invocations; counters.pointsSpent) and SpentAtGrant what they were when the allowance was
+	// granted, so Spent − SpentAtGrant is what the invocation has spent of it.
+	Allowance, Spent, SpentAtGrant int64
 }
 
 // Admission is what a Budget decides on: the tick's moment, the runs that want to start (quota pauses already
@@ -120,15 +134,17 @@ const (
 	// DefaultMaxStarts bounds the export invocations one tick starts: a burst of due connectors starts over
 	// several minutes instead of at once.
 	DefaultMaxStarts = 200
-	// DefaultMaxDue and DefaultMaxActive bound what one tick reads of the index partitions.
-	DefaultMaxDue    = 5000
+	// DefaultMaxDue bounds the due connectors one tick reads from the index: the most overdue, keys only (about
+	// 260 bytes each, 5 MB at most); the budget shares its admissions across the connections among them.
+	// DefaultMaxActive bounds the active runs it reads (with their items).
+	DefaultMaxDue    = 20000
 	DefaultMaxActive = 5000
 	// DefaultStartGap and DefaultMaxSpread spread the starts of one tick: n starts are spread over
 	// min(n × StartGap, MaxSpread), each at an offset derived from its run id.
 	DefaultStartGap  = 250 * time.Millisecond
 	DefaultMaxSpread = 30 * time.Second
-	// DefaultWriters is how many store writes and invokes a tick has in flight at once. Each due connector costs
-	// one transaction (about 10 ms in DynamoDB): 32 in flight start 10,000 due connectors in about 3 s.
+	// DefaultWriters is how many store writes and invokes a tick has in flight at once. Only admitted runs (and
+	// schedules that move on) are written, one request each.
 	DefaultWriters = 32
 )
 
@@ -203,15 +219,16 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // Report is what one tick did, in counts (it is logged as the tick's audit line).
 type Report struct {
-	Due        int `json:"due"`      // due connectors read
-	Created    int `json:"created"`  // scheduled runs created
+	Due        int `json:"due"`      // due connectors read from the index
+	Created    int `json:"created"`  // scheduled runs created (each admitted)
 	Advanced   int `json:"advanced"` // schedules moved on without a run (previous run still active)
 	Inactive   int `json:"inactive"` // due connectors and runs skipped: connection not active
 	Lost       int `json:"lost"`     // writes another tick or a user won (not an error)
 	Active     int `json:"active"`   // active runs read
-	Waiting    int `json:"waiting"`  // runs that wait for an invocation
-	Paused     int `json:"paused"`   // runs held back by a quota pause
-	Deferred   int `json:"deferred"` // runs left for a later tick (budget or cap)
+	Waiting    int `json:"waiting"`  // runs and due connectors that wait for an invocation
+	Paused     int `json:"paused"`   // runs and due connectors held back by a quota pause
+	Admitted   int `json:"admitted"` // runs the budget and the cap admitted
+	Deferred   int `json:"deferred"` // runs and due connectors left for a later tick (budget or cap)
 	Invoked    int `json:"invoked"`  // export invocations started
 	InvokeErrs int `json:"invokeErrors"`
 	Reads      int `json:"reads"`  // DynamoDB read requests
@@ -219,18 +236,24 @@ type Report struct {
 	Errors     int `json:"errors"` // store errors (the tick went on)
 }
 
-// candidate is a run that could be handed to an invocation this tick: a new one of a due connector, or an
-// active one that waits.
+// candidate is an active run that waits for an invocation.
 type candidate struct {
 	ref    connectors.RunRef
 	site   string
 	points int64
-	due    *connectors.Connector // set for a due connector's new run
-	next   time.Time             // its next occurrence
 }
+
+// maxRounds bounds how often one tick asks the budget again after an admitted due connector turned out not to
+// be startable (the index lags its item).
+const maxRounds = 4
 
 // Tick does one round of work. It returns an error only when it could not read its work; everything else
 // (a lost race, one failed write or invoke) is counted in the report and left to the next tick.
+//
+// The due index is the queue. The budget admits from the index's keys (the connection of each due connector is
+// in its key), the tick reads the items of the admitted ones only, and creates runs only for them: a due
+// connector that is not admitted is not written at all, keeps its place (its due time) and is admitted at a
+// later tick, most overdue first.
 func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 	var rep Report
 	now := d.cfg.Now().UTC()
@@ -246,7 +269,185 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 			return rep, fmt.Errorf("dispatch: read quota pauses: %w", err)
 		}
 	}
+	_, globalPause := pauses.Until("", now)
 
+	// Waiting active runs, least recently handed to an invocation first (never, then oldest: a round robin, so a
+	// run that keeps pausing cannot crowd out one that has not started), and the runs at work.
+	var waiting []candidate
+	var running []Running
+	hasRun := map[string]bool{}
+	active := slices.Clone(work.Active)
+	slices.SortStableFunc(active, func(a, b connectors.ActiveRun) int {
+		return cmp.Compare(dispatchedMs(a.Run), dispatchedMs(b.Run))
+	})
+	for _, a := range active {
+		hasRun[a.Run.ConnectorID] = true
+		if a.Connection != connections.StatusActive {
+			rep.Inactive++
+			continue
+		}
+		if a.Connector == nil {
+			continue
+		}
+		if !a.Run.Dispatchable(now) {
+			if a.Run.Status == connectors.RunRunning && a.Run.LeaseUntil != nil {
+				running = append(running, Running{Ref: refOf(a.Run), SiteID: a.Connector.SiteID,
+					Allowance: a.Run.Allowance, Spent: a.Run.Counters.PointsSpent, SpentAtGrant: a.Run.AllowanceBase})
+			}
+			continue
+		}
+		if _, paused := pauses.Until(a.Connector.SiteID, now); paused {
+			rep.Paused++
+			continue
+		}
+		waiting = append(waiting, candidate{ref: refOf(a.Run), site: a.Connector.SiteID, points: remaining(a.Run)})
+	}
+
+	// Due connectors, in queue order. Those whose schedule only moves on (a run still active, a connection that
+	// cannot run) and those whose site may be paused need their items now; the others only if admitted.
+	var advance, toRead []connectors.DueRef
+	seen := map[string]bool{}
+	queue := make([]connectors.DueRef, 0, len(work.Due))
+	for _, r := range work.Due {
+		if seen[r.ConnectorID] {
+			continue // listed twice while the index moves it between partitions
+		}
+		seen[r.ConnectorID] = true
+		info := work.Connections[r.ConnectionID]
+		switch {
+		case info.Status != connections.StatusActive:
+			// Nothing starts for a connection that cannot run (re-authorisation needed, being erased, gone): its
+			// missed occurrences are skipped rather than queued up for later.
+			rep.Inactive++
+			advance = append(advance, r)
+		case hasRun[r.ConnectorID]:
+			advance = append(advance, r)
+		case globalPause:
+			rep.Paused++ // it keeps its place in the queue
+		default:
+			if pauses.anySite(info.Sites, now) {
+				toRead = append(toRead, r)
+			}
+			queue = append(queue, r)
+		}
+	}
+	items := map[string]*connectors.Connector{} // due connectors read, still due by their items
+	read := map[string]bool{}
+	readItems := func(refs []connectors.DueRef) error {
+		if len(refs) == 0 {
+			return nil
+		}
+		got, n, err := d.cfg.Store.DueConnectors(ctx, refs, now)
+		rep.Reads += n
+		if err != nil {
+			return fmt.Errorf("dispatch: read due connectors: %w", err)
+		}
+		for _, r := range refs {
+			read[r.ConnectorID] = true
+			if c := got[r.ConnectorID]; c != nil {
+				items[r.ConnectorID] = c
+			}
+		}
+		return nil
+	}
+	if err := readItems(append(slices.Clone(advance), toRead...)); err != nil {
+		return rep, err
+	}
+	// excluded: due connectors the items showed cannot start now (index lag, a run the index did not show, a
+	// paused site); they are not shown to the budget again.
+	excluded := map[string]bool{}
+	exclude := func(r connectors.DueRef) bool {
+		c, isRead := items[r.ConnectorID], read[r.ConnectorID]
+		switch {
+		case !isRead:
+			return false
+		case c == nil:
+			excluded[r.ConnectorID] = true
+		case c.ActiveRunID != "":
+			excluded[r.ConnectorID] = true
+			advance = append(advance, r)
+		default:
+			if _, paused := pauses.Until(c.SiteID, now); paused {
+				excluded[r.ConnectorID] = true
+				rep.Paused++
+			}
+		}
+		return excluded[r.ConnectorID]
+	}
+	fresh := map[string]connectors.DueRef{} // by the new run's id
+	runIDs := map[string]string{}           // connector id -> the id its run would get this tick
+	for _, r := range queue {
+		runIDs[r.ConnectorID] = connectors.NewID(now)
+		exclude(r)
+	}
+
+	// Quota pauses (above), then the budget, then the cap decide what starts now. The budget sees the keys only;
+	// the items of what it admits are read, and when one turns out not startable the budget is asked again
+	// without it, so the tick admits what the budget allows, not less.
+	var grants []Grant
+	var demands []Demand
+	for round := 1; ; round++ {
+		demands = demands[:0]
+		for _, c := range waiting {
+			demands = append(demands, Demand{Ref: c.ref, SiteID: c.site, Points: c.points})
+		}
+		for _, r := range queue {
+			if excluded[r.ConnectorID] {
+				continue
+			}
+			ref := connectors.RunRef{ConnectionID: r.ConnectionID, ConnectorID: r.ConnectorID, RunID: runIDs[r.ConnectorID]}
+			fresh[ref.RunID] = r
+			site := ""
+			if c := items[r.ConnectorID]; c != nil {
+				site = c.SiteID
+			}
+			demands = append(demands, Demand{Ref: ref, SiteID: site})
+		}
+		grants, err = d.cfg.Budget.Admit(ctx, Admission{Now: now, Demands: demands, Running: running})
+		if err != nil {
+			d.cfg.Log.ErrorContext(ctx, "dispatch: budget admission failed; starting nothing this tick", "error", err)
+			grants = nil
+		}
+		if len(grants) > d.cfg.MaxStarts {
+			grants = grants[:d.cfg.MaxStarts]
+		}
+		var unread []connectors.DueRef
+		for _, g := range grants {
+			if r, ok := fresh[g.Ref.RunID]; ok && !read[r.ConnectorID] {
+				unread = append(unread, r)
+			}
+		}
+		if len(unread) == 0 {
+			break
+		}
+		if round == maxRounds {
+			// Rare (the index lagging round after round): admit only what was verified; the rest waits.
+			grants = slices.DeleteFunc(grants, func(g Grant) bool {
+				r, ok := fresh[g.Ref.RunID]
+				return ok && !read[r.ConnectorID]
+			})
+			break
+		}
+		if err := readItems(unread); err != nil {
+			return rep, err
+		}
+		again := false
+		for _, r := range unread {
+			if exclude(r) {
+				again = true
+			}
+		}
+		if !again {
+			break
+		}
+	}
+	rep.Waiting = len(demands)
+	rep.Admitted = len(grants)
+	rep.Deferred = len(demands) - len(grants)
+
+	// Writes: each admitted due connector gets its run, dispatched now, and its schedule moved in one
+	// transaction; each admitted waiting run is claimed; schedules of connectors that cannot start move on. Only
+	// what was written is invoked.
 	var counters struct{ writes, lost, errs, advanced, created atomic.Int64 }
 	storeErr := func(what string, err error, attrs ...any) {
 		switch {
@@ -259,80 +460,14 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 			d.cfg.Log.ErrorContext(ctx, "dispatch: "+what, append(attrs, "error", err)...)
 		}
 	}
-
-	// Candidates: waiting active runs first, least recently handed to an invocation first (never, then oldest:
-	// a round robin, so a run that keeps pausing cannot crowd out one that has not started), then new runs of due
-	// connectors (most overdue first).
-	var cands []candidate
-	var running []Running
-	active := slices.Clone(work.Active)
-	slices.SortStableFunc(active, func(a, b connectors.ActiveRun) int {
-		return cmp.Compare(dispatchedMs(a.Run), dispatchedMs(b.Run))
-	})
-	for _, a := range active {
-		if a.Connection != connections.StatusActive {
-			rep.Inactive++
-			continue
-		}
-		if a.Connector == nil {
-			continue
-		}
-		if !a.Run.Dispatchable(now) {
-			if a.Run.Status == connectors.RunRunning && a.Run.LeaseUntil != nil {
-				running = append(running, Running{Ref: refOf(a.Run), SiteID: a.Connector.SiteID,
-					Allowance: a.Run.Allowance, Spent: a.Run.Counters.PointsSpent})
-			}
-			continue
-		}
-		cands = append(cands, candidate{ref: refOf(a.Run), site: a.Connector.SiteID, points: remaining(a.Run)})
-	}
-	var advance []*connectors.Connector
-	for _, dc := range work.Due {
-		c := dc.Connector
-		switch {
-		case dc.Connection != connections.StatusActive:
-			// Nothing starts for a connection that cannot run (re-authorisation needed, being erased, gone): its
-			// missed occurrences are skipped rather than queued up for later.
-			rep.Inactive++
-			advance = append(advance, c)
-		case c.ActiveRunID != "":
-			advance = append(advance, c)
-		default:
-			ref := connectors.RunRef{ConnectionID: c.ConnectionID, ConnectorID: c.ID, RunID: connectors.NewID(now)}
-			cands = append(cands, candidate{ref: ref, site: c.SiteID, due: c, next: nextRun(c, now)})
-		}
-	}
-	rep.Waiting = len(cands)
-
-	// Quota pauses, then the budget, then the cap decide which candidates are handed to an invocation now.
-	var demands []Demand
-	for _, c := range cands {
-		if _, paused := pauses.Until(c.site, now); paused {
-			rep.Paused++
-			continue
-		}
-		demands = append(demands, Demand{Ref: c.ref, SiteID: c.site, Points: c.points})
-	}
-	grants, err := d.cfg.Budget.Admit(ctx, Admission{Now: now, Demands: demands, Running: running})
-	if err != nil {
-		d.cfg.Log.ErrorContext(ctx, "dispatch: budget admission failed; starting nothing this tick", "error", err)
-		grants = nil
-	}
-	if len(grants) > d.cfg.MaxStarts {
-		grants = grants[:d.cfg.MaxStarts]
-	}
-	rep.Deferred = len(demands) - len(grants)
-	admitted := make(map[string]int64, len(grants))
-	for _, g := range grants {
-		admitted[g.Ref.RunID] = g.Points
-	}
-
-	// Writes: each due connector gets its run (dispatched now if admitted) and its schedule moved; each admitted
-	// active run is claimed. Only what was written is invoked.
 	var mu sync.Mutex
 	var toInvoke []connectors.RunRef
 	par := newPool(d.cfg.Writers)
-	for _, c := range advance {
+	for _, r := range advance {
+		c := items[r.ConnectorID]
+		if c == nil {
+			continue // not due by its item
+		}
 		par.do(func() {
 			counters.writes.Add(1)
 			if err := d.cfg.Store.AdvanceSchedule(ctx, c, nextRun(c, now)); err != nil {
@@ -342,28 +477,24 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 			counters.advanced.Add(1)
 		})
 	}
-	for _, c := range cands {
-		allowance, ok := admitted[c.ref.RunID]
-		if c.due == nil && !ok {
-			continue // an active run that waits for a later tick: nothing to write
-		}
+	for _, g := range grants {
+		r, isDue := fresh[g.Ref.RunID]
 		par.do(func() {
 			counters.writes.Add(1)
-			if c.due != nil {
-				if _, err := d.cfg.Store.StartScheduledRun(ctx, c.due, c.ref.RunID, c.next, ok, allowance); err != nil {
-					storeErr("start scheduled run", err, "connectionId", c.ref.ConnectionID, "connectorId", c.ref.ConnectorID)
+			if isDue {
+				c := items[r.ConnectorID]
+				if _, err := d.cfg.Store.StartScheduledRun(ctx, c, g.Ref.RunID, nextRun(c, now), true, g.Points); err != nil {
+					storeErr("start scheduled run", err, "connectionId", g.Ref.ConnectionID, "connectorId", g.Ref.ConnectorID)
 					return
 				}
 				counters.created.Add(1)
-			} else if err := d.cfg.Store.ClaimDispatch(ctx, c.ref, allowance); err != nil {
-				storeErr("claim run", err, "connectionId", c.ref.ConnectionID, "runId", c.ref.RunID)
+			} else if err := d.cfg.Store.ClaimDispatch(ctx, g.Ref, g.Points); err != nil {
+				storeErr("claim run", err, "connectionId", g.Ref.ConnectionID, "runId", g.Ref.RunID)
 				return
 			}
-			if ok {
-				mu.Lock()
-				toInvoke = append(toInvoke, c.ref)
-				mu.Unlock()
-			}
+			mu.Lock()
+			toInvoke = append(toInvoke, g.Ref)
+			mu.Unlock()
 		})
 	}
 	par.wait()
@@ -384,7 +515,8 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 // attrs are the report's counts as flat log attributes (ids and counts only).
 func (r Report) attrs() []any {
 	return []any{"due", r.Due, "created", r.Created, "advanced", r.Advanced, "inactive", r.Inactive, "lost", r.Lost,
-		"active", r.Active, "waiting", r.Waiting, "paused", r.Paused, "deferred", r.Deferred, "invoked", r.Invoked,
+		"active", r.Active, "waiting", r.Waiting, "paused", r.Paused, "admitted", r.Admitted, "deferred", r.Deferred,
+		"invoked", r.Invoked,
 		"invokeErrors", r.InvokeErrs, "reads", r.Reads, "writes", r.Writes, "errors", r.Errors}
 }
 

@@ -17,6 +17,7 @@ import (
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/dispatch"
+	"jiraexport/shared/ratebudget"
 )
 
 // clock is the controllable time every store and the dispatcher of a test share.
@@ -425,9 +426,11 @@ func TestStartsPerTickAreCapped(t *testing.T) {
 	for range 5 {
 		due = append(due, f.connector(t, conn, f.clk.now().Add(-time.Minute)))
 	}
+	// Only what is admitted gets a run; the rest stays due, untouched, and starts at later ticks, most overdue
+	// first.
 	rep := tick(t, d)
-	if rep.Created != 5 || rep.Invoked != 2 || rep.Deferred != 3 {
-		t.Fatalf("first tick = %+v, want 5 runs created, 2 invoked, 3 deferred", rep)
+	if rep.Created != 2 || rep.Invoked != 2 || rep.Deferred != 3 || rep.Writes != 2 {
+		t.Fatalf("first tick = %+v, want 2 runs created and invoked (2 writes), 3 deferred", rep)
 	}
 	all := map[string]bool{}
 	for _, id := range f.inv.take() {
@@ -476,11 +479,12 @@ func TestQuotaPausesHoldStarts(t *testing.T) {
 			c := f.connector(t, conn, f.clk.now().Add(-time.Minute))
 			rep := tick(t, d)
 			runs := f.runs(t, c)
-			if len(runs) != 1 || rep.Paused == 0 {
-				t.Fatalf("tick during a %s pause: %+v, runs %+v; want the run created and held", tt.name, rep, runs)
+			if len(runs) != 0 || rep.Paused == 0 || rep.Writes != 0 {
+				t.Fatalf("tick during a %s pause: %+v, runs %+v; want nothing written, the connector held", tt.name, rep, runs)
 			}
-			if got := f.inv.take(); contains(got, runs[0].ID) {
-				t.Fatalf("run invoked during a %s pause", tt.name)
+			// It keeps its place: still due at the same time, so it starts first once the pause ends.
+			if got := f.get(t, c); got.ETag() != c.ETag() || !got.NextRunAt.Equal(*c.NextRunAt) {
+				t.Errorf("connector held by a %s pause changed: next %v, want %v", tt.name, got.NextRunAt, c.NextRunAt)
 			}
 		})
 	}
@@ -536,15 +540,17 @@ func TestOffsetSpreadsDeterministically(t *testing.T) {
 }
 
 // TestItemsDecideNotTheIndex: the due index lags the items; a connector the index still lists as due but whose
-// item is disabled or already moved on gets no run.
+// item is disabled or already moved on gets no run, and the budget's place goes to the next in the queue.
 func TestItemsDecideNotTheIndex(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := t.Context()
-	d := f.dispatcher(t, dispatch.Config{})
+	b := &budget{} // admits one run a tick
+	d := f.dispatcher(t, dispatch.Config{Budget: b})
 	conn := f.connection(t)
-	disabled := f.connector(t, conn, f.clk.now().Add(-time.Minute))
-	movedOn := f.connector(t, conn, f.clk.now().Add(-time.Minute))
+	disabled := f.connector(t, conn, f.clk.now().Add(-3*time.Minute))
+	movedOn := f.connector(t, conn, f.clk.now().Add(-2*time.Minute))
+	next := f.connector(t, conn, f.clk.now().Add(-time.Minute))
 	// What a lagging index shows: the due keys are still there while the items already say otherwise.
 	for _, u := range []struct {
 		c    *connectors.Connector
@@ -562,13 +568,119 @@ func TestItemsDecideNotTheIndex(t *testing.T) {
 		}
 	}
 	rep := tick(t, d)
-	if rep.Created != 0 || rep.Invoked != 0 {
-		t.Errorf("tick = %+v, want nothing: the items say not due", rep)
+	if rep.Created != 1 || rep.Invoked != 1 || len(b.seen) != 3 {
+		t.Errorf("tick = %+v after %d admissions, want one run (the budget asked again after each stale entry)", rep, len(b.seen))
 	}
 	for _, c := range []*connectors.Connector{disabled, movedOn} {
 		if runs := f.runs(t, c); len(runs) != 0 {
 			t.Errorf("connector not due by its item got runs %+v", runs)
 		}
+	}
+	if runs := f.runs(t, next); len(runs) != 1 {
+		t.Errorf("the next due connector got %d runs, want the budget's one", len(runs))
+	}
+}
+
+// TestBudgetShareAndQueue: over many due connectors a tick admits exactly what the points budget allows, max-min
+// fairly across connections and most overdue first within each; the others are not written at all, keep their
+// place, and are the next admitted once the budget allows.
+func TestBudgetShareAndQueue(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.clk.ns.Store(f.clk.now().Truncate(time.Hour).Add(time.Hour + time.Minute).UnixNano())
+	f.inv.takeRuns = f.store // each invoked export takes its run's lease at once
+	db := f.env.Clients.DynamoDB
+	alloc := ratebudget.Allocator{HourlyBudget: 1000, Margin: -1, Horizon: -1, MinGrant: 100}
+	d := f.dispatcher(t, dispatch.Config{Budget: dispatch.PointsBudget{
+		Ledger: ratebudget.NewLedger(db, f.env.Table, ratebudget.WithClock(f.clk.now)), Allocator: alloc}})
+	const perConn = 8
+	conns := []string{f.connection(t), f.connection(t), f.connection(t)}
+	queue := map[string][]*connectors.Connector{} // per connection, most overdue first
+	var in ratebudget.Input
+	for k := range perConn {
+		for j, conn := range conns {
+			c := f.connector(t, conn, f.clk.now().Add(-time.Duration(100-3*k-j)*time.Second))
+			queue[conn] = append(queue[conn], c)
+			in.Demands = append(in.Demands, ratebudget.Demand{RunID: c.ID, ConnID: conn})
+		}
+	}
+	in.Now = f.clk.now()
+	share := len(alloc.Allocate(in).Grants) // what the budget allows: 1,000 points in 100-point minimums, 3 connections
+	if share != 9 {
+		t.Fatalf("the budget allows %d runs, want 9 (3 per connection)", share)
+	}
+	admitted := func(wantFrom int) {
+		t.Helper()
+		rep := tick(t, d)
+		invoked := map[string]bool{}
+		for _, id := range f.inv.take() {
+			invoked[id] = true
+		}
+		if rep.Created != share || len(invoked) != share || rep.Writes != share {
+			t.Fatalf("tick = %+v, want exactly the budget's %d runs created and invoked, %d writes", rep, share, share)
+		}
+		var allowances int64
+		for _, conn := range conns {
+			for i, c := range queue[conn] {
+				runs, got := f.runs(t, c), f.get(t, c)
+				start := i >= wantFrom && i < wantFrom+share/len(conns)
+				switch {
+				case start && (len(runs) == 0 || !invoked[runs[0].ID]):
+					t.Errorf("connector %d of a queue got no run, want the %d after its first %d", i, share/len(conns), wantFrom)
+				case start:
+					allowances += runs[0].Allowance
+				case i >= wantFrom && (len(runs) != 0 || got.ETag() != c.ETag()):
+					t.Errorf("connector %d of a queue started or written out of turn: runs %+v", i, runs)
+				}
+			}
+		}
+		if allowances > alloc.Limit() {
+			t.Errorf("allowances %d exceed the budget %d", allowances, alloc.Limit())
+		}
+	}
+	admitted(0)
+	// The exports hold their allowances: the next tick admits and writes nothing.
+	f.clk.advance(time.Minute)
+	if rep := tick(t, d); rep.Admitted != 0 || rep.Writes != 0 {
+		t.Fatalf("tick with the budget handed out = %+v, want nothing admitted or written", rep)
+	}
+	// They finish; the next hour brings a new budget and the next three of each queue start (those that ran are
+	// due again an hour after their occurrence, behind them).
+	ctx := t.Context()
+	for _, conn := range conns {
+		for _, c := range queue[conn][:share/len(conns)] {
+			ref := connectors.RunRef{ConnectionID: conn, ConnectorID: c.ID, RunID: f.get(t, c).ActiveRunID}
+			if err := f.store.FinishRun(ctx, ref, "export-"+ref.RunID, connectors.RunSucceeded, connectors.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.clk.advance(time.Hour - time.Minute)
+	admitted(share / len(conns))
+}
+
+// TestPointsBudgetReservesWhatInvocationsMaySpend: a running invocation's points already spent are in the ledger,
+// so only the rest of its allowance is held back, not all of it.
+func TestPointsBudgetReservesWhatInvocationsMaySpend(t *testing.T) {
+	t.Parallel()
+	env := stacktest.New(t)
+	now := time.Now().UTC()
+	ledger := ratebudget.NewLedger(env.Clients.DynamoDB, env.Table)
+	if err := ledger.Record(t.Context(), "c1", now, 600); err != nil {
+		t.Fatal(err)
+	}
+	b := dispatch.PointsBudget{Ledger: ledger, Allocator: ratebudget.Allocator{HourlyBudget: 2000, Margin: -1, Horizon: -1, MinGrant: 1}}
+	grants, err := b.Admit(t.Context(), dispatch.Admission{Now: now,
+		Demands: []dispatch.Demand{{Ref: connectors.RunRef{ConnectionID: "c2", ConnectorID: "k", RunID: "r2"}}},
+		// Granted 500 when the run had spent 100; it has spent 400 now: 300 of them in this invocation.
+		Running: []dispatch.Running{{Ref: connectors.RunRef{ConnectionID: "c1", ConnectorID: "k", RunID: "r1"}, Allowance: 500, Spent: 400, SpentAtGrant: 100}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2,000 − 600 spent − (500 − 300) outstanding.
+	if len(grants) != 1 || grants[0].Points != 1200 {
+		t.Errorf("grants = %+v, want 1,200 points", grants)
 	}
 }
 
@@ -604,8 +716,8 @@ func TestBudgetAdmitsAndAllowances(t *testing.T) {
 	f.connector(t, conn, f.clk.now().Add(-time.Minute))
 	rep := tick(t, d)
 	invoked := f.inv.take()
-	if rep.Created != 2 || len(invoked) != 1 || rep.Deferred != 1 {
-		t.Fatalf("tick = %+v, invoked %v; want 2 runs created, the one the budget admitted invoked", rep, invoked)
+	if rep.Created != 1 || len(invoked) != 1 || rep.Deferred != 1 {
+		t.Fatalf("tick = %+v, invoked %v; want the run the budget admitted created and invoked, the other deferred", rep, invoked)
 	}
 	if got := b.seen[0].Demands; len(got) != 2 || b.seen[0].Now != f.clk.now() {
 		t.Errorf("budget saw %+v, want both demands at the tick's time", b.seen[0])
@@ -630,5 +742,30 @@ func TestBudgetAdmitsAndAllowances(t *testing.T) {
 	}
 	if sw.n.Load() != 2 {
 		t.Errorf("sweeper ran %d times in 2 ticks, want 2", sw.n.Load())
+	}
+}
+
+// TestQueueOrderAcrossConnections: when the budget admits fewer connections than have due work and none has spent
+// anything yet, those that have waited longest go first.
+func TestQueueOrderAcrossConnections(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	alloc := ratebudget.Allocator{HourlyBudget: 200, Margin: -1, Horizon: -1, MinGrant: 100}
+	d := f.dispatcher(t, dispatch.Config{Budget: dispatch.PointsBudget{
+		Ledger: ratebudget.NewLedger(f.env.Clients.DynamoDB, f.env.Table), Allocator: alloc}})
+	now := f.clk.now()
+	newest := f.connector(t, f.connection(t), now.Add(-time.Minute))
+	oldest := f.connector(t, f.connection(t), now.Add(-3*time.Minute))
+	middle := f.connector(t, f.connection(t), now.Add(-2*time.Minute))
+	if rep := tick(t, d); rep.Created != 2 {
+		t.Fatalf("tick = %+v, want the budget's 2 runs", rep)
+	}
+	for _, c := range []*connectors.Connector{oldest, middle} {
+		if len(f.runs(t, c)) != 1 {
+			t.Errorf("a connector due %v got no run, want the two that waited longest started", c.NextRunAt)
+		}
+	}
+	if len(f.runs(t, newest)) != 0 {
+		t.Error("the connector due last started before one that waited longer")
 	}
 }

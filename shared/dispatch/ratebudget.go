@@ -56,12 +56,13 @@ func (b PointsBudget) Admit(ctx context.Context, a Admission) ([]Grant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatch: read points ledger: %w", err)
 	}
-	// A running invocation may still spend its whole allowance: the ledger only has what it flushed, and the run's
-	// counters do not say which of its points belong to this invocation. Reserving the whole allowance errs on the
-	// safe side (it admits less, never more than the budget).
+	// What a running invocation may still spend: its allowance less what it has spent of it. Its spent points
+	// are already in the ledger (flushed at its checkpoints, when the run's counter is saved too), so reserving
+	// its whole allowance would count them twice and admit less than the budget allows. Points spent since its
+	// last checkpoint are in neither: the Allocator's safety margin covers them.
 	var outstanding int64
 	for _, r := range a.Running {
-		outstanding += max(r.Allowance, 0)
+		outstanding += max(0, r.Allowance-max(0, r.Spent-r.SpentAtGrant))
 	}
 	in := ratebudget.Input{Now: a.Now, Spent: usage.App, Outstanding: outstanding, SpentByConn: usage.ByConnection}
 	refs := make(map[string]Demand, len(a.Demands))

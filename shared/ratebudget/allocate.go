@@ -111,7 +111,8 @@ func (a Allocator) limit() int64 {
 // work gets an equal share of the pool unless it needs less, and what it does not need is shared among the
 // rest; within a connection its share is split the same way across its runs. A connection with a huge backlog
 // therefore gets what the others leave, never more, and cannot starve them. When the pool cannot give every
-// connection MinGrant, the connections that spent least this hour are admitted first.
+// connection MinGrant, the connections that spent least this hour are admitted first, and among those that spent
+// the same, the first listed.
 func (a Allocator) Allocate(in Input) Allocation {
 	a = a.withDefaults()
 	out := Allocation{Hour: Hour(in.Now), Limit: a.limit()}
@@ -147,11 +148,12 @@ func (a Allocator) Allocate(in Input) Allocation {
 		c.demand = min(c.demand+need(d), unbounded)
 	}
 
-	// Admission: least spent first, then smallest demand, then id, while every admitted connection can still
-	// get its minimum.
+	// Admission: least spent first, then smallest demand, then in the order the demands came (the dispatcher lists
+	// its most overdue work first, so among equals the connection that has waited longest goes first), while
+	// every admitted connection can still get its minimum.
 	order := slices.Clone(conns)
 	slices.SortStableFunc(order, func(x, y *conn) int {
-		return cmp.Or(cmp.Compare(x.spent, y.spent), cmp.Compare(x.demand, y.demand), cmp.Compare(x.id, y.id))
+		return cmp.Or(cmp.Compare(x.spent, y.spent), cmp.Compare(x.demand, y.demand))
 	})
 	var admitted []*conn
 	var floor int64
