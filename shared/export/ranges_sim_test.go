@@ -31,6 +31,7 @@ type rangeSim struct {
 	cloud string
 	base  string // JQL selecting the whole site
 
+	token            atomic.Pointer[oauth2.Token]
 	requests, points atomic.Int64
 	mu               sync.Mutex
 	starts           []time.Time // when each search request was answered, for the peak rate
@@ -49,12 +50,9 @@ func newRangeSim(tb testing.TB, cfg atlassiansim.Config) *rangeSim {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = sim.Close() })
-	tr, err := sim.IssueTokens(sim.ConsentingUsers()[0].AccountID, "read:jira-work", "read:jira-user")
-	if err != nil {
-		tb.Fatal(err)
-	}
 	site := sim.Sites()[0]
 	rs := &rangeSim{sim: sim, clock: clk, cloud: site.CloudID}
+	rs.newToken(tb)
 	keys := ""
 	for i, p := range site.Projects {
 		if i > 0 {
@@ -65,7 +63,7 @@ func newRangeSim(tb testing.TB, cfg atlassiansim.Config) *rangeSim {
 	rs.base = "project in (" + keys + ")"
 	// Enough idle connections for 8 chains and the probes, as the export's HTTP client has.
 	hc := &http8Client
-	rs.cl = jira.New(u, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tr.AccessToken}), jira.Options{
+	rs.cl = jira.New(u, rs, jira.Options{
 		HTTPClient: hc, Timeout: 30 * time.Second, BaseBackoff: 200 * time.Millisecond,
 		Observe: func(o jira.Observation) {
 			rs.requests.Add(1)
@@ -78,6 +76,19 @@ func newRangeSim(tb testing.TB, cfg atlassiansim.Config) *rangeSim {
 		}})
 	return rs
 }
+
+// newToken issues a fresh access token (after the clock moved past the last one's hour).
+func (rs *rangeSim) newToken(tb testing.TB) {
+	tb.Helper()
+	tr, err := rs.sim.IssueTokens(rs.sim.ConsentingUsers()[0].AccountID, "read:jira-work", "read:jira-user")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rs.token.Store(&oauth2.Token{AccessToken: tr.AccessToken})
+}
+
+// Token makes rangeSim the client's token source.
+func (rs *rangeSim) Token() (*oauth2.Token, error) { return rs.token.Load(), nil }
 
 func (rs *rangeSim) reset() {
 	rs.requests.Store(0)
@@ -134,7 +145,8 @@ func pageRanges(ctx context.Context, cl *jira.Client, cloud, base string, ranges
 			}
 		})
 	}
-	return ids, pages.Load(), g.Wait()
+	err := g.Wait()
+	return ids, pages.Load(), err
 }
 
 var http8Client = jiraHTTPClient(16)
@@ -237,13 +249,14 @@ func BenchmarkParallelRanges(b *testing.B) {
 	for _, k := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) {
 			cfg := atlassiansim.Config{Seed: 13, Sites: 1, ProjectsPerSite: 2, IssuesPerProject: 5000, Users: 20,
-				AttachmentShare: 0.10, ManyCommentsShare: 0.05, Latency: atlassiansim.LatencyWAN}
+				AttachmentShare: 0.10, ManyCommentsShare: 0.05, LongChangelogShare: 0.05, Latency: atlassiansim.LatencyWAN}
 			rs := newRangeSim(b, cfg)
 			var wall time.Duration
 			var issues, pages, reqs, pts, boundReqs, boundPts, peak, limited int64
 			for b.Loop() {
 				b.StopTimer()
 				rs.clock.Advance(time.Hour) // a new quota hour for every run
+				rs.newToken(b)
 				rs.sim.ResetCounters()
 				rs.reset()
 				b.StartTimer()
