@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -308,4 +309,48 @@ func BenchmarkParallelRanges(b *testing.B) {
 
 func jiraHTTPClient(conns int) http.Client {
 	return http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns}}
+}
+
+// TestRangesStableUnderEdits: edits do not move an issue between ranges (created never changes), and an issue
+// created after the split lands in the last range, which is open above.
+func TestRangesStableUnderEdits(t *testing.T) {
+	t.Parallel()
+	cfg := atlassiansim.Config{Seed: 23, Sites: 1, ProjectsPerSite: 2, IssuesPerProject: 150}
+	cfg.RateLimits.Disabled = true
+	rs := newRangeSim(t, cfg)
+	ctx := t.Context()
+	ranges, err := findRanges(ctx, rs.cl, rs.cloud, rs.base, 0, 4)
+	if err != nil || len(ranges) != 4 {
+		t.Fatalf("findRanges() = %v, %v; want 4 ranges", ranges, err)
+	}
+	before, _, err := pageRanges(ctx, rs.cl, rs.cloud, rs.base, ranges, []string{"id"}, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	summary, done := "edited while the export pages", "Done"
+	for i, part := range before {
+		for _, id := range part[:min(5, len(part))] {
+			if _, err := rs.sim.UpdateIssue(rs.cloud, strconv.FormatInt(id, 10), atlassiansim.IssueChange{Summary: &summary, Status: &done}); err != nil {
+				t.Fatalf("range %d: update %d: %v", i, id, err)
+			}
+		}
+	}
+	created, err := rs.sim.CreateIssue(rs.cloud, rs.sim.Sites()[0].Projects[0].Key, atlassiansim.IssueChange{Summary: &summary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _, err := pageRanges(ctx, rs.cl, rs.cloud, rs.base, ranges, []string{"id"}, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(ranges) - 1
+	for i := range ranges {
+		want := before[i]
+		if i == last {
+			want = append(slices.Clone(want), idNum(created.ID))
+		}
+		if !slices.Equal(after[i], want) {
+			t.Errorf("range %d holds %d issues after the edits, want %d (the same, plus the new one in the last)", i, len(after[i]), len(want))
+		}
+	}
 }
