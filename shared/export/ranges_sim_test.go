@@ -259,7 +259,8 @@ func exportFields() ([]string, string) {
 // the time Jira's latency alone allows (probes, then the longest range's pages at 300 ms each): the simulator renders
 // every answer under one lock (about 80 ms a page of this field set on an idle core) and the client decodes the
 // pages, so on a small or busy machine the measured time stays well above it as k grows.
-// Each k runs once (at least 2 minutes in all: the sequential chain alone is 200 pages of 300 ms). Run: go test -run '^$' -bench BenchmarkParallelRanges -benchtime 1x ./shared/export/
+// Each k runs once (at least 2 minutes in all: the sequential chain alone is 200 pages of 300 ms).
+// Run: go test -run '^$' -bench BenchmarkParallelRanges -benchtime 1x ./shared/export/
 func BenchmarkParallelRanges(b *testing.B) {
 	fields, expand := exportFields()
 	for _, k := range []int{1, 2, 4, 8} {
