@@ -18,10 +18,12 @@ import (
 // The cut is on `created`, not on `id`: Jira rejects an `id`/`issuekey` comparison with an issue that does not
 // exist ("An issue with id 'N' does not exist for field 'id'", also for `>` and `<`), so id bounds would have to be
 // real issue ids found by extra searches, and an issue deleted mid-run would make its range's next page fail with
-// 400. A date may be any instant; `created` never changes, so no issue moves between ranges while they are paged;
-// Jira compares dates at minute precision and reads epoch milliseconds without a time zone (JQL fields reference,
-// "Created": operators =, !=, >, >=, <, <=, and date values "yyyy/MM/dd HH:mm" or a number of milliseconds;
-// https://support.atlassian.com/jira-software-cloud/docs/jql-fields/#Created). Ranges are half-open,
+// 400. A date may be any instant; `created` never changes, so no issue moves between ranges while they are paged
+// (JQL fields reference, "Created": operators =, !=, >, >=, <, <=;
+// https://support.atlassian.com/jira-software-cloud/docs/jql-fields/#Created). Jira compares dates at minute
+// precision. Bounds are epoch milliseconds, the form searchJQL already uses for `updated` (no time zone involved);
+// the reference lists "yyyy/MM/dd HH:mm" forms, read in the user's zone, which would split just as exactly (the
+// same zone for every bound keeps them in order), only less evenly. Ranges are half-open,
 // [From, To), the first open below and the last open above, so they cover the search exactly whatever the bounds:
 // the bounds only decide how evenly the issues are shared.
 
