@@ -241,9 +241,9 @@ func TestJQLParse(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // TestSearchCreatedRangesPartition: the export pages a large search as disjoint created ranges at once (shared/export
-// ranges.go). Half-open ranges on `created` with epoch-millisecond bounds (JQL fields reference, "Created": operators
-// =, !=, >, >=, <, <=; a date value may be a number of milliseconds;
-// https://support.atlassian.com/jira-software-cloud/docs/jql-fields/#Created) must split a search exactly: every
+// ranges.go). Half-open ranges on `created` (JQL fields reference, "Created": operators =, !=, >, >=, <, <=;
+// https://support.atlassian.com/jira-software-cloud/docs/jql-fields/#Created) with epoch-millisecond bounds (the form
+// the export also uses for `updated`, which the simulator's date parser accepts) must split a search exactly: every
 // issue in one range, none twice, a bound inside a minute acting on the whole minute (Jira compares dates at minute
 // precision). Range bounds on `id` must name an issue that exists, even for < and >: Jira rejects the query otherwise
 // ("An issue with id 'N' does not exist for field 'id'.", seen by clients paging with `id > lastId`).
