@@ -1,6 +1,7 @@
 package atlassiansim
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -238,3 +239,65 @@ func TestJQLParse(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestSearchCreatedRangesPartition: the export pages a large search as disjoint created ranges at once (shared/export
+// ranges.go). Half-open ranges on `created` (JQL fields reference, "Created": operators =, !=, >, >=, <, <=;
+// https://support.atlassian.com/jira-software-cloud/docs/jql-fields/#Created) with epoch-millisecond bounds (the form
+// the export also uses for `updated`, which the simulator's date parser accepts) must split a search exactly: every
+// issue in one range, none twice, a bound inside a minute acting on the whole minute (Jira compares dates at minute
+// precision). Range bounds on `id` must name an issue that exists, even for < and >: Jira rejects the query otherwise
+// ("An issue with id 'N' does not exist for field 'id'.", seen by clients paging with `id > lastId`).
+func TestSearchCreatedRangesPartition(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *Config) { c.Sites, c.ProjectsPerSite, c.IssuesPerProject = 1, 2, 60 })
+	tr := f.token()
+	s := f.site(0)
+	base := "project in (" + s.Projects[0].Key + ", " + s.Projects[1].Key + ")"
+	all, _ := f.searchAll(s.CloudID, tr.AccessToken, base+" ORDER BY id", 100, "created")
+	if len(all) != 120 {
+		t.Fatalf("whole search = %d issues, want 120", len(all))
+	}
+	created := map[string]time.Time{}
+	for _, is := range all {
+		created[is["id"].(string)] = parseJiraTime(t, is["fields"].(map[string]any)["created"].(string))
+	}
+	// Cuts at the created instants of the 30th and 80th issue by id, one 40 s into that minute: the issue itself
+	// and everything else created in its minute belong above the cut.
+	c1 := created[all[30]["id"].(string)].Truncate(time.Minute).Add(40 * time.Second).UnixMilli()
+	c2 := created[all[80]["id"].(string)].UnixMilli()
+	ranges := []string{
+		fmt.Sprintf("created < %d", c1),
+		fmt.Sprintf("created >= %d AND created < %d", c1, c2),
+		fmt.Sprintf("created >= %d", c2),
+	}
+	seen := map[string]int{}
+	for i, r := range ranges {
+		got, _ := f.searchAll(s.CloudID, tr.AccessToken, "("+base+") AND "+r+" ORDER BY id ASC", 7, "created")
+		if len(got) == 0 {
+			t.Fatalf("range %q is empty", r)
+		}
+		for _, is := range got {
+			id := is["id"].(string)
+			seen[id]++
+			at := created[id].Truncate(time.Minute)
+			lo, hi := time.UnixMilli(c1).Truncate(time.Minute), time.UnixMilli(c2).Truncate(time.Minute)
+			if in := []bool{at.Before(lo), !at.Before(lo) && at.Before(hi), !at.Before(hi)}[i]; !in {
+				t.Errorf("issue %s created %s is in range %q", id, created[id], r)
+			}
+		}
+	}
+	for _, is := range all {
+		if n := seen[is["id"].(string)]; n != 1 {
+			t.Errorf("issue %s is in %d ranges, want exactly 1", is["id"], n)
+		}
+	}
+
+	first := all[0]["id"].(string)
+	if got, _ := f.searchAll(s.CloudID, tr.AccessToken, base+" AND id > "+first+" ORDER BY id", 100); len(got) != 119 {
+		t.Errorf("id > the first issue = %d issues, want 119", len(got))
+	}
+	r := f.jira("POST", s.CloudID, "/search/jql", tr.AccessToken, map[string]any{"jql": base + " AND id > 1 ORDER BY id"})
+	if want := `{"errorMessages":["An issue with id '1' does not exist for field 'id'."],"errors":{}}`; r.status != http.StatusBadRequest || string(r.body) != want {
+		t.Errorf("id > a missing issue = %d %s, want 400 %s", r.status, r.body, want)
+	}
+}
