@@ -47,7 +47,7 @@ import (
 const (
 	DefaultPartSize    = 5 << 20
 	MinPartSize        = 5 << 20 // S3's minimum for every part but the last
-	DefaultConcurrency = 2
+	DefaultConcurrency = 1
 	DefaultWholeMax    = 16 << 20
 	DefaultMargin      = 10 * time.Second
 	// abortTimeout bounds the abort of a failed upload, which runs on a fresh context: the failure may be the
