@@ -78,7 +78,7 @@ func TestResumeThroughTransferPackage(t *testing.T) {
 				t.Fatalf("last Transfer() error = %v", err)
 			}
 			body, sum := f.want(t, a)
-			if res.Stored == nil || *res.Stored != (Stored{ID: a.ID, Size: a.Size, SHA256: sum}) {
+			if res.Stored == nil || *res.Stored != (Stored{ID: a.ID, Size: a.Size, SHA256: sum, MediaID: f.mediaID(t, a)}) {
 				t.Fatalf("last Transfer() = %+v, want Stored{%s %d %s}", res, a.ID, a.Size, sum)
 			}
 			if served := f.sim.Counters().BytesServed; served != a.Size-st.Done {

@@ -210,6 +210,8 @@ type State struct {
 	Parts []Part `json:"parts"`
 	// SHA256State is crypto/sha256's MarshalBinary after Done bytes.
 	SHA256State []byte `json:"sha256State"`
+	// MediaID is Stored.MediaID, kept for a last invocation that only completes the upload (no 303).
+	MediaID string `json:"mediaId,omitempty"`
 }
 
 // Part is one uploaded part.
@@ -311,6 +313,7 @@ type job struct {
 	key      string
 	requests int
 	points   int64
+	mediaID  string // of the last 303
 }
 
 // locate asks the gateway for the attachment and returns the media URL of its 303 (any 3xx is accepted).
@@ -352,7 +355,20 @@ func (t *Transferor) locate(ctx context.Context, j *job) (*url.URL, error) {
 		// A plain-http media URL is accepted only from a plain-http gateway (the local simulator).
 		return nil, fmt.Errorf("attachments: gateway %d without a usable Location: %w", resp.StatusCode, ErrPermanent)
 	}
+	j.mediaID = mediaFileID(loc)
 	return loc, nil
+}
+
+// mediaFileID is the <uuid> of a media URL's .../file/<uuid>/binary (jira-cloud.md §3.7), "" when it has none
+// or it is not id-shaped: the media host's URL layout is observed, not documented, so it is only ever a hint.
+func mediaFileID(loc *url.URL) string {
+	parts := strings.Split(strings.Trim(loc.Path, "/"), "/")
+	for i := 0; i+2 < len(parts); i++ {
+		if parts[i] == "file" && parts[i+2] == "binary" && idPattern.MatchString(parts[i+1]) {
+			return parts[i+1]
+		}
+	}
+	return ""
 }
 
 func drain(body io.ReadCloser) {
@@ -532,7 +548,7 @@ func (t *Transferor) whole(ctx, work context.Context, j *job) (Result, error) {
 	for attempt := 0; ; attempt++ {
 		sum, err := t.wholeOnce(work, j)
 		if err == nil {
-			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
+			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum, MediaID: j.mediaID}}, nil
 		}
 		wait, final := t.retryDecision(ctx, work, err, attempt)
 		if final != nil {
@@ -610,7 +626,7 @@ func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Re
 		before := st.Done
 		sum, err := t.pass(work, j, st)
 		if err == nil {
-			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
+			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum, MediaID: st.MediaID}}, nil
 		}
 		if errors.Is(err, errNoSuchUpload) {
 			// Gone between two calls of ours (the lifecycle rule, or an Abort elsewhere): start over once.
@@ -719,6 +735,7 @@ func (t *Transferor) pass(ctx context.Context, j *job, st *State) (string, error
 		if err != nil {
 			return "", err
 		}
+		st.MediaID = j.mediaID
 		rc, err := t.fetch(ctx, loc, st.Done, st.Size)
 		if err != nil {
 			return "", err
