@@ -42,7 +42,7 @@ type resumer struct {
 
 	mu       sync.Mutex
 	st       *State
-	waiting  map[int32]finished // finished parts of this pass not yet contiguous with State.Parts
+	waiting  map[int64]finished // finished parts of this pass not yet contiguous with State.Parts
 	complete bool
 }
 
@@ -56,7 +56,7 @@ type finished struct {
 }
 
 func newResumer(c *s3.Client, bucket string, st *State, m *meter) *resumer {
-	return &resumer{S3APIClient: c, s3: c, bucket: bucket, m: m, base: st.Done, offset: len(st.Parts), st: st, waiting: map[int32]finished{}}
+	return &resumer{S3APIClient: c, s3: c, bucket: bucket, m: m, base: st.Done, offset: len(st.Parts), st: st, waiting: map[int64]finished{}}
 }
 
 func (r *resumer) completed() bool {
@@ -93,26 +93,26 @@ func (r *resumer) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultip
 
 // UploadPart sends the package's part k (numbered from 1 in every pass) as the State's part offset+k.
 func (r *resumer) UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
-	return r.uploadPart(ctx, in, aws.ToInt32(in.PartNumber), opts)
+	return r.uploadPart(ctx, in, int64(aws.ToInt32(in.PartNumber)), opts)
 }
 
 // sized is what the transfer package's part bodies (bytes.Reader) offer to check their length.
 type sized interface{ Len() int }
 
-func (r *resumer) uploadPart(ctx context.Context, in *s3.UploadPartInput, k int32, opts []func(*s3.Options)) (*s3.UploadPartOutput, error) {
+func (r *resumer) uploadPart(ctx context.Context, in *s3.UploadPartInput, k int64, opts []func(*s3.Options)) (*s3.UploadPartOutput, error) {
 	c, ok := r.m.cutAfter(k)
 	var start int64
 	if k > 1 {
-		start = (int64(k) - 1) * r.st.PartSize
+		start = (k - 1) * r.st.PartSize
 	}
 	body, isSized := in.Body.(sized)
 	if !ok || !isSized || int64(body.Len()) != c.end-start || c.end-start <= 0 {
 		// The package's parts no longer line up with the meter's: better no object than a wrong one.
 		return nil, fmt.Errorf("attachments: the transfer package's part %d of %s does not match the bytes read: %w", k, r.st.AttachmentID, ErrPermanent)
 	}
-	num, ok := partNumber(r.offset + int(k) - 1)
+	num, ok := partNumber(r.offset + int(min(k, maxParts+1)) - 1)
 	if !ok {
-		return nil, fmt.Errorf("attachments: part %d of %s exceeds S3's %d parts: %w", r.offset+int(k), r.st.AttachmentID, maxParts, ErrPermanent)
+		return nil, fmt.Errorf("attachments: part %d of %s exceeds S3's %d parts: %w", int64(r.offset)+k, r.st.AttachmentID, maxParts, ErrPermanent)
 	}
 	cp := *in // the package keeps its own part number (a shared pointer): never write through in
 	cp.PartNumber = aws.Int32(num)
@@ -134,12 +134,12 @@ func (r *resumer) uploadPart(ctx context.Context, in *s3.UploadPartInput, k int3
 }
 
 // record adds a finished part and moves every part now contiguous with the State into it.
-func (r *resumer) record(k int32, f finished) {
+func (r *resumer) record(k int64, f finished) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.waiting[k] = f
 	for {
-		next := int32(len(r.st.Parts) - r.offset + 1)
+		next := int64(len(r.st.Parts) - r.offset + 1)
 		f, ok := r.waiting[next]
 		if !ok {
 			return

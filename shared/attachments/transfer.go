@@ -490,7 +490,7 @@ type meter struct {
 
 	partSize int64
 	mu       sync.Mutex
-	cuts     map[int32]cut // by part of this pass, numbered from 1 as the transfer package does
+	cuts     map[int64]cut // by part of this pass, numbered from 1 as the transfer package does
 }
 
 // cut is the meter's position at the end of one part: bytes read and the SHA-256 state after them.
@@ -517,9 +517,9 @@ func (m *meter) Read(p []byte) (int, error) {
 		}
 		m.mu.Lock()
 		if m.cuts == nil {
-			m.cuts = map[int32]cut{}
+			m.cuts = map[int64]cut{}
 		}
-		m.cuts[int32((m.n+m.partSize-1)/m.partSize)] = cut{end: m.n, hash: state}
+		m.cuts[(m.n+m.partSize-1)/m.partSize] = cut{end: m.n, hash: state}
 		m.mu.Unlock()
 	}
 	switch {
@@ -534,7 +534,7 @@ func (m *meter) Read(p []byte) (int, error) {
 }
 
 // cutAfter returns where part k of this pass ends (and drops it: each part is uploaded once per pass).
-func (m *meter) cutAfter(k int32) (cut, bool) {
+func (m *meter) cutAfter(k int64) (cut, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, ok := m.cuts[k]
