@@ -1,9 +1,13 @@
 package attachments
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding"
 	"encoding/json"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -135,5 +139,58 @@ func TestResumeFailureAborts(t *testing.T) {
 				t.Errorf("%d multipart uploads left after a permanent failure, want 0", n)
 			}
 		})
+	}
+}
+
+// An attachment under one part sent down the resumable path (a negative WholeMax) is the transfer package's
+// PutObject, which the resumer turns into a one-part upload of its own.
+func TestResumableSinglePart(t *testing.T) {
+	f := newFixture(t, simOptions{})
+	a := f.find(t, func(a Attachment) bool { return a.Size > 1000 })
+	res, err := f.transferor(func(c *Config) { c.WholeMax = -1 }).Transfer(t.Context(), f.token, f.target(), a, nil)
+	if err != nil {
+		t.Fatalf("Transfer() error = %v", err)
+	}
+	body, sum := f.want(t, a)
+	if res.Stored == nil || *res.Stored != (Stored{ID: a.ID, Size: a.Size, SHA256: sum, MediaID: f.mediaID(t, a)}) {
+		t.Fatalf("Transfer() = %+v, want SHA-256 %s", res, sum)
+	}
+	f.checkObject(t, a, body)
+	if n := f.uploadsInProgress(t); n != 0 {
+		t.Errorf("%d multipart uploads left", n)
+	}
+}
+
+// The meter stops every read at a part boundary and keeps the SHA-256 state there, whatever sizes the reader
+// asks for, so each checkpointed state is the hash of exactly the bytes of the parts before it.
+func TestMeterCutsAtPartBoundaries(t *testing.T) {
+	data := make([]byte, 3*1000+17)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for _, chunk := range []int{1, 7, 999, 1000, 1001, 4096} {
+		m := &meter{r: bytes.NewReader(data), h: sha256.New(), want: int64(len(data)), partSize: 1000}
+		buf := make([]byte, chunk)
+		for {
+			if _, err := m.Read(buf); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("chunk %d: Read() error = %v", chunk, err)
+			}
+		}
+		for k := int64(1); k <= 4; k++ {
+			c, ok := m.cutAfter(k)
+			wantEnd := min(k*1000, int64(len(data)))
+			if !ok || c.end != wantEnd {
+				t.Fatalf("chunk %d: cut %d = %d, %v; want end %d", chunk, k, c.end, ok, wantEnd)
+			}
+			h := sha256.New()
+			if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(c.hash); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := h.Sum(nil), sha256.Sum256(data[:wantEnd]); !bytes.Equal(got, want[:]) {
+				t.Errorf("chunk %d: hash state after part %d is not the SHA-256 of its %d bytes", chunk, k, wantEnd)
+			}
+		}
 	}
 }
