@@ -172,7 +172,7 @@ func TestMeterCutsAtPartBoundaries(t *testing.T) {
 		m := &meter{r: bytes.NewReader(data), h: sha256.New(), want: int64(len(data)), partSize: 1000}
 		buf := make([]byte, chunk)
 		for {
-			if _, err := m.Read(buf); err == io.EOF {
+			if _, err := m.Read(buf); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
 				t.Fatalf("chunk %d: Read() error = %v", chunk, err)
