@@ -153,7 +153,12 @@ func newFixture(t testing.TB, o simOptions) *fixture {
 	f.media.srv = httptest.NewServer(f.media)
 	t.Cleanup(f.media.srv.Close)
 	f.api = httptest.NewServer(rewriteLocation(sim.Handler(), func(loc string) string {
-		return f.media.srv.URL + "/media?" + url.Values{"u": {loc}}.Encode()
+		// The media host keeps the path (/file/<uuid>/binary), as Atlassian's media URLs have it.
+		path := "/media"
+		if u, err := url.Parse(loc); err == nil {
+			path = u.Path
+		}
+		return f.media.srv.URL + path + "?" + url.Values{"u": {loc}}.Encode()
 	}))
 	t.Cleanup(f.api.Close)
 	sim.SetBaseURL(f.api.URL)
@@ -239,6 +244,26 @@ func (f *fixture) find(t testing.TB, ok func(Attachment) bool) Attachment {
 	}
 	t.Fatal("no attachment fits")
 	return Attachment{}
+}
+
+// mediaID is the media file id in the simulator's own 303 for a (its Location before the fixture rewrites it).
+func (f *fixture) mediaID(t *testing.T, a Attachment) string {
+	t.Helper()
+	tok, _ := f.token.Token()
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/ex/jira/"+f.cloudID+"/rest/api/3/attachment/content/"+a.ID, nil)
+	tok.SetAuthHeader(req)
+	rec := httptest.NewRecorder()
+	f.sim.Handler().ServeHTTP(rec, req)
+	u, err := url.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusSeeOther || err != nil {
+		t.Fatalf("simulator's content redirect = %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	_, rest, _ := strings.Cut(u.Path, "/file/")
+	id, _, _ := strings.Cut(rest, "/")
+	if id == "" {
+		t.Fatalf("no media id in %q", u.Path)
+	}
+	return id
 }
 
 // want returns the bytes the simulator serves for a, and their SHA-256.

@@ -99,6 +99,10 @@ type Stored struct {
 	ID     string `json:"id" dynamodbav:"id"`
 	Size   int64  `json:"size" dynamodbav:"size"`
 	SHA256 string `json:"sha256" dynamodbav:"sha256"` // lower-case hex
+	// MediaID is the file's id in Atlassian's media store, read from the content redirect's
+	// /file/<uuid>/binary ("" if it had none): ADF media nodes name the attachment by it (attrs.id), so the
+	// Markdown converter can link them to the exported object (markdown.Attachment.MediaID).
+	MediaID string `json:"mediaId,omitempty" dynamodbav:"mediaId,omitempty"`
 }
 
 // Skipped is an attachment the rules left out.

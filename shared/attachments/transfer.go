@@ -30,25 +30,24 @@ import (
 	"jiraexport/shared/ratebudget"
 )
 
-// Why two upload paths. The SDK's transfer package (feature/s3/transfermanager, which supersedes the deprecated
-// feature/s3/manager) streams a body into S3 with bounded memory, but each UploadObject call creates its own
-// multipart upload and aborts it on any failure, a deadline included: it cannot continue an upload that a previous
-// invocation started, and it does not report which parts finished. So:
-//   - a new transfer of at most Config.WholeMax bytes (every attachment under the default 10 MiB cap) goes through
-//     the transfer package in one call; if the deadline cuts it short, its upload is aborted and the next
-//     invocation starts it again, losing at most WholeMax bytes of work;
-//   - a larger one, and every resumed one, goes through the resumable path below, written on the SDK's own
-//     CreateMultipartUpload / UploadPart / CompleteMultipartUpload / AbortMultipartUpload calls: fixed-size parts
-//     read in order, at most Concurrency parts in memory, and at a stop the contiguous run of finished parts, the
-//     bytes they hold and the SHA-256 state after them become the State the export checkpoints.
-// Wrapping the transfer package's S3 client to renumber parts and swallow its abort was considered and rejected:
-// it would depend on the package's internal part numbering and first-part buffering, which it does not promise.
+// Both upload paths go through the SDK's transfer package (feature/s3/transfermanager, which supersedes the
+// deprecated feature/s3/manager): it streams the body into S3 in parts with bounded memory. Each UploadObject call
+// creates its own multipart upload and aborts it on any failure, a deadline included, so on its own it cannot
+// continue an upload that a previous invocation started, nor say which parts finished. Hence:
+//   - a new transfer of at most Config.WholeMax bytes (every attachment under the default 10 MiB cap) is one plain
+//     UploadObject; if the deadline cuts it short, the package aborts its upload and the next invocation starts
+//     again, losing at most WholeMax bytes of work;
+//   - a larger one, and every resumed one, is an UploadObject over the bytes not yet uploaded whose S3 client is a
+//     resumer (resumer.go) bound to the transfer's State: it continues the State's upload, numbers the package's
+//     parts after the ones already there, records each finished part with the SHA-256 state at its end, keeps the
+//     upload when the package would abort it, and completes with every part. At a stop the contiguous run of
+//     finished parts, the bytes they hold and the hash state after them are the State the export checkpoints.
 
 // Defaults; see Config.
 const (
 	DefaultPartSize    = 5 << 20
 	MinPartSize        = 5 << 20 // S3's minimum for every part but the last
-	DefaultConcurrency = 3
+	DefaultConcurrency = 1
 	DefaultWholeMax    = 16 << 20
 	DefaultMargin      = 10 * time.Second
 	// abortTimeout bounds the abort of a failed upload, which runs on a fresh context: the failure may be the
@@ -68,10 +67,13 @@ type Config struct {
 	// Media fetches the signed media URL. Its requests never carry Authorization, whatever the host. Default: a
 	// plain client. It must not be the gateway's pacer: the media host is not a Jira endpoint.
 	Media *http.Client
-	// PartSize of the resumable path, at least (and by default) 5 MiB. Memory is at most PartSize × Concurrency
-	// for all transfers of one Transferor together.
+	// PartSize of the resumable path, at least (and by default) 5 MiB. Each Transfer holds the transfer
+	// package's (Concurrency+1) part buffers, plus the first part of each pass while it is read (the package reads
+	// it apart, to choose between PutObject and a multipart upload): about (Concurrency+3) × PartSize at most.
 	PartSize int64
-	// Concurrency is the parts in memory (filling or uploading) at once; default 3.
+	// Concurrency is the parts the transfer package uploads at once, on both paths; default 1 (one part uploads
+	// while the next is read: a 1 GiB transfer peaks at about 54 MiB RSS of the benchmark's test binary, 68 MiB
+	// with 2; see BenchmarkAttachmentToS3).
 	Concurrency int
 	// WholeMax is the largest new transfer done by the transfer package in one call; default 16 MiB. A negative
 	// value sends every non-empty attachment down the resumable path.
@@ -95,15 +97,14 @@ type Target struct {
 	ConnectionID, ConnectorID, CloudID string
 }
 
-// Transferor copies attachments from Jira into the S3 mirror. It is safe for concurrent use; concurrent
-// transfers share its part buffers, so its memory stays bounded however many run.
+// Transferor copies attachments from Jira into the S3 mirror. It is safe for concurrent use; each Transfer holds
+// its own part buffers (see Config.PartSize), and the export runs one at a time.
 type Transferor struct {
 	cfg      Config
 	s3       *s3.Client
 	tm       *transfermanager.Client
 	gateway  *http.Client
 	media    *http.Client
-	bufs     chan []byte
 	checksum s3types.ChecksumAlgorithm
 }
 
@@ -168,7 +169,7 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 	tm := transfermanager.New(s3c, func(o *transfermanager.Options) {
 		o.PartSizeBytes = MinPartSize
 		o.MultipartUploadThreshold = MinPartSize
-		o.Concurrency = 2
+		o.Concurrency = cfg.Concurrency
 		// Abort with a fresh context: a deadline must not leave the upload behind.
 		o.FailTimeout = abortTimeout
 		o.RequestChecksumCalculation = calc
@@ -176,11 +177,7 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
 		}
 	})
-	bufs := make(chan []byte, cfg.Concurrency)
-	for range cfg.Concurrency {
-		bufs <- nil // allocated on first use
-	}
-	return &Transferor{cfg: cfg, s3: s3c, tm: tm, gateway: gw, media: media, bufs: bufs, checksum: algo}
+	return &Transferor{cfg: cfg, s3: s3c, tm: tm, gateway: gw, media: media, checksum: algo}
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -215,6 +212,8 @@ type State struct {
 	Parts []Part `json:"parts"`
 	// SHA256State is crypto/sha256's MarshalBinary after Done bytes.
 	SHA256State []byte `json:"sha256State"`
+	// MediaID is Stored.MediaID, kept for a last invocation that only completes the upload (no 303).
+	MediaID string `json:"mediaId,omitempty"`
 }
 
 // Part is one uploaded part.
@@ -264,6 +263,11 @@ func (t *Transferor) Transfer(ctx context.Context, ts oauth2.TokenSource, tgt Ta
 		return Result{}, fmt.Errorf("attachments: resume state is for %s (%d bytes), not %s (%d bytes): %w",
 			resume.AttachmentID, resume.Size, a.ID, a.Size, ErrPermanent)
 	}
+	if resume != nil {
+		if err := resume.check(); err != nil {
+			return Result{}, err
+		}
+	}
 	return t.resumable(ctx, work, j, resume)
 }
 
@@ -311,6 +315,7 @@ type job struct {
 	key      string
 	requests int
 	points   int64
+	mediaID  string // of the last 303
 }
 
 // locate asks the gateway for the attachment and returns the media URL of its 303 (any 3xx is accepted).
@@ -352,7 +357,20 @@ func (t *Transferor) locate(ctx context.Context, j *job) (*url.URL, error) {
 		// A plain-http media URL is accepted only from a plain-http gateway (the local simulator).
 		return nil, fmt.Errorf("attachments: gateway %d without a usable Location: %w", resp.StatusCode, ErrPermanent)
 	}
+	j.mediaID = mediaFileID(loc)
 	return loc, nil
+}
+
+// mediaFileID is the <uuid> of a media URL's .../file/<uuid>/binary (jira-cloud.md §3.7), "" when it has none
+// or it is not id-shaped: the media host's URL layout is observed, not documented, so it is only ever a hint.
+func mediaFileID(loc *url.URL) string {
+	parts := strings.Split(strings.Trim(loc.Path, "/"), "/")
+	for i := 0; i+2 < len(parts); i++ {
+		if parts[i] == "file" && parts[i+2] == "binary" && idPattern.MatchString(parts[i+1]) {
+			return parts[i+1]
+		}
+	}
+	return ""
 }
 
 func drain(body io.ReadCloser) {
@@ -462,21 +480,50 @@ func (b *idleBody) Close() error {
 
 // meter hashes and counts what it passes on, and fails when the stream is longer or (at a clean EOF) shorter
 // than want. A broken connection is retryable, not a size mismatch.
+//
+// With partSize set (the resumable path) it also stops each Read at the next part boundary and keeps the hash
+// state there, so the resumer can checkpoint the SHA-256 of exactly the bytes its uploaded parts hold.
 type meter struct {
 	r    io.Reader
 	h    hash.Hash
 	n    int64
 	want int64
 	eof  bool
+
+	partSize int64
+	mu       sync.Mutex
+	cuts     map[int64]cut // by part of this pass, numbered from 1 as the transfer package does
+}
+
+// cut is the meter's position at the end of one part: bytes read and the SHA-256 state after them.
+type cut struct {
+	end  int64
+	hash []byte
 }
 
 func (m *meter) Read(p []byte) (int, error) {
+	if m.partSize > 0 && m.n < m.want {
+		next := min((m.n/m.partSize+1)*m.partSize, m.want)
+		p = p[:min(int64(len(p)), next-m.n)]
+	}
 	n, err := m.r.Read(p)
 	if m.n+int64(n) > m.want {
 		return 0, fmt.Errorf("attachments: media sent more than %d bytes: %w", m.want, ErrSizeMismatch)
 	}
 	m.h.Write(p[:n])
 	m.n += int64(n)
+	if m.partSize > 0 && n > 0 && (m.n%m.partSize == 0 || m.n == m.want) {
+		state, merr := m.h.(encoding.BinaryMarshaler).MarshalBinary()
+		if merr != nil {
+			return 0, fmt.Errorf("attachments: hash state: %w: %w", ErrPermanent, merr)
+		}
+		m.mu.Lock()
+		if m.cuts == nil {
+			m.cuts = map[int64]cut{}
+		}
+		m.cuts[(m.n+m.partSize-1)/m.partSize] = cut{end: m.n, hash: state}
+		m.mu.Unlock()
+	}
 	switch {
 	case err == io.EOF && m.n != m.want:
 		return n, fmt.Errorf("attachments: media ended after %d of %d bytes: %w", m.n, m.want, ErrSizeMismatch)
@@ -488,13 +535,22 @@ func (m *meter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// cutAfter returns where part k of this pass ends (and drops it: each part is uploaded once per pass).
+func (m *meter) cutAfter(k int64) (cut, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.cuts[k]
+	delete(m.cuts, k)
+	return c, ok
+}
+
 // whole copies a small attachment in one transfer-package upload.
 func (t *Transferor) whole(ctx, work context.Context, j *job) (Result, error) {
 	a := j.a
 	for attempt := 0; ; attempt++ {
 		sum, err := t.wholeOnce(work, j)
 		if err == nil {
-			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
+			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum, MediaID: j.mediaID}}, nil
 		}
 		wait, final := t.retryDecision(ctx, work, err, attempt)
 		if final != nil {
@@ -545,16 +601,14 @@ func (t *Transferor) wholeOnce(ctx context.Context, j *job) (string, error) {
 	return hex.EncodeToString(m.h.Sum(nil)), nil
 }
 
-// resumable copies a large attachment (or continues one) part by part.
+// resumable copies a large attachment (or continues one) through the transfer package, one pass per attempt.
+// Every return either completes the object, returns a Result.Resume whose upload the caller keeps or aborts, or
+// aborts the upload itself (a permanent failure): no path leaves an upload nobody knows about.
 func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Result, error) {
-	a, key := j.a, j.key
+	a := j.a
 	restarted := false
 	if st == nil {
-		var err error
-		if st, err = t.start(work, key, a); err != nil {
-			_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
-			return Result{}, final
-		}
+		st = t.newState(j)
 	} else {
 		cp := *st // the caller's state stays as it was
 		cp.Parts = slices.Clone(st.Parts)
@@ -564,10 +618,7 @@ func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Re
 			// The upload was aborted behind our back (by Abort, or by the bucket's one-day lifecycle rule): start
 			// over rather than fail for ever.
 			restarted = true
-			if st, err = t.start(work, key, a); err != nil {
-				_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
-				return Result{}, final
-			}
+			st = t.newState(j)
 		case err != nil:
 			_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
 			return Result{Resume: st}, final
@@ -575,14 +626,9 @@ func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Re
 	}
 	for attempt := 0; ; {
 		before := st.Done
-		var err error
-		if st.Done < st.Size {
-			err = t.pass(work, j, st)
-		} else {
-			var sum string
-			if sum, err = t.complete(work, st); err == nil {
-				return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum}}, nil
-			}
+		sum, err := t.pass(work, j, st)
+		if err == nil {
+			return Result{Stored: &Stored{ID: a.ID, Size: a.Size, SHA256: sum, MediaID: st.MediaID}}, nil
 		}
 		if errors.Is(err, errNoSuchUpload) {
 			// Gone between two calls of ours (the lifecycle rule, or an Abort elsewhere): start over once.
@@ -590,13 +636,7 @@ func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Re
 				return Result{}, fmt.Errorf("attachments: upload of %s vanished twice: %w", a.ID, ErrRetryable)
 			}
 			restarted = true
-			if st, err = t.start(work, key, a); err != nil {
-				_, final := t.retryDecision(ctx, work, err, t.cfg.Retry.Retries)
-				return Result{}, final
-			}
-			continue
-		}
-		if err == nil {
+			st = t.newState(j)
 			continue
 		}
 		if errors.Is(err, ErrPermanent) {
@@ -608,19 +648,40 @@ func (t *Transferor) resumable(ctx, work context.Context, j *job, st *State) (Re
 		}
 		wait, final := t.retryDecision(ctx, work, err, attempt)
 		if final != nil {
-			return Result{Resume: st}, final
+			return Result{Resume: st.kept()}, final
 		}
 		if werr := backoff.Sleep(work, wait); werr != nil {
-			return Result{Resume: st}, fmt.Errorf("%w: %w", ErrInterrupted, err)
+			return Result{Resume: st.kept()}, fmt.Errorf("%w: %w", ErrInterrupted, err)
 		}
 		attempt++
 	}
+}
+
+// kept is the state worth resuming: nil until the upload exists.
+func (st *State) kept() *State {
+	if st == nil || st.UploadID == "" {
+		return nil
+	}
+	return st
+}
+
+// check rejects a resume state that this package cannot have written.
+func (st *State) check() error {
+	whole := st.Done == int64(len(st.Parts))*st.PartSize || st.Done == st.Size
+	if st.PartSize < MinPartSize || st.Done < 0 || st.Done > st.Size || !whole || len(st.Parts) > maxParts ||
+		(st.Done > 0 && len(st.SHA256State) == 0) || (st.UploadID == "" && st.Done > 0) {
+		return fmt.Errorf("attachments: inconsistent resume state for %s: %w", st.AttachmentID, ErrPermanent)
+	}
+	return nil
 }
 
 var errNoSuchUpload = errors.New("attachments: multipart upload no longer exists")
 
 // verify checks that a resumed state's upload still exists (one ListParts call).
 func (t *Transferor) verify(ctx context.Context, st *State) error {
+	if st.UploadID == "" {
+		return errNoSuchUpload
+	}
 	_, err := t.s3.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(t.cfg.Bucket), Key: aws.String(st.Key),
 		UploadId: aws.String(st.UploadID), MaxParts: aws.Int32(1)})
 	switch {
@@ -632,25 +693,15 @@ func (t *Transferor) verify(ctx context.Context, st *State) error {
 	return nil
 }
 
-func (t *Transferor) start(ctx context.Context, key string, a Attachment) (*State, error) {
-	out, err := t.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:               aws.String(t.cfg.Bucket),
-		Key:                  aws.String(key),
-		ContentType:          aws.String(contentType(a.MimeType)),
-		ServerSideEncryption: s3types.ServerSideEncryptionAwsKms,
-		SSEKMSKeyId:          aws.String(t.cfg.KMSKeyID),
-		ChecksumAlgorithm:    t.checksum,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("attachments: create upload for %s: %w: %w", a.ID, ErrRetryable, err)
-	}
+// newState is a transfer from byte zero; its upload is created by the pass's first CreateMultipartUpload.
+func (t *Transferor) newState(j *job) *State {
 	partSize := t.cfg.PartSize
 	// S3 allows 10,000 parts: grow the part size for anything that would need more.
-	if a.Size/partSize >= maxParts {
-		partSize = a.Size/maxParts + 1
+	if j.a.Size/partSize >= maxParts {
+		partSize = j.a.Size/maxParts + 1
 	}
-	return &State{AttachmentID: a.ID, Key: key, UploadID: aws.ToString(out.UploadId), Size: a.Size, PartSize: partSize,
-		Checksum: string(t.checksum), Parts: []Part{}}, nil
+	return &State{AttachmentID: j.a.ID, Key: j.key, Size: j.a.Size, PartSize: partSize, Checksum: string(t.checksum),
+		Parts: []Part{}}
 }
 
 // maxParts is S3's limit on the parts of one multipart upload, numbered 1 to maxParts
@@ -665,235 +716,72 @@ func partNumber(done int) (int32, bool) {
 	return int32(done) + 1, true
 }
 
-// finished is one part's upload outcome.
-type finished struct {
-	part      Part
-	end       int64  // offset after the part
-	hashAfter []byte // SHA-256 state after the part
-	err       error
-}
-
-// pass makes one attempt: a fresh 303, the media from st.Done, parts uploaded as they fill. It advances st by
-// the contiguous run of parts that finished, whatever stopped it.
-func (t *Transferor) pass(ctx context.Context, j *job, st *State) error {
-	num, ok := partNumber(len(st.Parts))
-	if !ok {
-		return fmt.Errorf("attachments: upload already has %d parts, S3 allows %d: %w", len(st.Parts), maxParts, ErrPermanent)
+// pass makes one attempt: a fresh 303, the media from st.Done, and one UploadObject of the transfer package over
+// the rest, its S3 calls made through a resumer bound to st (see resumer.go). Whatever stops it, st has advanced
+// by the contiguous run of parts that finished. It returns the object's SHA-256 once the upload is complete.
+func (t *Transferor) pass(ctx context.Context, j *job, st *State) (string, error) {
+	if _, ok := partNumber(len(st.Parts)); !ok && st.Done < st.Size {
+		return "", fmt.Errorf("attachments: upload already has %d parts, S3 allows %d: %w", len(st.Parts), maxParts, ErrPermanent)
 	}
 	h := sha256.New()
 	if st.Done > 0 {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA256State); err != nil {
-			return fmt.Errorf("attachments: resume state's hash: %w: %w", ErrPermanent, err)
-		}
-	}
-	loc, err := t.locate(ctx, j)
-	if err != nil {
-		return err
-	}
-	// A failed part cancels the media read too: later parts could not count anyway.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	body, err := t.fetch(ctx, loc, st.Done, st.Size)
-	if err != nil {
-		return err
-	}
-	// The media body is read-only: its Close error cannot lose data (what was read is checked by meter).
-	defer func() { _ = body.Close() }()
-	m := &meter{r: body, h: h, want: st.Size - st.Done}
-	var (
-		mu      sync.Mutex
-		results []finished
-		wg      sync.WaitGroup
-		readErr error
-	)
-	for off := st.Done; off < st.Size; num++ {
-		if num > maxParts {
-			// Only a resume state with a smaller part size than start picks can get here.
-			readErr = fmt.Errorf("attachments: part %d exceeds S3's %d parts: %w", num, maxParts, ErrPermanent)
-			break
-		}
-		if ctx.Err() != nil {
-			readErr = context.Cause(ctx)
-			break
-		}
-		var buf []byte
-		select {
-		case buf = <-t.bufs:
-		case <-ctx.Done():
-			readErr = context.Cause(ctx)
-		}
-		if readErr != nil {
-			break
-		}
-		if buf == nil {
-			buf = make([]byte, t.cfg.PartSize)
-		}
-		n := min(st.PartSize, st.Size-off)
-		if int64(cap(buf)) < n {
-			buf = make([]byte, n) // a part size grown for a huge attachment
-		}
-		buf = buf[:n]
-		if _, err := io.ReadFull(m, buf); err != nil {
-			t.bufs <- buf[:0]
-			// Exact comparison on purpose: only io.ReadFull's own sentinels (a bare EOF from the reader) mean a
-			// short body here. meter wraps a dropped connection's io.ErrUnexpectedEOF as ErrRetryable, and
-			// errors.Is would turn that into a permanent size mismatch (TestTransferContinuesAfterDroppedConnection).
-			if err == io.ErrUnexpectedEOF || err == io.EOF { //nolint:errorlint // see above; meter reports a short body itself, this is defensive
-				err = fmt.Errorf("attachments: media ended early: %w", ErrSizeMismatch)
-			}
-			readErr = err
-			break
-		}
-		off += n
-		if off == st.Size {
-			// Nothing may follow the last byte.
-			var one [1]byte
-			if k, err := m.Read(one[:]); k > 0 || (err != nil && !errors.Is(err, io.EOF)) {
-				t.bufs <- buf[:0]
-				if err == nil {
-					err = fmt.Errorf("attachments: media sent more than %d bytes: %w", st.Size, ErrSizeMismatch)
-				}
-				readErr = err
-				break
-			}
-		}
-		snap, err := h.(encoding.BinaryMarshaler).MarshalBinary()
-		if err != nil {
-			t.bufs <- buf[:0]
-			readErr = fmt.Errorf("attachments: hash state: %w: %w", ErrPermanent, err)
-			break
-		}
-		wg.Add(1)
-		go func(num int32, buf []byte, end int64) {
-			defer wg.Done()
-			p, err := t.uploadPart(ctx, st, num, buf)
-			t.bufs <- buf[:0]
-			if err != nil {
-				cancel(err)
-			}
-			mu.Lock()
-			results = append(results, finished{part: p, end: end, hashAfter: snap, err: err})
-			mu.Unlock()
-		}(num, buf, off)
-	}
-	wg.Wait()
-	var firstErr error
-	next := make(map[int32]finished, len(results))
-	for _, r := range results {
-		if r.err != nil {
-			if firstErr == nil || errors.Is(firstErr, context.Canceled) {
-				firstErr = r.err
-			}
-			continue
-		}
-		next[r.part.Number] = r
-	}
-	for {
-		n, ok := partNumber(len(st.Parts))
-		if !ok {
-			break
-		}
-		r, ok := next[n]
-		if !ok {
-			break
-		}
-		st.Parts = append(st.Parts, r.part)
-		st.Done = r.end
-		st.SHA256State = r.hashAfter
-	}
-	if readErr != nil && !errors.Is(readErr, context.Canceled) || firstErr == nil {
-		firstErr = readErr
-	}
-	if firstErr == nil && st.Done < st.Size {
-		firstErr = fmt.Errorf("attachments: pass ended at %d of %d bytes: %w", st.Done, st.Size, ErrRetryable)
-	}
-	return firstErr
-}
-
-func (t *Transferor) uploadPart(ctx context.Context, st *State, num int32, buf []byte) (Part, error) {
-	in := &s3.UploadPartInput{
-		Bucket:        aws.String(t.cfg.Bucket),
-		Key:           aws.String(st.Key),
-		UploadId:      aws.String(st.UploadID),
-		PartNumber:    aws.Int32(num),
-		Body:          &byteReader{b: buf},
-		ContentLength: aws.Int64(int64(len(buf))),
-	}
-	if st.Checksum != "" {
-		in.ChecksumAlgorithm = s3types.ChecksumAlgorithm(st.Checksum)
-	}
-	out, err := t.s3.UploadPart(ctx, in)
-	if err != nil {
-		if isNoSuchUpload(err) {
-			return Part{}, errNoSuchUpload
-		}
-		if ctx.Err() != nil {
-			return Part{}, context.Cause(ctx)
-		}
-		return Part{}, fmt.Errorf("attachments: upload part %d of %s: %w: %w", num, st.AttachmentID, ErrRetryable, err)
-	}
-	return Part{Number: num, ETag: aws.ToString(out.ETag), CRC32: aws.ToString(out.ChecksumCRC32)}, nil
-}
-
-// byteReader is a seekable reader over a part, so the SDK can rewind it for its own retries.
-type byteReader struct {
-	b   []byte
-	off int64
-}
-
-func (r *byteReader) Read(p []byte) (int, error) {
-	if r.off >= int64(len(r.b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.b[r.off:])
-	r.off += int64(n)
-	return n, nil
-}
-
-func (r *byteReader) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += r.off
-	case io.SeekEnd:
-		offset += int64(len(r.b))
-	}
-	if offset < 0 {
-		return 0, errors.New("negative position")
-	}
-	r.off = offset
-	return offset, nil
-}
-
-func (t *Transferor) complete(ctx context.Context, st *State) (string, error) {
-	if len(st.SHA256State) == 0 && st.Size > 0 {
-		return "", fmt.Errorf("attachments: state without hash: %w", ErrPermanent)
-	}
-	h := sha256.New()
-	if st.Size > 0 {
-		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA256State); err != nil {
 			return "", fmt.Errorf("attachments: resume state's hash: %w: %w", ErrPermanent, err)
 		}
 	}
-	parts := make([]s3types.CompletedPart, len(st.Parts))
-	for i, p := range st.Parts {
-		parts[i] = s3types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
-		if p.CRC32 != "" {
-			parts[i].ChecksumCRC32 = aws.String(p.CRC32)
+	// Everything uploaded (a Complete failed last time): the transfer package gets an empty body, and the
+	// resumer turns its PutObject into the Complete. Asking the media host for zero bytes would be a 416.
+	var body io.Reader = http.NoBody
+	if st.Done < st.Size {
+		loc, err := t.locate(ctx, j)
+		if err != nil {
+			return "", err
 		}
+		st.MediaID = j.mediaID
+		rc, err := t.fetch(ctx, loc, st.Done, st.Size)
+		if err != nil {
+			return "", err
+		}
+		// The media body is read-only: its Close error cannot lose data (what was read is checked by meter).
+		defer func() { _ = rc.Close() }()
+		body = rc
 	}
-	_, err := t.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket: aws.String(t.cfg.Bucket), Key: aws.String(st.Key), UploadId: aws.String(st.UploadID),
-		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
-		MpuObjectSize:   aws.Int64(st.Size),
+	m := &meter{r: body, h: h, want: st.Size - st.Done, partSize: st.PartSize}
+	r := newResumer(t.s3, t.cfg.Bucket, st, m)
+	in := &transfermanager.UploadObjectInput{
+		Bucket:               aws.String(t.cfg.Bucket),
+		Key:                  aws.String(st.Key),
+		Body:                 m,
+		ContentType:          aws.String(contentType(j.a.MimeType)),
+		ServerSideEncryption: tmtypes.ServerSideEncryption(tmtypes.ServerSideEncryptionAwsKms),
+		SSEKMSKeyID:          aws.String(t.cfg.KMSKeyID),
+		ChecksumAlgorithm:    tmtypes.ChecksumAlgorithm(st.Checksum),
+	}
+	_, err := t.tm.UploadObject(ctx, in, func(o *transfermanager.Options) {
+		o.S3 = r
+		// Parts of st.PartSize from the pass's first byte, and a remainder under one part as a PutObject, which
+		// the resumer turns into the upload's last part.
+		o.PartSizeBytes = st.PartSize
+		o.MultipartUploadThreshold = st.PartSize
+		o.Concurrency = t.cfg.Concurrency
+		o.MaxUploadParts = int64(max(1, maxParts-len(st.Parts)))
 	})
 	if err != nil {
-		if isNoSuchUpload(err) {
-			return "", errNoSuchUpload
+		if errors.Is(err, ErrRetryable) || errors.Is(err, ErrPermanent) || errors.Is(err, errNoSuchUpload) ||
+			errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return "", err
 		}
-		return "", fmt.Errorf("attachments: complete upload of %s: %w: %w", st.AttachmentID, ErrRetryable, err)
+		// The transfer package's own failures (none expected: the resumer's and meter's errors are classified).
+		return "", fmt.Errorf("attachments: upload %s: %w: %w", j.a.ID, ErrRetryable, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if !r.completed() || st.Done != st.Size || m.n != m.want {
+		return "", fmt.Errorf("attachments: upload of %s ended at %d of %d bytes: %w", j.a.ID, st.Done, st.Size, ErrSizeMismatch)
+	}
+	sum := sha256.New()
+	if err := sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA256State); err != nil {
+		return "", fmt.Errorf("attachments: hash state: %w: %w", ErrPermanent, err)
+	}
+	return hex.EncodeToString(sum.Sum(nil)), nil
 }
 
 // isNoSuchUpload: the SDK models NoSuchUpload for some operations only, so the code is compared too.

@@ -43,7 +43,7 @@ func TestTransferWhole(t *testing.T) {
 			t.Fatalf("Transfer(%s, %d bytes) error = %v", a.ID, a.Size, err)
 		}
 		body, sum := f.want(t, a)
-		if res.Resume != nil || res.Stored == nil || *res.Stored != (Stored{ID: a.ID, Size: a.Size, SHA256: sum}) {
+		if res.Resume != nil || res.Stored == nil || *res.Stored != (Stored{ID: a.ID, Size: a.Size, SHA256: sum, MediaID: f.mediaID(t, a)}) {
 			t.Fatalf("Transfer(%s) = %+v, want Stored{%s %d %s}", a.ID, res, a.ID, a.Size, sum)
 		}
 		if res.GatewayRequests != 1 || res.Points != ratebudget.AttachmentContent() {

@@ -131,7 +131,12 @@ func (w *worker) attachmentStep(ctx context.Context) error {
 	w.points.Add(res.Points)
 	w.requests.Add(int64(res.GatewayRequests))
 	if leaseErr != nil {
-		// The run was cancelled or taken over while the copy ran: stop without recording anything.
+		// The run was cancelled or taken over while the copy ran: stop without recording anything. A cancelled
+		// run's upload is nobody's any more: end aborts it with the other pending ones (a run taken over keeps
+		// its uploads for the new holder, who resumes from the checkpoint).
+		if errors.Is(leaseErr, connectors.ErrRunFinished) {
+			w.setPending(a.ID, res.Resume)
+		}
 		return leaseErr
 	}
 	var reason string
@@ -236,7 +241,9 @@ func (w *worker) setPending(id string, st *attachments.State) {
 	w.ck.Pending[id] = st
 }
 
-// abortPending drops every resumable upload of a run that ends without finishing them.
+// abortPending drops every resumable upload of a run that ends without finishing them: one that fails, or one
+// cancelled while this invocation ran (its next conditional write answered ErrRunFinished). A run cancelled while
+// paused has no invocation to do it: the bucket's AbortIncompleteMultipartUpload rule (one day) does.
 func (w *worker) abortPending(ctx context.Context) {
 	if w.ck == nil || w.e.c.Attachments == nil {
 		return

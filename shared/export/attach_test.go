@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"jiraexport/infra/atlassiansim"
 	"jiraexport/shared/attachments"
 	"jiraexport/shared/connectors"
@@ -253,4 +256,53 @@ func TestAttachmentResumesAcrossInvocations(t *testing.T) {
 		t.Errorf("the final invocation was served %d bytes, want fewer than %d (resumed, not restarted)", last, size)
 	}
 	w.checkAttachments(w.objects(), w.manifest(ref), true)
+}
+
+// A run cancelled while an attachment copy is under way aborts that copy's multipart upload when the invocation
+// stops, instead of leaving it to the bucket's one-day lifecycle rule.
+func TestCancelledRunAbortsUpload(t *testing.T) {
+	t.Parallel()
+	const size = 48 << 20 // 16 s at the media host's 3 MiB/s: longer than the invocation
+	w := newWorld(t, worldOpts{
+		sim: atlassiansim.Config{Seed: 3, Sites: 1, ProjectsPerSite: 1, IssuesPerProject: 3, MaxComments: 2, MaxChangelog: 2,
+			AttachmentShare: -1, LargeAttachmentSize: size,
+			Latency: atlassiansim.LatencyProfile{MediaBytesPerSecond: 3 << 20}},
+		jql: func(s atlassiansim.Site) string { return "project = " + s.Projects[0].Key },
+		spec: func(s *connectors.Spec) {
+			s.Include.Attachments = connectors.Attachments{Enabled: true, MaxBytes: 64 << 20}
+		},
+	})
+	eng := w.engine(w.withAttachments(attachments.Config{Margin: time.Second, WholeMax: -1}))
+	ref := w.startRun()
+	uploads := func() int {
+		out, err := w.s3.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(w.env.Bucket)})
+		if err != nil {
+			t.Error(err)
+			return -1
+		}
+		return len(out.Uploads)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil && uploads() == 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := w.store.CancelRun(context.Background(), ref.ConnectionID, ref.ConnectorID, ref.RunID, "user"); err != nil {
+			t.Errorf("CancelRun() = %v", err)
+		}
+	}()
+	out, err := eng.Run(ctx, ref)
+	if err != nil || out != export.Stopped {
+		t.Fatalf("Run() = %v, %v; want stopped", out, err)
+	}
+	if r := w.run(ref); r.Status != connectors.RunCancelled {
+		t.Fatalf("run = %s, want cancelled", r.Status)
+	}
+	if n := uploads(); n != 0 {
+		t.Errorf("%d multipart uploads left after the cancelled run stopped, want 0", n)
+	}
 }

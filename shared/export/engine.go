@@ -511,6 +511,9 @@ func (w *worker) end(ctx context.Context, err error) (Outcome, error) {
 		return stop.out, nil
 	case errors.Is(err, connectors.ErrRunFinished), errors.Is(err, connectors.ErrLeaseLost), errors.Is(err, connectors.ErrNotFound):
 		w.log.InfoContext(ctx, "export stopped", "why", stopReason(err))
+		if errors.Is(err, connectors.ErrRunFinished) {
+			w.abortPending(fctx) // cancelled (or finished elsewhere): nobody resumes these uploads
+		}
 		return Stopped, nil
 	case errors.Is(err, connectors.ErrNotActive):
 		return w.connectionStopped(fctx)
@@ -605,6 +608,9 @@ func (w *worker) pause(ctx context.Context, reason string, until time.Time) (Out
 	}
 	err := w.e.c.Runs.PauseRun(ctx, w.ref, w.owner, reason, until, p, extra...)
 	if err != nil {
+		if errors.Is(err, connectors.ErrRunFinished) {
+			w.abortPending(ctx) // cancelled while this invocation ran
+		}
 		if errors.Is(err, connectors.ErrRunFinished) || errors.Is(err, connectors.ErrLeaseLost) || errors.Is(err, connectors.ErrNotFound) {
 			return Stopped, nil
 		}
