@@ -17,7 +17,9 @@ func Key(pk, sk string) Item { return Item{AttrPK: S(pk), AttrSK: S(sk)} }
 func S(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
 // N is a number value.
-func N(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+func N(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
 
 // Bool is a boolean value.
 func Bool(v bool) types.AttributeValue { return &types.AttributeValueMemberBOOL{Value: v} }
