@@ -47,8 +47,9 @@ func (st *Store) key(pk, sk string) table.Item { return table.Key(pk, sk) }
 // Store keeps connectors and runs in the single table.
 type Store struct {
 	t *table.Table
-	// db, table and now are t's, under the names the dispatcher's side (due.go) uses.
-	db    table.Client
+	// db, table and now are t's, under the names the dispatcher's side (due.go) uses; db stays the SDK's client
+	// until due.go moves to shared/table, so it may call anything the SDK has.
+	db    *dynamodb.Client
 	table string
 	now   func() time.Time
 	// history is how long finished runs are kept (WithRunHistory).
@@ -62,13 +63,12 @@ type Option func(*Store)
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
 // NewStore returns a Store on the table name.
-func NewStore(db table.Client, name string, opts ...Option) *Store {
-	st := &Store{now: time.Now}
+func NewStore(db *dynamodb.Client, name string, opts ...Option) *Store {
+	st := &Store{db: db, table: name, now: time.Now}
 	for _, o := range opts {
 		o(st)
 	}
 	st.t = table.New(db, name, table.WithClock(st.now))
-	st.db, st.table = st.t.DB(), st.t.Name()
 	return st
 }
 
