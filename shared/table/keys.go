@@ -28,9 +28,9 @@ const IndexDue = "due"
 
 // Partition keys and prefixes.
 const (
-	connPrefix   = "CONN#"
-	apiKeyPrefix = "APIKEY#"
-	statePrefix  = "STATE#"
+	PrefixConn   = "CONN#"
+	PrefixAPIKey = "APIKEY#"
+	PrefixState  = "STATE#"
 	// PKApp is the partition of app-wide items (points counters, quota pauses).
 	PKApp = "APP"
 	// ConnIDApp is the connId of APP items: they belong to no connection, so erasure never matches them.
@@ -68,19 +68,19 @@ const (
 const pointsLayout = "2006010215"
 
 // ConnPK is the partition of everything that belongs to connection connID.
-func ConnPK(connID string) string { return connPrefix + connID }
+func ConnPK(connID string) string { return PrefixConn + connID }
 
 // ParseConnPK returns the connection id of a ConnPK.
-func ParseConnPK(pk string) (connID string, ok bool) { return cut(pk, connPrefix) }
+func ParseConnPK(pk string) (connID string, ok bool) { return cut(pk, PrefixConn) }
 
 // KeySK is the sort key of API key keyID's listing item in its connection's partition.
 func KeySK(keyID string) string { return PrefixKey + keyID }
 
 // APIKeyPK is the partition of the API key whose SHA-256 (lower-case hex) is hash.
-func APIKeyPK(hash string) string { return apiKeyPrefix + hash }
+func APIKeyPK(hash string) string { return PrefixAPIKey + hash }
 
 // StatePK is the partition of the OAuth state or re-authorisation ticket whose SHA-256 is hash.
-func StatePK(hash string) string { return statePrefix + hash }
+func StatePK(hash string) string { return PrefixState + hash }
 
 // StatesGSIPK is the "due" index partition listing the OAuth states and tickets bound to connection connID.
 func StatesGSIPK(connID string) string { return "STATES#" + connID }
