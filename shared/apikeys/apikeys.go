@@ -82,14 +82,8 @@ var (
 // Store keeps API keys in the single table.
 type Store struct{ t *table.Table }
 
-// Option tunes a Store.
-type Option = table.Option
-
-// WithClock sets the source of CreatedAt/RevokedAt (tests).
-func WithClock(now func() time.Time) Option { return table.WithClock(now) }
-
-// NewStore returns a Store on the table name.
-func NewStore(db table.Client, name string, opts ...Option) *Store {
+// NewStore returns a Store on the table name (table.WithClock sets the clock that stamps items, for tests).
+func NewStore(db table.Client, name string, opts ...table.Option) *Store {
 	return &Store{t: table.New(db, name, opts...)}
 }
 

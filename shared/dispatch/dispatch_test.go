@@ -17,6 +17,7 @@ import (
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/dispatch"
+	"jiraexport/shared/table"
 )
 
 // clock is the controllable time every store and the dispatcher of a test share.
@@ -84,7 +85,7 @@ func newFixture(t testing.TB) *fixture {
 	db := env.Clients.DynamoDB
 	return &fixture{env: env, clk: clk, inv: &invocations{},
 		store: connectors.NewStore(db, env.Table, connectors.WithClock(clk.now)),
-		conns: connections.NewStore(db, env.Table, connections.WithClock(clk.now))}
+		conns: connections.NewStore(db, env.Table, table.WithClock(clk.now))}
 }
 
 func (f *fixture) dispatcher(t testing.TB, cfg dispatch.Config) *dispatch.Dispatcher {

@@ -29,17 +29,11 @@ const (
 // HourKey is the sort key of the points counter for the UTC hour containing at: POINTS#yyyymmddhh.
 func HourKey(at time.Time) string { return table.PointsSK(at) }
 
-// Option tunes a Ledger or Pauses.
-type Option = table.Option
-
-// WithClock sets the clock (tests).
-func WithClock(now func() time.Time) Option { return table.WithClock(now) }
-
 // Ledger records points spent per connection and per app per UTC hour, for the dispatcher's admission.
 type Ledger struct{ t *table.Table }
 
-// NewLedger returns a Ledger on the table name.
-func NewLedger(db table.Client, name string, opts ...Option) *Ledger {
+// NewLedger returns a Ledger on the table name (table.WithClock sets its clock, for tests).
+func NewLedger(db table.Client, name string, opts ...table.Option) *Ledger {
 	return &Ledger{t: table.New(db, name, opts...)}
 }
 

@@ -33,8 +33,8 @@ type Pause struct {
 // Pauses stores quota pauses shared by every export, the dispatcher and the connectors API.
 type Pauses struct{ t *table.Table }
 
-// NewPauses returns Pauses on the table name.
-func NewPauses(db table.Client, name string, opts ...Option) *Pauses {
+// NewPauses returns Pauses on the table name (table.WithClock sets its clock, for tests).
+func NewPauses(db table.Client, name string, opts ...table.Option) *Pauses {
 	return &Pauses{t: table.New(db, name, opts...)}
 }
 
