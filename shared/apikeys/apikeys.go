@@ -196,7 +196,7 @@ func (s *Store) IssueItems(connID, name string) (plaintext string, k *Key, items
 				":type": table.S(ItemTypeCount),
 				":zero": table.N(0),
 				":one":  table.N(1),
-				":max":  &types.AttributeValueMemberN{Value: fmt.Sprint(MaxActive)},
+				":max":  table.N(MaxActive),
 			},
 		}},
 	}

@@ -721,7 +721,7 @@ func (r *run) scanSite(ctx context.Context) error {
 // deleteSitePause deletes the site's quota pause (APP / PAUSE#site#<cloudId>), the one app-wide item naming it.
 func (r *run) deleteSitePause(ctx context.Context) error {
 	c, e := r.cur, r.e
-	k := key("APP", "PAUSE#site#"+c.Site)
+	k := key(table.PKApp, table.PauseSiteSK(c.Site))
 	if c.Dry {
 		out, err := e.c.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: &e.c.Table, Key: k, ProjectionExpression: aws.String("pk")})
 		if err != nil {

@@ -116,12 +116,12 @@ func (s *Store) refresh(ctx context.Context, connID string, rec *record) (tok *o
 	if _, err := s.db.UpdateItem(ctx, in); err != nil {
 		// The SDK retries a write whose response was lost; the retry then fails the condition against our own
 		// lease. Only that lease carries our owner id, so it is ours, not one to wait out.
-		var cf *ddbtypes.ConditionalCheckFailedException
-		if !errors.As(err, &cf) {
+		old, failed := table.ConditionFailed(err)
+		if !failed {
 			return nil, fmt.Errorf("tokens: lease %s: %w", connID, err)
 		}
-		cur, derr := decodeRecord(cf.Item)
-		if derr != nil || len(cf.Item) == 0 || cur.leaseOwner != owner {
+		cur, derr := decodeRecord(old)
+		if derr != nil || len(old) == 0 || cur.leaseOwner != owner {
 			return nil, errLostRace
 		}
 		leaseV = cur.version
