@@ -130,7 +130,11 @@ func ParsePointsSK(sk string) (hour time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	t, err := time.Parse(pointsLayout, s)
-	return t, err == nil
+	// time.Parse takes shorter numbers than the layout's; only the builder's exact form is a key.
+	if err != nil || PointsSK(t) != sk {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // PauseSiteSK is the sort key, under PKApp, of the quota pause of site cloudID.
