@@ -56,6 +56,7 @@ import (
 	"jiraexport/shared/mirror"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
+	"jiraexport/shared/table"
 	"jiraexport/shared/tokens"
 )
 
@@ -159,8 +160,8 @@ func Build(t *testing.T, o Options) *Scenario {
 	sc := &Scenario{Env: env, Sim: sim, Clock: &Clock{t: time.Now()}, Logs: &Buffer{}, S3: env.Clients.S3}
 	sc.Log = logging.New(sc.Logs, logging.ParseLevel("DEBUG"))
 	db := env.Clients.DynamoDB
-	sc.States = oauthstate.NewStore(db, env.Table, oauthstate.WithClock(sc.Clock.Now))
-	sc.Conns = connections.NewStore(db, env.Table, connections.WithClock(sc.Clock.Now))
+	sc.States = oauthstate.NewStore(db, env.Table, table.WithClock(sc.Clock.Now))
+	sc.Conns = connections.NewStore(db, env.Table, table.WithClock(sc.Clock.Now))
 	sc.Keys = apikeys.NewStore(db, env.Table)
 	sc.Store = connectors.NewStore(db, env.Table, connectors.WithClock(sc.Clock.Now), connectors.WithRunHistory(30*24*time.Hour))
 	// Wired as functions/connectors wires it: a rejected grant flags the connection and stops its work.

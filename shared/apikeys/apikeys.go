@@ -27,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"jiraexport/shared/table"
+
 	"jiraexport/shared/backoff"
 	"jiraexport/shared/connections"
 )
@@ -78,25 +80,11 @@ var (
 )
 
 // Store keeps API keys in the single table.
-type Store struct {
-	db    *dynamodb.Client
-	table string
-	now   func() time.Time
-}
+type Store struct{ t *table.Table }
 
-// Option tunes a Store.
-type Option func(*Store)
-
-// WithClock sets the source of CreatedAt/RevokedAt (tests).
-func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
-
-// NewStore returns a Store on table.
-func NewStore(db *dynamodb.Client, table string, opts ...Option) *Store {
-	s := &Store{db: db, table: table, now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
-	return s
+// NewStore returns a Store on the table name (table.WithClock sets the clock that stamps items, for tests).
+func NewStore(db table.Client, name string, opts ...table.Option) *Store {
+	return &Store{t: table.New(db, name, opts...)}
 }
 
 type hashItem struct {
@@ -125,23 +113,16 @@ type listingItem struct {
 	RevokedAt string `dynamodbav:"revokedAt,omitempty"`
 }
 
-func hashPK(hash string) string { return "APIKEY#" + hash }
+func hashPK(hash string) string { return table.APIKeyPK(hash) }
 
-const hashSK = "APIKEY"
+const hashSK = table.SKAPIKey
 
 // countSK is the sort key of the connection's active-key count item.
-const countSK = "KEYS"
+const countSK = table.SKKeys
 
-func connPK(connID string) string { return "CONN#" + connID }
+func connPK(connID string) string { return table.ConnPK(connID) }
 
-func listingSK(keyID string) string { return "KEY#" + keyID }
-
-func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
-}
+func listingSK(keyID string) string { return table.KeySK(keyID) }
 
 // digest returns the SHA-256 of the key as raw bytes and lower-case hex.
 func digest(plaintext string) ([]byte, string) {
@@ -185,48 +166,45 @@ func (s *Store) IssueItems(connID, name string) (plaintext string, k *Key, items
 	_, hash := digest(plaintext)
 	k = &Key{
 		ID: newKeyID(), ConnectionID: connID, Name: name, Hint: plaintext[len(plaintext)-4:],
-		CreatedAt: s.now().UTC(),
+		CreatedAt: s.t.Now().UTC(),
 	}
 	hv, err := attributevalue.MarshalMap(hashItem{
 		PK: hashPK(hash), SK: hashSK, Type: ItemTypeHash, V: 1, Hash: hash, KeyID: k.ID, ConnectionID: connID,
-		Name: name, Hint: k.Hint, CreatedAt: fmtTime(k.CreatedAt),
+		Name: name, Hint: k.Hint, CreatedAt: table.FormatTime(k.CreatedAt),
 	})
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("encode API key: %w", err)
 	}
 	lv, err := attributevalue.MarshalMap(listingItem{
 		PK: connPK(connID), SK: listingSK(k.ID), Type: ItemTypeListing, V: 1, KeyID: k.ID, Name: name, Hint: k.Hint,
-		Hash: hash, CreatedAt: fmtTime(k.CreatedAt),
+		Hash: hash, CreatedAt: table.FormatTime(k.CreatedAt),
 	})
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("encode API key listing: %w", err)
 	}
 	cond := aws.String("attribute_not_exists(pk)")
 	items = []types.TransactWriteItem{
-		{Put: &types.Put{TableName: aws.String(s.table), Item: hv, ConditionExpression: cond}},
-		{Put: &types.Put{TableName: aws.String(s.table), Item: lv, ConditionExpression: cond}},
+		{Put: &types.Put{TableName: s.t.TableName(), Item: hv, ConditionExpression: cond}},
+		{Put: &types.Put{TableName: s.t.TableName(), Item: lv, ConditionExpression: cond}},
 		{Update: &types.Update{
-			TableName:                aws.String(s.table),
+			TableName:                s.t.TableName(),
 			Key:                      s.countKey(connID),
 			UpdateExpression:         aws.String("SET #type = :type, #n = if_not_exists(#n, :zero) + :one, v = if_not_exists(v, :zero) + :one"),
 			ConditionExpression:      aws.String("attribute_not_exists(#n) OR #n < :max"),
 			ExpressionAttributeNames: map[string]string{"#type": "type", "#n": "n"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":type": &types.AttributeValueMemberS{Value: ItemTypeCount},
-				":zero": &types.AttributeValueMemberN{Value: "0"},
-				":one":  &types.AttributeValueMemberN{Value: "1"},
-				":max":  &types.AttributeValueMemberN{Value: fmt.Sprint(MaxActive)},
+			ExpressionAttributeValues: table.Item{
+				":type": table.S(ItemTypeCount),
+				":zero": table.N(0),
+				":one":  table.N(1),
+				":max":  table.N(MaxActive),
 			},
 		}},
 	}
 	return plaintext, k, items, nil
 }
 
-func (s *Store) countKey(connID string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		"pk": &types.AttributeValueMemberS{Value: connPK(connID)},
-		"sk": &types.AttributeValueMemberS{Value: countSK},
-	}
+func (s *Store) countKey(connID string) table.Item {
+	return table.Key(connPK(connID), countSK)
 }
 
 // Issue mints and stores a new key for an existing, not disconnected connection (the transaction checks it). It
@@ -239,40 +217,31 @@ func (s *Store) Issue(ctx context.Context, connID, name string) (string, *Key, e
 	}
 	countAt, connAt := len(items)-1, len(items)
 	items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
-		TableName: aws.String(s.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: connPK(connID)},
-			"sk": &types.AttributeValueMemberS{Value: connections.MetaSK},
-		},
+		TableName:                s.t.TableName(),
+		Key:                      table.Key(connPK(connID), connections.MetaSK),
 		ConditionExpression:      aws.String("attribute_exists(pk) AND #st <> :disc"),
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":disc": &types.AttributeValueMemberS{Value: string(connections.StatusDisconnected)},
+		ExpressionAttributeValues: table.Item{
+			":disc": table.S(string(connections.StatusDisconnected)),
 		},
 	}})
 	// Concurrent issues for one connection touch the same count item, and DynamoDB cancels all but one of the
 	// overlapping transactions; retrying them is what makes the limit answer "too many" rather than fail.
 	for attempt := 0; ; attempt++ {
-		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		_, err := s.t.DB().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {
 			return plaintext, k, nil
 		}
-		var tc *types.TransactionCanceledException
-		if !errors.As(err, &tc) {
+		r := table.Cancelled(err)
+		if r == nil {
 			return "", nil, fmt.Errorf("issue API key: %w", err)
 		}
-		code := func(i int) string {
-			if i < len(tc.CancellationReasons) {
-				return aws.ToString(tc.CancellationReasons[i].Code)
-			}
-			return ""
-		}
 		switch {
-		case code(connAt) == "ConditionalCheckFailed":
+		case r.FailedAt(connAt):
 			return "", nil, fmt.Errorf("issue API key for connection %s: %w", connID, ErrNoConnection)
-		case code(countAt) == "ConditionalCheckFailed":
+		case r.FailedAt(countAt):
 			return "", nil, fmt.Errorf("issue API key for connection %s: %w", connID, ErrTooMany)
-		case attempt < issueAttempts-1 && conflicted(tc):
+		case attempt < issueAttempts-1 && r.Conflicted():
 			if err := pause(ctx, attempt); err != nil {
 				return "", nil, fmt.Errorf("issue API key: %w", err)
 			}
@@ -283,15 +252,6 @@ func (s *Store) Issue(ctx context.Context, connID, name string) (string, *Key, e
 }
 
 const issueAttempts = 10
-
-func conflicted(tc *types.TransactionCanceledException) bool {
-	for _, r := range tc.CancellationReasons {
-		if aws.ToString(r.Code) == "TransactionConflict" {
-			return true
-		}
-	}
-	return false
-}
 
 // conflictBackoff spaces retries of a transaction that lost a race: short, because the conflicting writer
 // finishes within milliseconds.
@@ -309,24 +269,14 @@ func (s *Store) Authenticate(ctx context.Context, plaintext string) (*Key, error
 		return nil, ErrInvalid
 	}
 	sum, hash := digest(plaintext)
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: hashPK(hash)},
-			"sk": &types.AttributeValueMemberS{Value: hashSK},
-		},
-		// A revocation must take effect at once.
-		ConsistentRead: aws.Bool(true),
-	})
+	// A revocation must take effect at once: Get reads consistently.
+	var it hashItem
+	found, err := s.t.Get(ctx, hashPK(hash), hashSK, &it)
 	if err != nil {
 		return nil, fmt.Errorf("authenticate API key: %w", err)
 	}
-	if out.Item == nil {
+	if !found {
 		return nil, ErrInvalid
-	}
-	var it hashItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return nil, fmt.Errorf("decode API key: %w", err)
 	}
 	stored, err := hex.DecodeString(it.Hash)
 	// The lookup already matched the hash through the key; comparing the stored hash in constant time as well
@@ -335,32 +285,23 @@ func (s *Store) Authenticate(ctx context.Context, plaintext string) (*Key, error
 		return nil, ErrInvalid
 	}
 	return &Key{
-		ID: it.KeyID, ConnectionID: it.ConnectionID, Name: it.Name, Hint: it.Hint, CreatedAt: parseTime(it.CreatedAt),
+		ID: it.KeyID, ConnectionID: it.ConnectionID, Name: it.Name, Hint: it.Hint, CreatedAt: table.ParseTime(it.CreatedAt),
 	}, nil
 }
 
 // listing returns the connection's listing items.
 func (s *Store) listing(ctx context.Context, connID string) ([]listingItem, error) {
 	var out []listingItem
-	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
-		TableName:              aws.String(s.table),
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :sk)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: connPK(connID)},
-			":sk": &types.AttributeValueMemberS{Value: "KEY#"},
-		},
-		ConsistentRead: aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list API keys: %w", err)
-		}
+	err := s.t.EachPage(ctx, s.t.PrefixQuery(connPK(connID), table.PrefixKey), func(page []table.Item) error {
 		var items []listingItem
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &items); err != nil {
-			return nil, fmt.Errorf("decode API keys: %w", err)
+		if err := attributevalue.UnmarshalListOfMaps(page, &items); err != nil {
+			return fmt.Errorf("decode API keys: %w", err)
 		}
 		out = append(out, items...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
 	}
 	return out, nil
 }
@@ -373,9 +314,9 @@ func (s *Store) List(ctx context.Context, connID string) ([]Key, error) {
 	}
 	keys := make([]Key, 0, len(items))
 	for _, it := range items {
-		k := Key{ID: it.KeyID, ConnectionID: connID, Name: it.Name, Hint: it.Hint, CreatedAt: parseTime(it.CreatedAt)}
+		k := Key{ID: it.KeyID, ConnectionID: connID, Name: it.Name, Hint: it.Hint, CreatedAt: table.ParseTime(it.CreatedAt)}
 		if it.RevokedAt != "" {
-			t := parseTime(it.RevokedAt)
+			t := table.ParseTime(it.RevokedAt)
 			k.RevokedAt = &t
 		}
 		keys = append(keys, k)
@@ -389,76 +330,57 @@ func (s *Store) List(ctx context.Context, connID string) ([]Key, error) {
 // listing keeps the key's name, hint and revokedAt for the user's record. Revoking a revoked key is a no-op;
 // an unknown id is ErrNotFound.
 func (s *Store) Revoke(ctx context.Context, connID, keyID string) error {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: connPK(connID)},
-			"sk": &types.AttributeValueMemberS{Value: listingSK(keyID)},
-		},
-		ConsistentRead: aws.Bool(true),
-	})
+	var it listingItem
+	found, err := s.t.Get(ctx, connPK(connID), listingSK(keyID), &it)
 	if err != nil {
 		return fmt.Errorf("revoke API key: %w", err)
 	}
-	if out.Item == nil {
+	if !found {
 		return ErrNotFound
-	}
-	var it listingItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return fmt.Errorf("decode API key: %w", err)
 	}
 	if it.RevokedAt != "" {
 		return nil
 	}
 	items := []types.TransactWriteItem{
 		{Update: &types.Update{
-			TableName:           aws.String(s.table),
-			Key:                 map[string]types.AttributeValue{"pk": out.Item["pk"], "sk": out.Item["sk"]},
+			TableName:           s.t.TableName(),
+			Key:                 table.Key(connPK(connID), listingSK(keyID)),
 			UpdateExpression:    aws.String("SET revokedAt = :now ADD v :one"),
 			ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(revokedAt)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":now": &types.AttributeValueMemberS{Value: fmtTime(s.now())},
-				":one": &types.AttributeValueMemberN{Value: "1"},
+			ExpressionAttributeValues: table.Item{
+				":now": table.S(table.FormatTime(s.t.Now())),
+				":one": table.N(1),
 			},
 		}},
 		{Delete: &types.Delete{
-			TableName: aws.String(s.table),
-			Key: map[string]types.AttributeValue{
-				"pk": &types.AttributeValueMemberS{Value: hashPK(it.Hash)},
-				"sk": &types.AttributeValueMemberS{Value: hashSK},
-			},
+			TableName: s.t.TableName(),
+			Key:       table.Key(hashPK(it.Hash), hashSK),
 		}},
 		{Update: &types.Update{
-			TableName:                aws.String(s.table),
+			TableName:                s.t.TableName(),
 			Key:                      s.countKey(connID),
 			UpdateExpression:         aws.String("SET #n = #n - :one, v = v + :one"),
 			ConditionExpression:      aws.String("#n > :zero"),
 			ExpressionAttributeNames: map[string]string{"#n": "n"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":one":  &types.AttributeValueMemberN{Value: "1"},
-				":zero": &types.AttributeValueMemberN{Value: "0"},
+			ExpressionAttributeValues: table.Item{
+				":one":  table.N(1),
+				":zero": table.N(0),
 			},
 		}},
 	}
 	for attempt := 0; ; attempt++ {
-		_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		var tc *types.TransactionCanceledException
-		if err == nil || !errors.As(err, &tc) {
+		_, err = s.t.DB().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		r := table.Cancelled(err)
+		if err == nil || r == nil {
 			break
 		}
-		code := func(i int) string {
-			if i < len(tc.CancellationReasons) {
-				return aws.ToString(tc.CancellationReasons[i].Code)
-			}
-			return ""
-		}
 		switch {
-		case code(0) == "ConditionalCheckFailed":
+		case r.FailedAt(0):
 			return nil // revoked concurrently: the other revoke released the count
-		case code(2) == "ConditionalCheckFailed" && len(items) == 3:
+		case r.FailedAt(2) && len(items) == 3:
 			// A key older than the count item: there is nothing to release.
 			items = items[:2]
-		case attempt < issueAttempts-1 && conflicted(tc):
+		case attempt < issueAttempts-1 && r.Conflicted():
 			if err := pause(ctx, attempt); err != nil {
 				return fmt.Errorf("revoke API key: %w", err)
 			}
@@ -481,16 +403,16 @@ func (s *Store) DeleteAll(ctx context.Context, connID string) error {
 		return err
 	}
 	for _, it := range items {
-		for _, k := range []map[string]types.AttributeValue{
-			{"pk": &types.AttributeValueMemberS{Value: hashPK(it.Hash)}, "sk": &types.AttributeValueMemberS{Value: hashSK}},
-			{"pk": &types.AttributeValueMemberS{Value: connPK(connID)}, "sk": &types.AttributeValueMemberS{Value: listingSK(it.KeyID)}},
+		for _, k := range []table.Item{
+			table.Key(hashPK(it.Hash), hashSK),
+			table.Key(connPK(connID), listingSK(it.KeyID)),
 		} {
-			if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: k}); err != nil {
+			if _, err := s.t.DB().DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: s.t.TableName(), Key: k}); err != nil {
 				return fmt.Errorf("delete API key: %w", err)
 			}
 		}
 	}
-	if _, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: s.countKey(connID)}); err != nil {
+	if _, err := s.t.DB().DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: s.t.TableName(), Key: s.countKey(connID)}); err != nil {
 		return fmt.Errorf("delete API key count: %w", err)
 	}
 	return nil

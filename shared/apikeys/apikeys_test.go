@@ -17,6 +17,7 @@ import (
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/apikeys"
 	"jiraexport/shared/connections"
+	"jiraexport/shared/table"
 )
 
 type fixture struct {
@@ -37,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 		f.now = f.now.Add(time.Second)
 		return f.now
 	}
-	f.keys = apikeys.NewStore(env.Clients.DynamoDB, env.Table, apikeys.WithClock(clock))
+	f.keys = apikeys.NewStore(env.Clients.DynamoDB, env.Table, table.WithClock(clock))
 	f.conns = connections.NewStore(env.Clients.DynamoDB, env.Table)
 	return f
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/table"
 )
 
 // Status is a connection's lifecycle state.
@@ -73,10 +75,10 @@ var (
 const ItemType = "connection"
 
 // PK is the partition key of everything that belongs to connection id.
-func PK(id string) string { return "CONN#" + id }
+func PK(id string) string { return table.ConnPK(id) }
 
 // MetaSK is the sort key of the connection item itself.
-const MetaSK = "META"
+const MetaSK = table.SKMeta
 
 // NewID returns a random connection id: 128 bits, lower-case base32, never derived from Atlassian ids.
 func NewID() string {
@@ -86,25 +88,11 @@ func NewID() string {
 }
 
 // Store reads and writes connection items.
-type Store struct {
-	db    *dynamodb.Client
-	table string
-	now   func() time.Time
-}
+type Store struct{ t *table.Table }
 
-// Option tunes a Store.
-type Option func(*Store)
-
-// WithClock sets the source of CreatedAt/UpdatedAt (tests).
-func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
-
-// NewStore returns a Store on table.
-func NewStore(db *dynamodb.Client, table string, opts ...Option) *Store {
-	s := &Store{db: db, table: table, now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
-	return s
+// NewStore returns a Store on the table name (table.WithClock sets the clock that stamps items, for tests).
+func NewStore(db table.Client, name string, opts ...table.Option) *Store {
+	return &Store{t: table.New(db, name, opts...)}
 }
 
 // item is the stored shape. Times are RFC 3339 strings so they sort and read well in the console.
@@ -126,42 +114,25 @@ type item struct {
 func (it *item) connection() *Connection {
 	return &Connection{
 		ID: it.ID, Status: it.Status, StatusReason: it.StatusReason, Sites: it.Sites,
-		CreatedAt: parseTime(it.CreatedAt), UpdatedAt: parseTime(it.UpdatedAt), GrantStartedAt: parseTime(it.GrantStartedAt),
+		CreatedAt: table.ParseTime(it.CreatedAt), UpdatedAt: table.ParseTime(it.UpdatedAt), GrantStartedAt: table.ParseTime(it.GrantStartedAt),
 		AccountFingerprint: it.AccountFp, Version: it.V,
 	}
 }
 
-func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
-}
-
-func key(id string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		"pk": &types.AttributeValueMemberS{Value: PK(id)},
-		"sk": &types.AttributeValueMemberS{Value: MetaSK},
-	}
-}
+func key(id string) table.Item { return table.Key(PK(id), MetaSK) }
 
 // Get returns the connection, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Connection, error) {
 	if id == "" {
 		return nil, ErrNotFound
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(id), ConsistentRead: aws.Bool(true),
-	})
+	var it item
+	found, err := s.t.Get(ctx, PK(id), MetaSK, &it)
 	if err != nil {
 		return nil, fmt.Errorf("get connection: %w", err)
 	}
-	if out.Item == nil {
+	if !found {
 		return nil, ErrNotFound
-	}
-	var it item
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return nil, fmt.Errorf("decode connection: %w", err)
 	}
 	return it.connection(), nil
 }
@@ -172,7 +143,7 @@ func (s *Store) CreateItem(c *Connection) (types.TransactWriteItem, error) {
 	if c.ID == "" {
 		c.ID = NewID()
 	}
-	now := s.now()
+	now := s.t.Now()
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = now
 	}
@@ -191,14 +162,14 @@ func (s *Store) CreateItem(c *Connection) (types.TransactWriteItem, error) {
 	c.Version = 1
 	av, err := attributevalue.MarshalMap(item{
 		PK: PK(c.ID), SK: MetaSK, Type: ItemType, V: c.Version, ID: c.ID, Status: c.Status,
-		StatusReason: c.StatusReason, Sites: c.Sites, CreatedAt: fmtTime(c.CreatedAt), UpdatedAt: fmtTime(c.UpdatedAt),
-		GrantStartedAt: fmtTime(c.GrantStartedAt), AccountFp: c.AccountFingerprint,
+		StatusReason: c.StatusReason, Sites: c.Sites, CreatedAt: table.FormatTime(c.CreatedAt), UpdatedAt: table.FormatTime(c.UpdatedAt),
+		GrantStartedAt: table.FormatTime(c.GrantStartedAt), AccountFp: c.AccountFingerprint,
 	})
 	if err != nil {
 		return types.TransactWriteItem{}, fmt.Errorf("encode connection: %w", err)
 	}
 	return types.TransactWriteItem{Put: &types.Put{
-		TableName: aws.String(s.table), Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		TableName: s.t.TableName(), Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	}}, nil
 }
 
@@ -211,11 +182,9 @@ func (s *Store) Create(ctx context.Context, c *Connection, also ...types.Transac
 		return err
 	}
 	items := append([]types.TransactWriteItem{put}, also...)
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	_, err = s.t.DB().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if err != nil {
-		var tc *types.TransactionCanceledException
-		if errors.As(err, &tc) && len(tc.CancellationReasons) > 0 &&
-			aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+		if table.Cancelled(err).FailedAt(0) {
 			return fmt.Errorf("create connection %s: %w", c.ID, ErrExists)
 		}
 		return fmt.Errorf("create connection: %w", err)
@@ -271,22 +240,22 @@ var errGrantChanged = errors.New("connection grant changed")
 // mark sets reauth_required, only while the grant start is still ifGrant when that is set.
 func (s *Store) mark(ctx context.Context, id, reason string, ifGrant *time.Time) (bool, error) {
 	cond := "attribute_exists(pk) AND #st <> :disc"
-	vals := map[string]types.AttributeValue{
-		":rr":   &types.AttributeValueMemberS{Value: string(StatusReauthRequired)},
-		":why":  &types.AttributeValueMemberS{Value: reason},
-		":now":  &types.AttributeValueMemberS{Value: fmtTime(s.now())},
-		":one":  &types.AttributeValueMemberN{Value: "1"},
-		":disc": &types.AttributeValueMemberS{Value: string(StatusDisconnected)},
+	vals := table.Item{
+		":rr":   table.S(string(StatusReauthRequired)),
+		":why":  table.S(reason),
+		":now":  table.S(table.FormatTime(s.t.Now())),
+		":one":  table.N(1),
+		":disc": table.S(string(StatusDisconnected)),
 		// Listed as revoked since now (first flag only), so a grant left revoked is found cheaply and erased.
-		":revoked": &types.AttributeValueMemberS{Value: RevokedGSIPK},
-		":rkey":    &types.AttributeValueMemberS{Value: IndexKey(s.now(), id)},
+		":revoked": table.S(RevokedGSIPK),
+		":rkey":    table.S(IndexKey(s.t.Now(), id)),
 	}
 	if ifGrant != nil {
 		cond += " AND grantStartedAt = :gs"
-		vals[":gs"] = &types.AttributeValueMemberS{Value: fmtTime(*ifGrant)}
+		vals[":gs"] = table.S(table.FormatTime(*ifGrant))
 	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(s.table),
+	_, err := s.t.DB().UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           s.t.TableName(),
 		Key:                                 key(id),
 		UpdateExpression:                    aws.String("SET #st = :rr, statusReason = :why, updatedAt = :now, gsi1pk = :revoked, gsi1sk = if_not_exists(gsi1sk, :rkey) ADD v :one"),
 		ConditionExpression:                 aws.String(cond),
@@ -295,13 +264,12 @@ func (s *Store) mark(ctx context.Context, id, reason string, ifGrant *time.Time)
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		var cf *types.ConditionalCheckFailedException
-		if errors.As(err, &cf) {
-			if cf.Item == nil {
+		if oldItem, failed := table.ConditionFailed(err); failed {
+			if oldItem == nil {
 				return false, fmt.Errorf("mark connection %s reauth required: %w", id, ErrNotFound)
 			}
 			var old item
-			if uerr := attributevalue.UnmarshalMap(cf.Item, &old); uerr == nil && old.Status != StatusDisconnected && ifGrant != nil {
+			if uerr := attributevalue.UnmarshalMap(oldItem, &old); uerr == nil && old.Status != StatusDisconnected && ifGrant != nil {
 				return false, errGrantChanged
 			}
 			return false, nil // disconnected: nothing to flag
@@ -353,8 +321,8 @@ func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantS
 	if err != nil {
 		return nil, fmt.Errorf("encode sites: %w", err)
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.table),
+	out, err := s.t.DB().UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: s.t.TableName(),
 		Key:       key(id),
 		UpdateExpression: aws.String("SET #st = :active, sites = :sites, grantStartedAt = :gs, updatedAt = :now " +
 			"REMOVE statusReason, gsi1pk, gsi1sk ADD v :one"),
@@ -362,26 +330,25 @@ func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantS
 		// the handler compares it in constant time before it gets here.
 		ConditionExpression:      aws.String("attribute_exists(pk) AND #st <> :disc AND accountFp = :fp"),
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":active": &types.AttributeValueMemberS{Value: string(StatusActive)},
+		ExpressionAttributeValues: table.Item{
+			":active": table.S(string(StatusActive)),
 			":sites":  sitesAV,
-			":gs":     &types.AttributeValueMemberS{Value: fmtTime(grantStartedAt)},
-			":now":    &types.AttributeValueMemberS{Value: fmtTime(s.now())},
-			":one":    &types.AttributeValueMemberN{Value: "1"},
-			":disc":   &types.AttributeValueMemberS{Value: string(StatusDisconnected)},
-			":fp":     &types.AttributeValueMemberS{Value: accountFp},
+			":gs":     table.S(table.FormatTime(grantStartedAt)),
+			":now":    table.S(table.FormatTime(s.t.Now())),
+			":one":    table.N(1),
+			":disc":   table.S(string(StatusDisconnected)),
+			":fp":     table.S(accountFp),
 		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		var cf *types.ConditionalCheckFailedException
-		if errors.As(err, &cf) {
+		if oldItem, failed := table.ConditionFailed(err); failed {
 			var old item
 			switch {
-			case cf.Item == nil:
+			case oldItem == nil:
 				return nil, fmt.Errorf("reauthorize connection %s: %w", id, ErrNotFound)
-			case attributevalue.UnmarshalMap(cf.Item, &old) == nil && old.Status != StatusDisconnected:
+			case attributevalue.UnmarshalMap(oldItem, &old) == nil && old.Status != StatusDisconnected:
 				return nil, fmt.Errorf("reauthorize connection %s: %w", id, ErrAccountMismatch)
 			}
 			return nil, fmt.Errorf("reauthorize connection %s: %w", id, ErrDisconnected)
@@ -398,7 +365,7 @@ func (s *Store) Reauthorize(ctx context.Context, id string, sites []Site, grantS
 // Delete removes the connection item. It is idempotent. The other items under the connection (token envelope,
 // API keys, connectors, runs) belong to their own packages, which delete them on disconnect and purge.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: key(id)})
+	_, err := s.t.DB().DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: s.t.TableName(), Key: key(id)})
 	if err != nil {
 		return fmt.Errorf("delete connection: %w", err)
 	}

@@ -8,13 +8,14 @@ import (
 
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/connections"
+	"jiraexport/shared/table"
 )
 
 func newStore(t *testing.T) *connections.Store {
 	t.Helper()
 	env := stacktest.New(t)
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	return connections.NewStore(env.Clients.DynamoDB, env.Table, connections.WithClock(func() time.Time {
+	return connections.NewStore(env.Clients.DynamoDB, env.Table, table.WithClock(func() time.Time {
 		now = now.Add(time.Minute)
 		return now
 	}))

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/table"
 )
 
 // Sparse "due" index partitions the connection item joins (the index's other partitions are the dispatcher's).
@@ -46,25 +48,25 @@ var ErrNotRevoked = errors.New("connection is not revoked long enough")
 // and listed under ErasingGSIPK so an interrupted erasure is found again. It returns the finishAfter an earlier
 // fence stored with SetFinishAfter (zero when none), or ErrNotFound when there is no connection.
 func (s *Store) MarkErasing(ctx context.Context, id string, o FenceOptions) (finishAfter time.Time, err error) {
-	now := s.now()
+	now := s.t.Now()
 	cond := "attribute_exists(pk)"
-	vals := map[string]types.AttributeValue{
-		":disc": &types.AttributeValueMemberS{Value: string(StatusDisconnected)},
-		":why":  &types.AttributeValueMemberS{Value: ReasonErasing},
-		":now":  &types.AttributeValueMemberS{Value: fmtTime(now)},
-		":gpk":  &types.AttributeValueMemberS{Value: ErasingGSIPK},
-		":gsk":  &types.AttributeValueMemberS{Value: IndexKey(now, id)},
-		":one":  &types.AttributeValueMemberN{Value: "1"},
+	vals := table.Item{
+		":disc": table.S(string(StatusDisconnected)),
+		":why":  table.S(ReasonErasing),
+		":now":  table.S(table.FormatTime(now)),
+		":gpk":  table.S(ErasingGSIPK),
+		":gsk":  table.S(IndexKey(now, id)),
+		":one":  table.N(1),
 	}
 	if !o.RevokedBefore.IsZero() {
 		// An erasure already under way (a resumed one) goes on.
 		cond += " AND (#st = :rr AND gsi1pk = :revoked AND gsi1sk < :before OR statusReason = :why)"
-		vals[":rr"] = &types.AttributeValueMemberS{Value: string(StatusReauthRequired)}
-		vals[":revoked"] = &types.AttributeValueMemberS{Value: RevokedGSIPK}
-		vals[":before"] = &types.AttributeValueMemberS{Value: o.RevokedBefore.UTC().Format(time.RFC3339)}
+		vals[":rr"] = table.S(string(StatusReauthRequired))
+		vals[":revoked"] = table.S(RevokedGSIPK)
+		vals[":before"] = table.S(o.RevokedBefore.UTC().Format(time.RFC3339))
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.table),
+	out, err := s.t.DB().UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: s.t.TableName(),
 		Key:       key(id),
 		UpdateExpression: aws.String("SET #st = :disc, statusReason = :why, updatedAt = :now, " +
 			"erasingSince = if_not_exists(erasingSince, :now), gsi1pk = :gpk, gsi1sk = if_not_exists(finishKey, :gsk) ADD v :one"),
@@ -75,9 +77,8 @@ func (s *Store) MarkErasing(ctx context.Context, id string, o FenceOptions) (fin
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		var cf *types.ConditionalCheckFailedException
-		if errors.As(err, &cf) {
-			if cf.Item == nil {
+		if old, failed := table.ConditionFailed(err); failed {
+			if old == nil {
 				return time.Time{}, fmt.Errorf("fence connection %s: %w", id, ErrNotFound)
 			}
 			return time.Time{}, fmt.Errorf("fence connection %s: %w", id, ErrNotRevoked)
@@ -85,7 +86,7 @@ func (s *Store) MarkErasing(ctx context.Context, id string, o FenceOptions) (fin
 		return time.Time{}, fmt.Errorf("fence connection %s: %w", id, err)
 	}
 	if v, ok := out.Attributes["finishAfter"].(*types.AttributeValueMemberS); ok {
-		return parseTime(v.Value), nil
+		return table.ParseTime(v.Value), nil
 	}
 	return time.Time{}, nil
 }
@@ -94,22 +95,21 @@ func (s *Store) MarkErasing(ctx context.Context, id string, o FenceOptions) (fin
 // were running at the fence may still write until then), and re-sorts it in the ErasingGSIPK partition. It returns
 // the stored time: the first one recorded wins.
 func (s *Store) SetFinishAfter(ctx context.Context, id string, t time.Time) (time.Time, error) {
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.table),
+	out, err := s.t.DB().UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: s.t.TableName(),
 		Key:       key(id),
 		UpdateExpression: aws.String("SET finishAfter = if_not_exists(finishAfter, :t), " +
 			"finishKey = if_not_exists(finishKey, :k), gsi1sk = if_not_exists(finishKey, :k)"),
 		ConditionExpression: aws.String("attribute_exists(pk) AND statusReason = :why"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":t":   &types.AttributeValueMemberS{Value: fmtTime(t)},
-			":k":   &types.AttributeValueMemberS{Value: IndexKey(t, id)},
-			":why": &types.AttributeValueMemberS{Value: ReasonErasing},
+		ExpressionAttributeValues: table.Item{
+			":t":   table.S(table.FormatTime(t)),
+			":k":   table.S(IndexKey(t, id)),
+			":why": table.S(ReasonErasing),
 		},
 		ReturnValues: types.ReturnValueAllNew,
 	})
 	if err != nil {
-		var cf *types.ConditionalCheckFailedException
-		if errors.As(err, &cf) {
+		if _, failed := table.ConditionFailed(err); failed {
 			return time.Time{}, fmt.Errorf("set erasure time of connection %s: %w", id, ErrNotFound)
 		}
 		return time.Time{}, fmt.Errorf("set erasure time of connection %s: %w", id, err)
@@ -118,5 +118,5 @@ func (s *Store) SetFinishAfter(ctx context.Context, id string, t time.Time) (tim
 	if v == nil {
 		return t, nil
 	}
-	return parseTime(v.Value), nil
+	return table.ParseTime(v.Value), nil
 }

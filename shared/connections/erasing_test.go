@@ -12,6 +12,7 @@ import (
 
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/connections"
+	"jiraexport/shared/table"
 )
 
 // index returns the connection item's index attributes (gsi1pk, gsi1sk).
@@ -36,7 +37,7 @@ func TestRevokedIndex(t *testing.T) {
 	t.Parallel()
 	env := stacktest.New(t)
 	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-	s := connections.NewStore(env.Clients.DynamoDB, env.Table, connections.WithClock(func() time.Time { return now }))
+	s := connections.NewStore(env.Clients.DynamoDB, env.Table, table.WithClock(func() time.Time { return now }))
 	ctx := context.Background()
 	c := &connections.Connection{AccountFingerprint: "fp-of-the-owner"}
 	if err := s.Create(ctx, c); err != nil {

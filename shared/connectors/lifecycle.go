@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"jiraexport/shared/connections"
+	"jiraexport/shared/table"
 )
 
 // A run is worked on by one export invocation at a time: the lease holder. Async invokes are delivered at least
@@ -33,15 +34,9 @@ var (
 	ErrRunWaiting = errors.New("run may not resume yet")
 )
 
-func ms(t time.Time) types.AttributeValue { return n(t.UnixMilli()) }
+func ms(t time.Time) types.AttributeValue { return table.Millis(t) }
 
-func msPtr(v int64) *time.Time {
-	if v == 0 {
-		return nil
-	}
-	t := time.UnixMilli(v).UTC()
-	return &t
-}
+func msPtr(v int64) *time.Time { return table.FromMillis(v) }
 
 func (st *Store) runKey(ref RunRef) map[string]types.AttributeValue {
 	return st.key(connPK(ref.ConnectionID), runSK(ref.ConnectorID, ref.RunID))
@@ -122,14 +117,7 @@ func decodeRun(item map[string]types.AttributeValue) (*runItem, error) {
 	return &it, nil
 }
 
-func conflicted(r []types.CancellationReason) bool {
-	for _, c := range r {
-		if aws.ToString(c.Code) == "TransactionConflict" {
-			return true
-		}
-	}
-	return false
-}
+func conflicted(r table.Reasons) bool { return r.Conflicted() }
 
 // leasedUpdate builds the conditional update of a run the caller holds the lease on.
 func (st *Store) leasedUpdate(ref RunRef, owner, set string, vals map[string]types.AttributeValue, p Progress) (types.TransactWriteItem, error) {

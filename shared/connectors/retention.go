@@ -1,11 +1,12 @@
 package connectors
 
 import (
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/table"
 )
 
 // WithRunHistory keeps a run d after it reaches a final status: the final-status write sets its `ttl`, and
@@ -25,6 +26,6 @@ func (st *Store) withRunTTL(it types.TransactWriteItem) types.TransactWriteItem 
 		u.ExpressionAttributeNames = map[string]string{}
 	}
 	u.ExpressionAttributeNames["#ttl"] = "ttl"
-	u.ExpressionAttributeValues[":ttl"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(st.now().Add(st.history).Unix(), 10)}
+	u.ExpressionAttributeValues[":ttl"] = table.TTLValue(st.now().Add(st.history))
 	return it
 }

@@ -113,18 +113,13 @@ func (st *Store) StartRun(ctx context.Context, connID, connectorID, trigger stri
 
 // GetRun returns one run of the connector, or ErrNotFound.
 func (st *Store) GetRun(ctx context.Context, connID, connectorID, runID string) (*Run, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &st.table, Key: st.key(connPK(connID), runSK(connectorID, runID)), ConsistentRead: aws.Bool(true),
-	})
+	var it runItem
+	found, err := st.t.Get(ctx, connPK(connID), runSK(connectorID, runID), &it)
 	if err != nil {
 		return nil, fmt.Errorf("get run: %w", err)
 	}
-	if out.Item == nil {
+	if !found {
 		return nil, ErrNotFound
-	}
-	var it runItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return nil, fmt.Errorf("decode run: %w", err)
 	}
 	return it.run(), nil
 }

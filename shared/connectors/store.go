@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"jiraexport/shared/connections"
+	"jiraexport/shared/table"
 )
 
 // Item types and keys (see .notes/contracts.md).
@@ -21,7 +21,7 @@ const (
 	ItemTypeCount     = "connector_count"
 	ItemTypeRun       = "run"
 
-	countSK = "CONNECTORS"
+	countSK = table.SKConnectors
 	// Partitions of the sparse "due" index: each is sharded as DUE#<n> / ACTIVE#<n> (due.go, DueShards); the
 	// unsharded values are only read, for items written before the index was sharded.
 	DueGSIPK    = "DUE"
@@ -30,28 +30,26 @@ const (
 	connectorsList = "connectors"
 )
 
-func connPK(connID string) string            { return connections.PK(connID) }
-func connectorSK(id string) string           { return "CONNECTOR#" + id }
-func runPrefix(connectorID string) string    { return "RUN#" + connectorID + "#" }
-func runSK(connectorID, runID string) string { return runPrefix(connectorID) + runID }
-
-func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func parseTime(s string) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, s)
-	return t
-}
-
-func timePtr(s string) *time.Time {
-	if s == "" {
-		return nil
-	}
-	t := parseTime(s)
-	return &t
-}
+// The package's short names for shared/table's key builders and helpers (due.go uses them too).
+func connPK(connID string) string              { return table.ConnPK(connID) }
+func connectorSK(id string) string             { return table.ConnectorSK(id) }
+func runPrefix(connectorID string) string      { return table.RunPrefix(connectorID) }
+func runSK(connectorID, runID string) string   { return table.RunSK(connectorID, runID) }
+func fmtTime(t time.Time) string               { return table.FormatTime(t) }
+func parseTime(s string) time.Time             { return table.ParseTime(s) }
+func timePtr(s string) *time.Time              { return table.TimePtr(s) }
+func s(v string) types.AttributeValue          { return table.S(v) }
+func n(v int64) types.AttributeValue           { return table.N(v) }
+func isCondFailed(err error) bool              { _, ok := table.ConditionFailed(err); return ok }
+func cancelled(err error) table.Reasons        { return table.Cancelled(err) }
+func condFailedAt(r table.Reasons, i int) bool { return r.FailedAt(i) }
+func (st *Store) key(pk, sk string) table.Item { return table.Key(pk, sk) }
 
 // Store keeps connectors and runs in the single table.
 type Store struct {
+	t *table.Table
+	// db, table and now are t's, under the names the dispatcher's side (due.go) uses; db stays the SDK's client
+	// until due.go moves to shared/table, so it may call anything the SDK has.
 	db    *dynamodb.Client
 	table string
 	now   func() time.Time
@@ -65,13 +63,14 @@ type Option func(*Store)
 // WithClock sets the store's clock (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// NewStore returns a Store on table.
-func NewStore(db *dynamodb.Client, table string, opts ...Option) *Store {
-	s := &Store{db: db, table: table, now: time.Now}
+// NewStore returns a Store on the table name.
+func NewStore(db *dynamodb.Client, name string, opts ...Option) *Store {
+	st := &Store{db: db, table: name, now: time.Now}
 	for _, o := range opts {
-		o(s)
+		o(st)
 	}
-	return s
+	st.t = table.New(db, name, table.WithClock(st.now))
+	return st
 }
 
 type summaryItem struct {
@@ -136,33 +135,6 @@ func dueKey(next time.Time, connID, id string) string {
 	return next.UTC().Format(time.RFC3339) + "#" + connID + "#" + id
 }
 
-func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-func n(v int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
-}
-
-func (st *Store) key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{"pk": s(pk), "sk": s(sk)}
-}
-
-func isCondFailed(err error) bool {
-	var cf *types.ConditionalCheckFailedException
-	return errors.As(err, &cf)
-}
-
-// cancelled returns the cancellation reasons of a failed transaction, or nil for any other error.
-func cancelled(err error) []types.CancellationReason {
-	var tc *types.TransactionCanceledException
-	if errors.As(err, &tc) {
-		return tc.CancellationReasons
-	}
-	return nil
-}
-
-func condFailedAt(reasons []types.CancellationReason, i int) bool {
-	return i < len(reasons) && aws.ToString(reasons[i].Code) == "ConditionalCheckFailed"
-}
-
 // Create stores a new connector. next is its first run (ignored when disabled). It fails with ErrTooMany when the
 // connection has MaxConnectors, and ErrNotActive when the connection is gone or disconnected.
 func (st *Store) Create(ctx context.Context, connID string, spec Spec, next time.Time) (*Connector, error) {
@@ -217,18 +189,13 @@ func (st *Store) connectionActiveItem(connID string) types.TransactWriteItem {
 }
 
 func (st *Store) getItem(ctx context.Context, connID, id string) (*connectorItem, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)), ConsistentRead: aws.Bool(true),
-	})
+	var it connectorItem
+	found, err := st.t.Get(ctx, connPK(connID), connectorSK(id), &it)
 	if err != nil {
 		return nil, fmt.Errorf("get connector: %w", err)
 	}
-	if out.Item == nil {
+	if !found {
 		return nil, ErrNotFound
-	}
-	var it connectorItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return nil, fmt.Errorf("decode connector: %w", err)
 	}
 	return &it, nil
 }
@@ -276,7 +243,7 @@ func (st *Store) page(ctx context.Context, connID, list, prefix string, limit in
 // List returns a page of the connection's connectors, oldest first, and the cursor of the next page ("" at the
 // end). An invalid cursor gives ErrInvalidCursor.
 func (st *Store) List(ctx context.Context, connID string, limit int, cur string) ([]Connector, string, error) {
-	items, next, err := st.page(ctx, connID, connectorsList, "CONNECTOR#", limit, cur, false)
+	items, next, err := st.page(ctx, connID, connectorsList, table.PrefixConnector, limit, cur, false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -309,7 +276,7 @@ func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, versi
 	}
 	vals := map[string]types.AttributeValue{
 		":name": s(spec.Name), ":site": s(spec.SiteID), ":jql": s(spec.JQL), ":sched": sched,
-		":enabled": &types.AttributeValueMemberBOOL{Value: spec.Enabled}, ":incl": incl, ":formats": formats,
+		":enabled": table.Bool(spec.Enabled), ":incl": incl, ":formats": formats,
 		":now": s(fmtTime(now)), ":one": n(1), ":v": n(version), ":census": n(int64(spec.CensusInterval() / time.Hour)),
 	}
 	expr := "SET #name = :name, siteId = :site, jql = :jql, #schedule = :sched, enabled = :enabled, #include = :incl, " +
@@ -330,9 +297,8 @@ func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, versi
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		var cf *types.ConditionalCheckFailedException
-		if errors.As(err, &cf) {
-			if cf.Item == nil {
+		if old, failed := table.ConditionFailed(err); failed {
+			if old == nil {
 				return nil, ErrNotFound
 			}
 			return nil, ErrStale
@@ -393,40 +359,10 @@ func (st *Store) deleteRuns(ctx context.Context, connID, connectorID string) err
 
 // deletePrefix deletes every item under the connection whose sort key starts with prefix.
 func (st *Store) deletePrefix(ctx context.Context, connID, prefix string) error {
-	var start map[string]types.AttributeValue
-	for {
-		out, err := st.db.Query(ctx, &dynamodb.QueryInput{
-			TableName: &st.table, ExclusiveStartKey: start,
-			KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :prefix)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(connPK(connID)), ":prefix": s(prefix)},
-			ProjectionExpression:      aws.String("pk, sk"),
-			ConsistentRead:            aws.Bool(true),
-		})
-		if err != nil {
-			return fmt.Errorf("list %s items to delete: %w", prefix, err)
-		}
-		for i := 0; i < len(out.Items); i += 25 {
-			batch := out.Items[i:min(i+25, len(out.Items))]
-			reqs := make([]types.WriteRequest, len(batch))
-			for j, k := range batch {
-				reqs[j] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: k}}
-			}
-			for try := 0; len(reqs) > 0; try++ {
-				if try == 5 {
-					return fmt.Errorf("delete %s items: unprocessed items remain", prefix)
-				}
-				res, err := st.db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{st.table: reqs}})
-				if err != nil {
-					return fmt.Errorf("delete %s items: %w", prefix, err)
-				}
-				reqs = res.UnprocessedItems[st.table]
-			}
-		}
-		if out.LastEvaluatedKey == nil {
-			return nil
-		}
-		start = out.LastEvaluatedKey
+	if err := st.t.DeletePrefix(ctx, connPK(connID), prefix); err != nil {
+		return fmt.Errorf("delete %s items: %w", prefix, err)
 	}
+	return nil
 }
 
 // MarkDisconnected sets the connection's status to disconnected, the first step of a disconnect: from then on
@@ -450,7 +386,7 @@ func (st *Store) MarkDisconnected(ctx context.Context, connID string) error {
 // DeleteAll removes every connector of the connection, their runs and the connector count (disconnect, purge).
 // Call it after MarkDisconnected and DisableAll, so nothing starts meanwhile. It is idempotent.
 func (st *Store) DeleteAll(ctx context.Context, connID string) error {
-	for _, prefix := range []string{"RUN#", "CONNECTOR#"} {
+	for _, prefix := range []string{table.PrefixRun, table.PrefixConnector} {
 		if err := st.deletePrefix(ctx, connID, prefix); err != nil {
 			return err
 		}
@@ -514,7 +450,7 @@ func (st *Store) disable(ctx context.Context, connID, id, reason string) error {
 			return err
 		}
 		now := fmtTime(st.now())
-		vals := map[string]types.AttributeValue{":f": &types.AttributeValueMemberBOOL{Value: false}, ":one": n(1), ":now": s(now)}
+		vals := map[string]types.AttributeValue{":f": table.Bool(false), ":one": n(1), ":now": s(now)}
 		upd := &types.Update{TableName: &st.table, Key: st.key(connPK(connID), connectorSK(id)),
 			UpdateExpression:          aws.String("SET enabled = :f, updatedAt = :now, v = v + :one REMOVE nextRunAt, gsi1pk, gsi1sk"),
 			ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(activeRun)"),

@@ -18,6 +18,7 @@ import (
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/dispatch"
 	"jiraexport/shared/ratebudget"
+	"jiraexport/shared/table"
 )
 
 // recorder is an Invoker that only records what was invoked (the export itself is not what is measured).
@@ -78,8 +79,8 @@ func benchTick(b *testing.B, f *fixture, n int) {
 	alloc := ratebudget.Allocator{HourlyBudget: ratebudget.DefaultHourlyBudget}
 	inv := &recorder{}
 	d := f.dispatcher(b, dispatch.Config{Invoker: inv, MaxDue: n, MaxActive: n, Writers: benchWriters(),
-		Pauses: dispatch.QuotaPauses{Store: ratebudget.NewPauses(db, f.env.Table, ratebudget.WithClock(f.clk.now))},
-		Budget: dispatch.PointsBudget{Ledger: ratebudget.NewLedger(db, f.env.Table, ratebudget.WithClock(f.clk.now)), Allocator: alloc}})
+		Pauses: dispatch.QuotaPauses{Store: ratebudget.NewPauses(db, f.env.Table, table.WithClock(f.clk.now))},
+		Budget: dispatch.PointsBudget{Ledger: ratebudget.NewLedger(db, f.env.Table, table.WithClock(f.clk.now)), Allocator: alloc}})
 	conns := seed(b, f, n)
 
 	var reads, writes, admitted, allowed int

@@ -18,6 +18,7 @@ import (
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/dispatch"
 	"jiraexport/shared/ratebudget"
+	"jiraexport/shared/table"
 )
 
 // clock is the controllable time every store and the dispatcher of a test share.
@@ -85,7 +86,7 @@ func newFixture(t testing.TB) *fixture {
 	db := env.Clients.DynamoDB
 	return &fixture{env: env, clk: clk, inv: &invocations{},
 		store: connectors.NewStore(db, env.Table, connectors.WithClock(clk.now)),
-		conns: connections.NewStore(db, env.Table, connections.WithClock(clk.now))}
+		conns: connections.NewStore(db, env.Table, table.WithClock(clk.now))}
 }
 
 func (f *fixture) dispatcher(t testing.TB, cfg dispatch.Config) *dispatch.Dispatcher {
@@ -592,7 +593,7 @@ func TestBudgetShareAndQueue(t *testing.T) {
 	db := f.env.Clients.DynamoDB
 	alloc := ratebudget.Allocator{HourlyBudget: 1000, Margin: -1, Horizon: -1, MinGrant: 100}
 	d := f.dispatcher(t, dispatch.Config{Budget: dispatch.PointsBudget{
-		Ledger: ratebudget.NewLedger(db, f.env.Table, ratebudget.WithClock(f.clk.now)), Allocator: alloc}})
+		Ledger: ratebudget.NewLedger(db, f.env.Table, table.WithClock(f.clk.now)), Allocator: alloc}})
 	const perConn = 8
 	conns := []string{f.connection(t), f.connection(t), f.connection(t)}
 	queue := map[string][]*connectors.Connector{} // per connection, most overdue first

@@ -40,9 +40,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"jiraexport/shared/backoff"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/oauthstate"
+	"jiraexport/shared/table"
 )
 
 // Fencer is what erasure needs of shared/connections.
@@ -60,7 +60,7 @@ type RunCanceller interface {
 const CancelReason = "erased"
 
 // IndexName is the table's sparse index (template.yaml).
-const IndexName = "due"
+const IndexName = table.IndexDue
 
 // Defaults of Config.
 const (
@@ -92,7 +92,10 @@ type Config struct {
 }
 
 // Eraser erases connections.
-type Eraser struct{ c Config }
+type Eraser struct {
+	c Config
+	t *table.Table
+}
 
 // New returns an Eraser.
 func New(c Config) *Eraser {
@@ -109,7 +112,7 @@ func New(c Config) *Eraser {
 	if c.PageSize <= 0 || c.PageSize > 1000 {
 		c.PageSize = DefaultPageSize
 	}
-	return &Eraser{c: c}
+	return &Eraser{c: c, t: table.New(c.DB, c.Table, table.WithClock(c.Now))}
 }
 
 // Request says what to erase: one connection, or every connection holding a site.
@@ -402,7 +405,7 @@ func (r *run) activeRuns(ctx context.Context) (int64, error) {
 			KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :p)"),
 			FilterExpression:          aws.String("attribute_exists(activeRun)"),
 			ProjectionExpression:      aws.String("pk, sk"),
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":pk": str(connections.PK(r.cur.Cur)), ":p": str("CONNECTOR#")},
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":pk": str(connections.PK(r.cur.Cur)), ":p": str(table.PrefixConnector)},
 		})
 		if err != nil {
 			return 0, fmt.Errorf("count active runs: %w", err)
@@ -418,17 +421,18 @@ func (r *run) activeRuns(ctx context.Context) (int64, error) {
 // Kinds by sort key, for the report.
 func kindOf(pk, sk string) string {
 	switch {
-	case strings.HasPrefix(pk, "APIKEY#"):
+	case strings.HasPrefix(pk, table.PrefixAPIKey):
 		return "apiKeyHash"
-	case strings.HasPrefix(pk, "STATE#") && sk == "REAUTH":
+	case strings.HasPrefix(pk, table.PrefixState) && sk == table.SKReauth:
 		return "reauthTicket"
-	case strings.HasPrefix(pk, "STATE#"):
+	case strings.HasPrefix(pk, table.PrefixState):
 		return "oauthState"
 	}
 	for _, k := range []struct{ prefix, kind string }{
-		{"META", "connection"}, {"TOKEN", "token"}, {"KEYS", "apiKeyCount"}, {"KEY#", "apiKey"},
-		{"CONNECTORS", "connectorCount"}, {"CONNECTOR#", "connector"}, {"RUN#", "run"}, {"CKPT#", "checkpoint"},
-		{"IDX#", "issueIndex"}, {"SYNC#", "syncState"}, {"PSEUDOKEY", "pseudonymKey"}, {"POINTS#", "pointsCounter"},
+		{table.SKMeta, "connection"}, {table.SKToken, "token"}, {table.SKKeys, "apiKeyCount"}, {table.PrefixKey, "apiKey"},
+		{table.SKConnectors, "connectorCount"}, {table.PrefixConnector, "connector"}, {table.PrefixRun, "run"},
+		{table.PrefixCkpt, "checkpoint"}, {table.PrefixIdx, "issueIndex"}, {table.PrefixSync, "syncState"},
+		{table.SKPseudoKey, "pseudonymKey"}, {table.PrefixPoints, "pointsCounter"},
 	} {
 		if sk == k.prefix || strings.HasPrefix(sk, k.prefix) && strings.HasSuffix(k.prefix, "#") {
 			return k.kind
@@ -438,7 +442,7 @@ func kindOf(pk, sk string) string {
 }
 
 // keyItem reports whether sk is kept until the keys phase (API keys and their count).
-func keyItem(sk string) bool { return strings.HasPrefix(sk, "KEY#") || sk == "KEYS" }
+func keyItem(sk string) bool { return strings.HasPrefix(sk, table.PrefixKey) || sk == table.SKKeys }
 
 // items deletes the partition's items page by page: every item but the connection and the API keys, or (keys)
 // every item but the connection, each API key listing's hash item first.
@@ -467,9 +471,9 @@ func (r *run) items(ctx context.Context, keys bool) error {
 			sk := s(it["sk"])
 			switch {
 			case sk == connections.MetaSK:
-			case keys && strings.HasPrefix(sk, "KEY#"):
+			case keys && strings.HasPrefix(sk, table.PrefixKey):
 				if h := s(it["hash"]); h != "" {
-					first = append(first, key("APIKEY#"+h, "APIKEY"))
+					first = append(first, key(table.APIKeyPK(h), table.SKAPIKey))
 				}
 				then = append(then, key(s(it["pk"]), sk))
 			case keys == keyItem(sk), keys && !c.Dry:
@@ -537,29 +541,11 @@ func (r *run) states(ctx context.Context) error {
 // backoff.
 func (r *run) deleteItems(ctx context.Context, keys []map[string]ddbtypes.AttributeValue) error {
 	e := r.e
-	// AWS asks for exponential backoff before retrying unprocessed items: 100 ms doubling to 2 s, jittered.
-	retry := backoff.Policy{Base: 100 * time.Millisecond, Max: 2 * time.Second}
 	for i := 0; i < len(keys); i += 25 {
 		batch := keys[i:min(i+25, len(keys))]
 		if !r.cur.Dry {
-			reqs := make([]ddbtypes.WriteRequest, len(batch))
-			for j, k := range batch {
-				reqs[j] = ddbtypes.WriteRequest{DeleteRequest: &ddbtypes.DeleteRequest{Key: k}}
-			}
-			for try := 0; len(reqs) > 0; try++ {
-				if try > 0 {
-					if err := retry.Wait(ctx, try-1, 0); err != nil {
-						return err
-					}
-				}
-				if try == 10 {
-					return fmt.Errorf("delete items: %d unprocessed after %d tries", len(reqs), try)
-				}
-				out, err := e.c.DB.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]ddbtypes.WriteRequest{e.c.Table: reqs}})
-				if err != nil {
-					return fmt.Errorf("delete items: %w", err)
-				}
-				reqs = out.UnprocessedItems[e.c.Table]
+			if err := e.t.DeleteKeys(ctx, batch); err != nil {
+				return fmt.Errorf("delete items: %w", err)
 			}
 		}
 		for _, k := range batch {
@@ -735,7 +721,7 @@ func (r *run) scanSite(ctx context.Context) error {
 // deleteSitePause deletes the site's quota pause (APP / PAUSE#site#<cloudId>), the one app-wide item naming it.
 func (r *run) deleteSitePause(ctx context.Context) error {
 	c, e := r.cur, r.e
-	k := key("APP", "PAUSE#site#"+c.Site)
+	k := key(table.PKApp, table.PauseSiteSK(c.Site))
 	if c.Dry {
 		out, err := e.c.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: &e.c.Table, Key: k, ProjectionExpression: aws.String("pk")})
 		if err != nil {
@@ -797,15 +783,6 @@ func (r *Report) Total() int64 {
 	return n
 }
 
-func str(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
-
-func s(v ddbtypes.AttributeValue) string {
-	if m, ok := v.(*ddbtypes.AttributeValueMemberS); ok {
-		return m.Value
-	}
-	return ""
-}
-
-func key(pk, sk string) map[string]ddbtypes.AttributeValue {
-	return map[string]ddbtypes.AttributeValue{"pk": str(pk), "sk": str(sk)}
-}
+func str(v string) ddbtypes.AttributeValue { return table.S(v) }
+func s(v ddbtypes.AttributeValue) string   { return table.StringOf(v) }
+func key(pk, sk string) table.Item         { return table.Key(pk, sk) }

@@ -21,6 +21,7 @@ import (
 	"jiraexport/shared/mirror"
 	"jiraexport/shared/ratebudget"
 	"jiraexport/shared/ratebudget/pacer"
+	"jiraexport/shared/table"
 	"jiraexport/shared/tokens"
 )
 
@@ -46,8 +47,8 @@ func newBudgetWorld(t *testing.T, before time.Duration) *budgetWorld {
 	db := w.env.Clients.DynamoDB
 	return &budgetWorld{world: w, clk: clk,
 		store:  connectors.NewStore(db, w.env.Table, connectors.WithClock(clk.Now)),
-		pauses: ratebudget.NewPauses(db, w.env.Table, ratebudget.WithClock(clk.Now)),
-		ledger: ratebudget.NewLedger(db, w.env.Table, ratebudget.WithClock(clk.Now)),
+		pauses: ratebudget.NewPauses(db, w.env.Table, table.WithClock(clk.Now)),
+		ledger: ratebudget.NewLedger(db, w.env.Table, table.WithClock(clk.Now)),
 	}
 }
 
@@ -348,8 +349,8 @@ func TestFairSharingUnderALowBudget(t *testing.T) {
 	db := w.env.Clients.DynamoDB
 	b := &budgetWorld{world: w, clk: clk,
 		store:  connectors.NewStore(db, w.env.Table, connectors.WithClock(clk.Now)),
-		pauses: ratebudget.NewPauses(db, w.env.Table, ratebudget.WithClock(clk.Now)),
-		ledger: ratebudget.NewLedger(db, w.env.Table, ratebudget.WithClock(clk.Now)),
+		pauses: ratebudget.NewPauses(db, w.env.Table, table.WithClock(clk.Now)),
+		ledger: ratebudget.NewLedger(db, w.env.Table, table.WithClock(clk.Now)),
 	}
 	// Tokens are refreshed by the simulator's time, which runs hours ahead here.
 	b.tok = b.tokens(tokens.WithClock(clk.Now))

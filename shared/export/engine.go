@@ -162,7 +162,7 @@ func (e *Engine) Run(ctx context.Context, ref connectors.RunRef) (Outcome, error
 		return "", fmt.Errorf("acquire run: %w", err)
 	}
 	w := &worker{e: e, ref: ref, owner: owner, log: log, started: e.c.Now(), invocations: run.Invocations, lastSave: e.c.Now()}
-	w.idx = &index{db: e.c.DB, table: e.c.Table}
+	w.idx = newIndex(e.c.DB, e.c.Table)
 	w.deadline = e.stopAt(ctx)
 	w.meter().allowance = run.Allowance
 	out, err := w.run(ctx)

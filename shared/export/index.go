@@ -3,20 +3,18 @@ package export
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"jiraexport/shared/attachments"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/mirror"
+	"jiraexport/shared/table"
 )
 
 // The export keeps three kinds of items in the connection's partition:
@@ -29,13 +27,10 @@ import (
 //	CKPT#<connectorId>#<runId>    the running export's checkpoint (TTL), written in the transaction that renews
 //	                              its lease, so progress and checkpoint never disagree.
 
-func idxPrefix(connectorID string) string      { return "IDX#" + connectorID + "#" }
-func idxSK(connectorID, issueID string) string { return idxPrefix(connectorID) + issueID }
-func syncSK(connectorID string) string         { return "SYNC#" + connectorID }
-func ckptSK(ref connectors.RunRef) string      { return "CKPT#" + ref.ConnectorID + "#" + ref.RunID }
-func key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: sk}}
-}
+func idxSK(connectorID, issueID string) string { return table.IdxSK(connectorID, issueID) }
+func syncSK(connectorID string) string         { return table.SyncSK(connectorID) }
+func ckptSK(ref connectors.RunRef) string      { return table.CkptSK(ref.ConnectorID, ref.RunID) }
+func pkOf(ref connectors.RunRef) string        { return table.ConnPK(ref.ConnectionID) }
 
 // Retention of transient items.
 const (
@@ -96,22 +91,18 @@ type syncState struct {
 }
 
 // index reads and builds the export's items.
-type index struct {
-	db    *dynamodb.Client
-	table string
-}
+type index struct{ t *table.Table }
+
+func newIndex(db table.Client, name string) *index { return &index{t: table.New(db, name)} }
 
 func (x *index) getSync(ctx context.Context, connID, connectorID string) (*syncState, error) {
-	out, err := x.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &x.table, Key: key(connections.PK(connID), syncSK(connectorID)), ConsistentRead: aws.Bool(true)})
+	var s syncState
+	found, err := x.t.Get(ctx, connections.PK(connID), syncSK(connectorID), &s)
 	if err != nil {
 		return nil, fmt.Errorf("read sync state: %w", err)
 	}
-	if out.Item == nil {
+	if !found {
 		return nil, nil
-	}
-	var s syncState
-	if err := attributevalue.UnmarshalMap(out.Item, &s); err != nil {
-		return nil, fmt.Errorf("decode sync state: %w", err)
 	}
 	return &s, nil
 }
@@ -121,7 +112,7 @@ func (x *index) putSync(s *syncState) (types.TransactWriteItem, error) {
 	if err != nil {
 		return types.TransactWriteItem{}, fmt.Errorf("encode sync state: %w", err)
 	}
-	return types.TransactWriteItem{Put: &types.Put{TableName: &x.table, Item: item}}, nil
+	return types.TransactWriteItem{Put: &types.Put{TableName: x.t.TableName(), Item: item}}, nil
 }
 
 // ckptItem is the CKPT item: the checkpoint as JSON.
@@ -134,16 +125,13 @@ type ckptItem struct {
 }
 
 func (x *index) getCheckpoint(ctx context.Context, ref connectors.RunRef) (*checkpoint, error) {
-	out, err := x.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &x.table, Key: key(connections.PK(ref.ConnectionID), ckptSK(ref)), ConsistentRead: aws.Bool(true)})
+	var it ckptItem
+	found, err := x.t.Get(ctx, connections.PK(ref.ConnectionID), ckptSK(ref), &it)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint: %w", err)
 	}
-	if out.Item == nil {
+	if !found {
 		return nil, nil
-	}
-	var it ckptItem
-	if err := attributevalue.UnmarshalMap(out.Item, &it); err != nil {
-		return nil, fmt.Errorf("decode checkpoint: %w", err)
 	}
 	var c checkpoint
 	if err := json.Unmarshal([]byte(it.State), &c); err != nil {
@@ -158,15 +146,15 @@ func (x *index) putCheckpoint(ref connectors.RunRef, c *checkpoint, now time.Tim
 		return types.TransactWriteItem{}, fmt.Errorf("encode checkpoint: %w", err)
 	}
 	item, err := attributevalue.MarshalMap(ckptItem{PK: connections.PK(ref.ConnectionID), SK: ckptSK(ref), ConnID: ref.ConnectionID,
-		State: string(b), TTL: now.Add(checkpointTTL).Unix()})
+		State: string(b), TTL: table.TTL(now.Add(checkpointTTL))})
 	if err != nil {
 		return types.TransactWriteItem{}, err
 	}
-	return types.TransactWriteItem{Put: &types.Put{TableName: &x.table, Item: item}}, nil
+	return types.TransactWriteItem{Put: &types.Put{TableName: x.t.TableName(), Item: item}}, nil
 }
 
 func (x *index) deleteCheckpoint(ref connectors.RunRef) types.TransactWriteItem {
-	return types.TransactWriteItem{Delete: &types.Delete{TableName: &x.table, Key: key(connections.PK(ref.ConnectionID), ckptSK(ref))}}
+	return types.TransactWriteItem{Delete: &types.Delete{TableName: x.t.TableName(), Key: table.Key(connections.PK(ref.ConnectionID), ckptSK(ref))}}
 }
 
 func (x *index) putEntry(e *indexEntry) (types.TransactWriteItem, error) {
@@ -174,7 +162,7 @@ func (x *index) putEntry(e *indexEntry) (types.TransactWriteItem, error) {
 	if err != nil {
 		return types.TransactWriteItem{}, fmt.Errorf("encode index entry: %w", err)
 	}
-	return types.TransactWriteItem{Put: &types.Put{TableName: &x.table, Item: item}}, nil
+	return types.TransactWriteItem{Put: &types.Put{TableName: x.t.TableName(), Item: item}}, nil
 }
 
 // getEntries reads the index entries of issueIDs (at most 100), by issue id.
@@ -183,51 +171,30 @@ func (x *index) getEntries(ctx context.Context, connID, connectorID string, issu
 	if len(issueIDs) == 0 {
 		return out, nil
 	}
-	keys := make([]map[string]types.AttributeValue, 0, len(issueIDs))
+	keys := make([]table.Item, 0, len(issueIDs))
 	for _, id := range issueIDs {
-		keys = append(keys, key(connections.PK(connID), idxSK(connectorID, id)))
+		keys = append(keys, table.Key(connections.PK(connID), idxSK(connectorID, id)))
 	}
-	req := map[string]types.KeysAndAttributes{x.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	for attempt := 0; len(req) > 0; attempt++ {
-		if attempt > 8 {
-			return nil, errors.New("read index entries: unprocessed keys remain")
-		}
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt*attempt) * 20 * time.Millisecond)
-		}
-		res, err := x.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return nil, fmt.Errorf("read index entries: %w", err)
-		}
-		for _, item := range res.Responses[x.table] {
+	err := x.t.BatchGet(ctx, keys, "", func(items []table.Item) error {
+		for _, item := range items {
 			var e indexEntry
 			if err := attributevalue.UnmarshalMap(item, &e); err != nil {
-				return nil, fmt.Errorf("decode index entry: %w", err)
+				return fmt.Errorf("decode index entry: %w", err)
 			}
 			out[e.IssueID] = &e
 		}
-		req = res.UnprocessedKeys
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read index entries: %w", err)
 	}
 	return out, nil
 }
 
 // eachEntry calls fn for every index entry of the connector, page by page.
 func (x *index) eachEntry(ctx context.Context, connID, connectorID string, fn func(*indexEntry) error) error {
-	p := dynamodb.NewQueryPaginator(x.db, &dynamodb.QueryInput{
-		TableName:              &x.table,
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :p)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: connections.PK(connID)},
-			":p":  &types.AttributeValueMemberS{Value: idxPrefix(connectorID)},
-		},
-		ConsistentRead: aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("list index entries: %w", err)
-		}
-		for _, item := range page.Items {
+	err := x.t.EachPage(ctx, x.t.PrefixQuery(connections.PK(connID), table.IdxPrefix(connectorID)), func(items []table.Item) error {
+		for _, item := range items {
 			var e indexEntry
 			if err := attributevalue.UnmarshalMap(item, &e); err != nil {
 				return fmt.Errorf("decode index entry: %w", err)
@@ -236,6 +203,10 @@ func (x *index) eachEntry(ctx context.Context, connID, connectorID string, fn fu
 				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list index entries: %w", err)
 	}
 	return nil
 }

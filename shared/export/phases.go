@@ -408,8 +408,6 @@ func (w *worker) decide(d built, old *indexEntry, full bool) (*indexEntry, bool)
 	return e, true
 }
 
-func pkOf(ref connectors.RunRef) string { return "CONN#" + ref.ConnectionID }
-
 // endSearch moves on from the search: a full run's search was its census (every matching issue carries the
 // run's id in seenRun); an incremental run takes a census when one is due.
 func (w *worker) endSearch(ctx context.Context) error {

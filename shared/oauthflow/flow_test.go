@@ -35,6 +35,7 @@ import (
 	"jiraexport/shared/logging"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
+	"jiraexport/shared/table"
 	"jiraexport/shared/tokens"
 )
 
@@ -127,7 +128,7 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	h := &harness{env: env, sim: sim, clock: &testClock{t: time.Now()}, base: base, logs: &lockedBuffer{}}
 	log := logging.New(h.logs, logging.ParseLevel("DEBUG"))
 	db := env.Clients.DynamoDB
-	h.states = oauthstate.NewStore(db, env.Table, oauthstate.WithClock(h.clock.Now))
+	h.states = oauthstate.NewStore(db, env.Table, table.WithClock(h.clock.Now))
 	h.conns = connections.NewStore(db, env.Table)
 	h.keys = apikeys.NewStore(db, env.Table)
 	// The token store as functions/oauth builds it (flag only: that function may not query the connectors).

@@ -33,6 +33,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/table"
 )
 
 // TTL is how long a state or a re-authorisation ticket lives.
@@ -45,8 +47,8 @@ const (
 )
 
 const (
-	skState  = "STATE"
-	skReauth = "REAUTH"
+	skState  = table.SKState
+	skReauth = table.SKReauth
 )
 
 // Errors callers branch on (each gets its own explanation page).
@@ -69,25 +71,11 @@ type Flow struct {
 }
 
 // Store keeps states and tickets in the single table.
-type Store struct {
-	db    *dynamodb.Client
-	table string
-	now   func() time.Time
-}
+type Store struct{ t *table.Table }
 
-// Option tunes a Store.
-type Option func(*Store)
-
-// WithClock sets the clock that stamps and checks expiry (tests).
-func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
-
-// NewStore returns a Store on table.
-func NewStore(db *dynamodb.Client, table string, opts ...Option) *Store {
-	s := &Store{db: db, table: table, now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
-	return s
+// NewStore returns a Store on the table name (table.WithClock sets the clock that stamps items, for tests).
+func NewStore(db table.Client, name string, opts ...table.Option) *Store {
+	return &Store{t: table.New(db, name, opts...)}
 }
 
 type item struct {
@@ -107,7 +95,7 @@ type item struct {
 }
 
 // ConnGSIPK is the "due" index partition listing the states and tickets bound to connection connID.
-func ConnGSIPK(connID string) string { return "STATES#" + connID }
+func ConnGSIPK(connID string) string { return table.StatesGSIPK(connID) }
 
 func newSecret() string {
 	b := make([]byte, 32)
@@ -140,9 +128,9 @@ func isBase64URL(c byte) bool {
 }
 
 func (s *Store) put(ctx context.Context, sk, secret, nonce, connID string) error {
-	now := s.now()
+	now := s.t.Now()
 	it := item{
-		PK: "STATE#" + hashOf(secret), SK: sk, V: 1, TTL: now.Add(TTL).Unix(), CreatedAt: now.UnixMilli(),
+		PK: table.StatePK(hashOf(secret)), SK: sk, V: 1, TTL: table.TTL(now.Add(TTL)), CreatedAt: now.UnixMilli(),
 		ConnID: connID, Type: ItemTypeState,
 	}
 	if sk == skReauth {
@@ -158,8 +146,8 @@ func (s *Store) put(ctx context.Context, sk, secret, nonce, connID string) error
 	if err != nil {
 		return fmt.Errorf("encode OAuth state: %w", err)
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table), Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	_, err = s.t.DB().PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: s.t.TableName(), Item: av, ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
 	if err != nil {
 		return fmt.Errorf("store OAuth state: %w", err)
@@ -195,23 +183,20 @@ func (s *Store) Consume(ctx context.Context, state, nonce string) (*Flow, error)
 }
 
 func (s *Store) consume(ctx context.Context, sk, secret, nonceHash string) (*Flow, error) {
-	now := s.now()
+	now := s.t.Now()
 	cond := "attribute_exists(pk) AND attribute_not_exists(usedAt) AND #ttl > :now"
-	vals := map[string]types.AttributeValue{
-		":now":  &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)},
-		":used": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-		":one":  &types.AttributeValueMemberN{Value: "1"},
+	vals := table.Item{
+		":now":  table.N(now.Unix()),
+		":used": table.N(now.UnixMilli()),
+		":one":  table.N(1),
 	}
 	if nonceHash != "" {
 		cond += " AND nonceHash = :nh"
-		vals[":nh"] = &types.AttributeValueMemberS{Value: nonceHash}
+		vals[":nh"] = table.S(nonceHash)
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(s.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: "STATE#" + hashOf(secret)},
-			"sk": &types.AttributeValueMemberS{Value: sk},
-		},
+	out, err := s.t.DB().UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           s.t.TableName(),
+		Key:                                 table.Key(table.StatePK(hashOf(secret)), sk),
 		UpdateExpression:                    aws.String("SET usedAt = :used ADD v :one"),
 		ConditionExpression:                 aws.String(cond),
 		ExpressionAttributeNames:            map[string]string{"#ttl": "ttl"},
@@ -220,11 +205,11 @@ func (s *Store) consume(ctx context.Context, sk, secret, nonceHash string) (*Flo
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	if err != nil {
-		var cf *types.ConditionalCheckFailedException
-		if !errors.As(err, &cf) {
+		old, failed := table.ConditionFailed(err)
+		if !failed {
 			return nil, fmt.Errorf("consume OAuth state: %w", err)
 		}
-		return nil, classify(cf.Item, now, nonceHash)
+		return nil, classify(old, now, nonceHash)
 	}
 	var it item
 	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
@@ -234,7 +219,7 @@ func (s *Store) consume(ctx context.Context, sk, secret, nonceHash string) (*Flo
 }
 
 // classify explains a failed consume from the item as it was.
-func classify(old map[string]types.AttributeValue, now time.Time, nonceHash string) error {
+func classify(old table.Item, now time.Time, nonceHash string) error {
 	if old == nil {
 		return ErrUnknown
 	}
@@ -281,12 +266,9 @@ func (s *Store) PeekReauth(ctx context.Context, ticket string) (connID string, e
 	if !WellFormed(ticket) {
 		return "", ErrUnknown
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: "STATE#" + hashOf(ticket)},
-			"sk": &types.AttributeValueMemberS{Value: skReauth},
-		},
+	out, err := s.t.DB().GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      s.t.TableName(),
+		Key:            table.Key(table.StatePK(hashOf(ticket)), skReauth),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -302,7 +284,7 @@ func (s *Store) PeekReauth(ctx context.Context, ticket string) (connID string, e
 	switch {
 	case it.UsedAt != 0:
 		return "", ErrUsed
-	case it.TTL <= s.now().Unix():
+	case it.TTL <= s.t.Now().Unix():
 		return "", ErrExpired
 	}
 	return it.ConnID, nil

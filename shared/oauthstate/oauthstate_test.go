@@ -16,6 +16,7 @@ import (
 
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/oauthstate"
+	"jiraexport/shared/table"
 )
 
 type clock struct {
@@ -34,7 +35,7 @@ func newStore(t *testing.T) (*oauthstate.Store, *clock, *stacktest.Env) {
 	t.Helper()
 	env := stacktest.New(t)
 	c := &clock{t: time.Now()}
-	return oauthstate.NewStore(env.Clients.DynamoDB, env.Table, oauthstate.WithClock(c.Now)), c, env
+	return oauthstate.NewStore(env.Clients.DynamoDB, env.Table, table.WithClock(c.Now)), c, env
 }
 
 func TestConsume(t *testing.T) {

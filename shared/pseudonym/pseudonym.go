@@ -16,15 +16,15 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"jiraexport/shared/table"
 )
 
 // Mode is how a person appears in exported content (a connector option).
@@ -57,7 +57,7 @@ var (
 // Item layout (pk CONN#<connectionId>, sk PSEUDOKEY): type S "pseudokey", edk B (KMS ciphertext of the 32-byte
 // secret), createdAt N (Unix ms), connId S.
 const (
-	sk       = "PSEUDOKEY"
+	sk       = table.SKPseudoKey
 	itemType = "pseudokey"
 	purpose  = "pseudonym-key"
 	keyBytes = 32
@@ -73,24 +73,18 @@ func encryptionContext(connID string) map[string]string {
 
 // Store loads and creates per-connection pseudonym secrets. It is safe for concurrent use.
 type Store struct {
-	db    *dynamodb.Client
+	t     *table.Table
 	kms   *kms.Client
-	table string
 	keyID string
-	now   func() time.Time
 }
 
-// NewStore returns a Store over table with secrets encrypted under the KMS key keyID (the stack's KMS_KEY_ID).
-func NewStore(db *dynamodb.Client, kmsc *kms.Client, table, keyID string) *Store {
-	return &Store{db: db, kms: kmsc, table: table, keyID: keyID, now: time.Now}
+// NewStore returns a Store over the table name with secrets encrypted under the KMS key keyID (the stack's
+// KMS_KEY_ID).
+func NewStore(db table.Client, kmsc *kms.Client, name, keyID string) *Store {
+	return &Store{t: table.New(db, name), kms: kmsc, keyID: keyID}
 }
 
-func itemKey(connID string) map[string]ddbtypes.AttributeValue {
-	return map[string]ddbtypes.AttributeValue{
-		"pk": &ddbtypes.AttributeValueMemberS{Value: "CONN#" + connID},
-		"sk": &ddbtypes.AttributeValueMemberS{Value: sk},
-	}
-}
+func itemKey(connID string) table.Item { return table.Key(table.ConnPK(connID), sk) }
 
 // For returns the connection's Pseudonymizer, creating its secret on first use. Creation is refused with
 // ErrNotActive unless the connection's META item says it is active, so a run racing the purge cannot leave a
@@ -111,18 +105,17 @@ func (s *Store) For(ctx context.Context, connID string) (*Pseudonymizer, error) 
 		return nil, fmt.Errorf("pseudonym: generate secret for %s: %w", connID, err)
 	}
 	item := itemKey(connID)
-	item["type"] = &ddbtypes.AttributeValueMemberS{Value: itemType}
-	item["edk"] = &ddbtypes.AttributeValueMemberB{Value: dk.CiphertextBlob}
-	item["createdAt"] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(s.now().UnixMilli(), 10)}
-	item["connId"] = &ddbtypes.AttributeValueMemberS{Value: connID}
-	meta := itemKey(connID)
-	meta["sk"] = &ddbtypes.AttributeValueMemberS{Value: "META"}
-	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []ddbtypes.TransactWriteItem{
-		{Put: &ddbtypes.Put{TableName: aws.String(s.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-		{ConditionCheck: &ddbtypes.ConditionCheck{TableName: aws.String(s.table), Key: meta,
+	item["type"] = table.S(itemType)
+	item["edk"] = table.B(dk.CiphertextBlob)
+	item["createdAt"] = table.Millis(s.t.Now())
+	item["connId"] = table.S(connID)
+	meta := table.Key(table.ConnPK(connID), table.SKMeta)
+	_, err = s.t.DB().TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []ddbtypes.TransactWriteItem{
+		{Put: &ddbtypes.Put{TableName: s.t.TableName(), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{ConditionCheck: &ddbtypes.ConditionCheck{TableName: s.t.TableName(), Key: meta,
 			ConditionExpression:       aws.String("#st = :active"),
 			ExpressionAttributeNames:  map[string]string{"#st": "status"},
-			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":active": &ddbtypes.AttributeValueMemberS{Value: "active"}}}},
+			ExpressionAttributeValues: table.Item{":active": table.S("active")}}},
 	}})
 	if err == nil {
 		p := newPseudonymizer(dk.Plaintext)
@@ -130,12 +123,11 @@ func (s *Store) For(ctx context.Context, connID string) (*Pseudonymizer, error) 
 		return p, nil
 	}
 	clear(dk.Plaintext)
-	var tc *ddbtypes.TransactionCanceledException
-	if errors.As(err, &tc) && len(tc.CancellationReasons) == 2 {
-		if aws.ToString(tc.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
+	if r := table.Cancelled(err); len(r) == 2 {
+		if r.FailedAt(1) {
 			return nil, fmt.Errorf("pseudonym: %s: %w", connID, ErrNotActive)
 		}
-		if aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+		if r.FailedAt(0) {
 			// Another first use won the race: everyone uses its secret.
 			return s.load(ctx, connID)
 		}
@@ -146,7 +138,7 @@ func (s *Store) For(ctx context.Context, connID string) (*Pseudonymizer, error) 
 var errNoKey = errors.New("pseudonym: no secret yet")
 
 func (s *Store) load(ctx context.Context, connID string) (*Pseudonymizer, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: itemKey(connID),
+	out, err := s.t.DB().GetItem(ctx, &dynamodb.GetItemInput{TableName: s.t.TableName(), Key: itemKey(connID),
 		ConsistentRead: aws.Bool(true), ProjectionExpression: aws.String("edk")})
 	if err != nil {
 		return nil, fmt.Errorf("pseudonym: read secret for %s: %w", connID, err)

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"jiraexport/shared/backoff"
+	"jiraexport/shared/table"
 )
 
 // Item layout in the single table (README "Rate budget"):
@@ -21,47 +20,21 @@ import (
 //	pk APP            sk PAUSE#global          until (epoch ms), reason, ttl, connId "APP"
 //	pk APP            sk PAUSE#site#<cloudId>  until, reason, cloudId, ttl, connId (of the run that saw the 429)
 const (
-	appPK       = "APP"
-	pointsSK    = "POINTS#"
-	hourLayout  = "2006010215"
-	appConnID   = "APP" // connId of app-wide items: they belong to no connection, so erasure never matches them
-	itemPoints  = "points_hour"
-	pointsKeep  = 48 * time.Hour // counters outlive their hour by two days, for operators
-	batchGetMax = 100
+	appPK      = table.PKApp
+	appConnID  = table.ConnIDApp // app-wide items belong to no connection, so erasure never matches them
+	itemPoints = "points_hour"
+	pointsKeep = 48 * time.Hour // counters outlive their hour by two days, for operators
 )
 
 // HourKey is the sort key of the points counter for the UTC hour containing at: POINTS#yyyymmddhh.
-func HourKey(at time.Time) string { return pointsSK + Hour(at).Format(hourLayout) }
-
-func connPK(connID string) string { return "CONN#" + connID }
-
-// Option tunes a Ledger or Pauses.
-type Option func(*options)
-
-type options struct{ now func() time.Time }
-
-// WithClock sets the clock (tests).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
-
-func newOptions(opts []Option) options {
-	o := options{now: time.Now}
-	for _, f := range opts {
-		f(&o)
-	}
-	return o
-}
+func HourKey(at time.Time) string { return table.PointsSK(at) }
 
 // Ledger records points spent per connection and per app per UTC hour, for the dispatcher's admission.
-type Ledger struct {
-	db    *dynamodb.Client
-	table string
-	now   func() time.Time
-}
+type Ledger struct{ t *table.Table }
 
-// NewLedger returns a Ledger on table.
-func NewLedger(db *dynamodb.Client, table string, opts ...Option) *Ledger {
-	o := newOptions(opts)
-	return &Ledger{db: db, table: table, now: o.now}
+// NewLedger returns a Ledger on the table name (table.WithClock sets its clock, for tests).
+func NewLedger(db table.Client, name string, opts ...table.Option) *Ledger {
+	return &Ledger{t: table.New(db, name, opts...)}
 }
 
 // Record adds points spent by connection connID in the UTC hour containing at, to the connection's and the
@@ -77,31 +50,31 @@ func (l *Ledger) Record(ctx context.Context, connID string, at time.Time, points
 	}
 	hour := Hour(at)
 	sk := HourKey(hour)
-	ttl := strconv.FormatInt(hour.Add(time.Hour+pointsKeep).Unix(), 10)
+	ttl := table.TTLValue(hour.Add(time.Hour + pointsKeep))
 	add := func(pk, owner string) error {
 		in := &dynamodb.UpdateItemInput{
-			TableName:        aws.String(l.table),
-			Key:              key(pk, sk),
+			TableName:        l.t.TableName(),
+			Key:              table.Key(pk, sk),
 			UpdateExpression: aws.String("ADD #p :p SET #ttl = :ttl, #type = :type, #hour = :hour"),
 			ExpressionAttributeNames: map[string]string{
 				"#p": "points", "#ttl": "ttl", "#type": "type", "#hour": "hour",
 			},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":p":    num(points),
-				":ttl":  &types.AttributeValueMemberN{Value: ttl},
-				":type": &types.AttributeValueMemberS{Value: itemPoints},
-				":hour": &types.AttributeValueMemberS{Value: hour.Format(time.RFC3339)},
+				":p":    table.N(points),
+				":ttl":  ttl,
+				":type": table.S(itemPoints),
+				":hour": table.S(hour.Format(time.RFC3339)),
 			},
 		}
 		if owner != "" {
 			*in.UpdateExpression += ", #conn = :conn"
 			in.ExpressionAttributeNames["#conn"] = "connId"
-			in.ExpressionAttributeValues[":conn"] = &types.AttributeValueMemberS{Value: owner}
+			in.ExpressionAttributeValues[":conn"] = table.S(owner)
 		}
-		_, err := l.db.UpdateItem(ctx, in)
+		_, err := l.t.DB().UpdateItem(ctx, in)
 		return err
 	}
-	if err := add(connPK(connID), ""); err != nil {
+	if err := add(table.ConnPK(connID), ""); err != nil {
 		return fmt.Errorf("ratebudget: record %d points for %s: %w", points, connID, err)
 	}
 	if err := add(appPK, appConnID); err != nil {
@@ -138,73 +111,28 @@ type Usage struct {
 func (l *Ledger) Usage(ctx context.Context, at time.Time, connIDs ...string) (Usage, error) {
 	sk := HourKey(at)
 	u := Usage{Hour: Hour(at), ByConnection: make(map[string]int64, len(connIDs))}
-	keys := []map[string]types.AttributeValue{key(appPK, sk)}
+	keys := []table.Item{table.Key(appPK, sk)}
 	seen := map[string]bool{}
 	for _, c := range connIDs {
 		u.ByConnection[c] = 0
 		if !seen[c] {
 			seen[c] = true
-			keys = append(keys, key(connPK(c), sk))
+			keys = append(keys, table.Key(table.ConnPK(c), sk))
 		}
 	}
-	for start := 0; start < len(keys); start += batchGetMax {
-		pending := map[string]types.KeysAndAttributes{l.table: {
-			Keys:                 keys[start:min(start+batchGetMax, len(keys))],
-			ProjectionExpression: aws.String("pk, points"),
-			ConsistentRead:       aws.Bool(true),
-		}}
-		for attempt := 0; len(pending) > 0; attempt++ {
-			out, err := l.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
-			if err != nil {
-				return Usage{}, fmt.Errorf("ratebudget: read points: %w", err)
-			}
-			for _, it := range out.Responses[l.table] {
-				pk, _ := it["pk"].(*types.AttributeValueMemberS)
-				p := numOf(it["points"])
-				switch {
-				case pk == nil:
-				case pk.Value == appPK:
-					u.App = p
-				default:
-					u.ByConnection[pk.Value[len("CONN#"):]] = p
-				}
-			}
-			pending = out.UnprocessedKeys
-			if len(pending) > 0 {
-				if err := unprocessedWait(ctx, attempt); err != nil {
-					return Usage{}, fmt.Errorf("ratebudget: read points: %w", err)
-				}
+	err := l.t.BatchGet(ctx, keys, "pk, points", func(items []table.Item) error {
+		for _, it := range items {
+			pk, p := table.StringOf(it["pk"]), table.IntOf(it["points"])
+			if pk == appPK {
+				u.App = p
+			} else if connID, ok := table.ParseConnPK(pk); ok {
+				u.ByConnection[connID] = p
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return Usage{}, fmt.Errorf("ratebudget: read points: %w", err)
 	}
 	return u, nil
-}
-
-func key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		"pk": &types.AttributeValueMemberS{Value: pk},
-		"sk": &types.AttributeValueMemberS{Value: sk},
-	}
-}
-
-func num(n int64) *types.AttributeValueMemberN {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
-
-func numOf(av types.AttributeValue) int64 {
-	n, ok := av.(*types.AttributeValueMemberN)
-	if !ok {
-		return 0
-	}
-	v, _ := strconv.ParseInt(n.Value, 10, 64)
-	return v
-}
-
-// unprocessedWait spaces re-reads of keys DynamoDB left unprocessed (throttling), as AWS advises.
-func unprocessedWait(ctx context.Context, attempt int) error {
-	p := backoff.Policy{Base: 50 * time.Millisecond, Max: time.Second, Retries: 8}
-	if !p.Allows(attempt) {
-		return errors.New("keys left unprocessed after retries")
-	}
-	return p.Wait(ctx, attempt, 0)
 }

@@ -10,12 +10,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/table"
 )
 
 const (
-	pauseSK       = "PAUSE#"
-	pauseGlobalSK = "PAUSE#global"
-	pauseSiteSK   = "PAUSE#site#"
+	pauseSK       = table.PrefixPause
+	pauseGlobalSK = table.SKPauseGlobal
+	pauseSiteSK   = table.PrefixPauseSite
 	itemPause     = "quota_pause"
 	pauseKeep     = time.Hour // items outlive their pause a little; readers compare until, TTL deletion is lazy
 )
@@ -29,16 +31,11 @@ type Pause struct {
 }
 
 // Pauses stores quota pauses shared by every export, the dispatcher and the connectors API.
-type Pauses struct {
-	db    *dynamodb.Client
-	table string
-	now   func() time.Time
-}
+type Pauses struct{ t *table.Table }
 
-// NewPauses returns Pauses on table.
-func NewPauses(db *dynamodb.Client, table string, opts ...Option) *Pauses {
-	o := newOptions(opts)
-	return &Pauses{db: db, table: table, now: o.now}
+// NewPauses returns Pauses on the table name (table.WithClock sets its clock, for tests).
+func NewPauses(db table.Client, name string, opts ...table.Option) *Pauses {
+	return &Pauses{t: table.New(db, name, opts...)}
 }
 
 // Record stores the pause a 429 on site cloudID calls for, seen by a run of connection connID: the global quota
@@ -46,7 +43,7 @@ func NewPauses(db *dynamodb.Client, table string, opts ...Option) *Pauses {
 // pause nothing and answer ok false. A pause that already reaches as far or further is kept (a later reset
 // wins), so racing writers converge on the latest reset.
 func (p *Pauses) Record(ctx context.Context, connID, cloudID string, l Limit) (Pause, bool, error) {
-	now := p.now()
+	now := p.t.Now()
 	var ps Pause
 	switch l.Scope() {
 	case ScopeGlobal:
@@ -71,35 +68,34 @@ func (p *Pauses) Put(ctx context.Context, connID string, ps Pause) error {
 		if ps.CloudID == "" {
 			return errors.New("ratebudget: site pause without a site")
 		}
-		sk, owner = pauseSiteSK+ps.CloudID, connID
-		item["cloudId"] = &types.AttributeValueMemberS{Value: ps.CloudID}
+		sk, owner = table.PauseSiteSK(ps.CloudID), connID
+		item["cloudId"] = table.S(ps.CloudID)
 	} else if ps.Scope != ScopeGlobal {
 		return fmt.Errorf("ratebudget: pause of scope %s", ps.Scope)
 	}
 	if owner == "" {
 		owner = appConnID
 	}
-	for k, v := range key(appPK, sk) {
+	for k, v := range table.Key(appPK, sk) {
 		item[k] = v
 	}
-	item["type"] = &types.AttributeValueMemberS{Value: itemPause}
-	item["scope"] = &types.AttributeValueMemberS{Value: ps.Scope.String()}
-	item["until"] = num(ps.Until.UnixMilli())
-	item["reason"] = &types.AttributeValueMemberS{Value: ps.Reason}
-	item["connId"] = &types.AttributeValueMemberS{Value: owner}
-	item["recordedAt"] = num(p.now().UnixMilli())
-	item["ttl"] = num(ps.Until.Add(pauseKeep).Unix())
-	_, err := p.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                aws.String(p.table),
+	item["type"] = table.S(itemPause)
+	item["scope"] = table.S(ps.Scope.String())
+	item["until"] = table.Millis(ps.Until)
+	item["reason"] = table.S(ps.Reason)
+	item["connId"] = table.S(owner)
+	item["recordedAt"] = table.Millis(p.t.Now())
+	item["ttl"] = table.TTLValue(ps.Until.Add(pauseKeep))
+	_, err := p.t.DB().PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                p.t.TableName(),
 		Item:                     item,
 		ConditionExpression:      aws.String("attribute_not_exists(pk) OR #until < :until"),
 		ExpressionAttributeNames: map[string]string{"#until": "until"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":until": num(ps.Until.UnixMilli()),
+			":until": table.Millis(ps.Until),
 		},
 	})
-	var cf *types.ConditionalCheckFailedException
-	if errors.As(err, &cf) {
+	if _, failed := table.ConditionFailed(err); failed {
 		return nil // an equal or later pause is already there
 	}
 	if err != nil {
@@ -111,29 +107,13 @@ func (p *Pauses) Put(ctx context.Context, connID string, ps Pause) error {
 // IsPaused reports whether site cloudID may not call Jira now, and until when (the later of the app-wide and
 // the site's pause). Exports call it before each batch of calls; the dispatcher uses Active for many sites.
 func (p *Pauses) IsPaused(ctx context.Context, cloudID string) (Pause, bool, error) {
-	keys := []map[string]types.AttributeValue{key(appPK, pauseGlobalSK)}
+	keys := []table.Item{table.Key(appPK, pauseGlobalSK)}
 	if cloudID != "" {
-		keys = append(keys, key(appPK, pauseSiteSK+cloudID))
+		keys = append(keys, table.Key(appPK, table.PauseSiteSK(cloudID)))
 	}
-	out, err := p.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
-		p.table: {Keys: keys, ConsistentRead: aws.Bool(true)},
-	}})
-	if err != nil {
+	var items []table.Item
+	if err := p.t.BatchGet(ctx, keys, "", func(got []table.Item) error { items = append(items, got...); return nil }); err != nil {
 		return Pause{}, false, fmt.Errorf("ratebudget: read pauses: %w", err)
-	}
-	items := out.Responses[p.table]
-	if len(out.UnprocessedKeys) > 0 {
-		// Two small keys are practically never left over; if they are, read them one by one.
-		items = items[:0]
-		for _, k := range keys {
-			g, err := p.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(p.table), Key: k, ConsistentRead: aws.Bool(true)})
-			if err != nil {
-				return Pause{}, false, fmt.Errorf("ratebudget: read pauses: %w", err)
-			}
-			if g.Item != nil {
-				items = append(items, g.Item)
-			}
-		}
 	}
 	set := p.setOf(items)
 	ps, ok := set.Paused(cloudID)
@@ -162,49 +142,36 @@ func (s PauseSet) Paused(cloudID string) (Pause, bool) {
 
 // Active reads every pause in force now (one query of the APP partition's PAUSE# items), for the dispatcher.
 func (p *Pauses) Active(ctx context.Context) (PauseSet, error) {
-	var items []map[string]types.AttributeValue
-	var start map[string]types.AttributeValue
-	for {
-		out, err := p.db.Query(ctx, &dynamodb.QueryInput{
-			TableName:                 aws.String(p.table),
-			KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :sk)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: appPK}, ":sk": &types.AttributeValueMemberS{Value: pauseSK}},
-			ConsistentRead:            aws.Bool(true),
-			ExclusiveStartKey:         start,
-		})
-		if err != nil {
-			return PauseSet{}, fmt.Errorf("ratebudget: read pauses: %w", err)
-		}
-		items = append(items, out.Items...)
-		if start = out.LastEvaluatedKey; len(start) == 0 {
-			break
-		}
+	var items []table.Item
+	err := p.t.EachPage(ctx, p.t.PrefixQuery(appPK, pauseSK), func(page []table.Item) error {
+		items = append(items, page...)
+		return nil
+	})
+	if err != nil {
+		return PauseSet{}, fmt.Errorf("ratebudget: read pauses: %w", err)
 	}
 	return p.setOf(items), nil
 }
 
-func (p *Pauses) setOf(items []map[string]types.AttributeValue) PauseSet {
-	now := p.now()
+func (p *Pauses) setOf(items []table.Item) PauseSet {
+	now := p.t.Now()
 	set := PauseSet{At: now, Sites: map[string]Pause{}}
 	for _, it := range items {
-		sk, _ := it["sk"].(*types.AttributeValueMemberS)
-		if sk == nil {
+		sk := table.StringOf(it["sk"])
+		if sk == "" {
 			continue
 		}
-		ps := Pause{Until: time.UnixMilli(numOf(it["until"])).UTC()}
-		if r, ok := it["reason"].(*types.AttributeValueMemberS); ok {
-			ps.Reason = r.Value
-		}
+		ps := Pause{Until: time.UnixMilli(table.IntOf(it["until"])).UTC(), Reason: table.StringOf(it["reason"])}
 		if !ps.Until.After(now) {
 			continue // over; TTL deletes the item later
 		}
 		switch {
-		case sk.Value == pauseGlobalSK:
+		case sk == pauseGlobalSK:
 			ps.Scope = ScopeGlobal
 			g := ps
 			set.Global = &g
-		case strings.HasPrefix(sk.Value, pauseSiteSK):
-			ps.Scope, ps.CloudID = ScopeSite, sk.Value[len(pauseSiteSK):]
+		case strings.HasPrefix(sk, pauseSiteSK):
+			ps.Scope, ps.CloudID = ScopeSite, sk[len(pauseSiteSK):]
 			set.Sites[ps.CloudID] = ps
 		}
 	}

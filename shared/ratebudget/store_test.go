@@ -14,6 +14,7 @@ import (
 
 	"jiraexport/infra/stacktest"
 	"jiraexport/shared/ratebudget"
+	"jiraexport/shared/table"
 )
 
 type clock struct {
@@ -55,7 +56,7 @@ func TestLedger(t *testing.T) {
 	env := stacktest.New(t)
 	ctx := context.Background()
 	clk := &clock{t: time.Date(2026, 3, 10, 12, 58, 0, 0, time.UTC)}
-	l := ratebudget.NewLedger(env.Clients.DynamoDB, env.Table, ratebudget.WithClock(clk.Now))
+	l := ratebudget.NewLedger(env.Clients.DynamoDB, env.Table, table.WithClock(clk.Now))
 
 	// Two runs of two connections add concurrently; one run crosses the top of the hour.
 	a := ratebudget.NewTally(clk.Now)
@@ -170,7 +171,7 @@ func TestPauses(t *testing.T) {
 	env := stacktest.New(t)
 	ctx := context.Background()
 	clk := &clock{t: t0} // 12:30 UTC
-	p := ratebudget.NewPauses(env.Clients.DynamoDB, env.Table, ratebudget.WithClock(clk.Now))
+	p := ratebudget.NewPauses(env.Clients.DynamoDB, env.Table, table.WithClock(clk.Now))
 	limit := func(kv ...string) ratebudget.Limit {
 		h := http.Header{}
 		for i := 0; i < len(kv); i += 2 {
@@ -250,7 +251,7 @@ func TestPauseRace(t *testing.T) {
 	t.Parallel()
 	env := stacktest.New(t)
 	ctx := context.Background()
-	p := ratebudget.NewPauses(env.Clients.DynamoDB, env.Table, ratebudget.WithClock(func() time.Time { return t0 }))
+	p := ratebudget.NewPauses(env.Clients.DynamoDB, env.Table, table.WithClock(func() time.Time { return t0 }))
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Add(1)

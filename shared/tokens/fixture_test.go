@@ -17,6 +17,7 @@ import (
 
 	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/stacktest"
+	"jiraexport/shared/table"
 )
 
 const testRedirect = "http://127.0.0.1:1/oauth/callback"
@@ -138,8 +139,8 @@ func (f *fixture) rawItem(t *testing.T, connID string) map[string]ddbtypes.Attri
 func (f *fixture) setLease(t *testing.T, connID, owner string, until time.Time) {
 	t.Helper()
 	u := newUpdate()
-	u.set("leaseOwner", "leaseOwner", str(owner))
-	u.set("leaseUntil", "leaseUntil", num(until.UnixMilli()))
+	u.set("leaseOwner", "leaseOwner", table.S(owner))
+	u.set("leaseUntil", "leaseUntil", table.N(until.UnixMilli()))
 	u.bumpVersion(false)
 	if _, err := f.env.Clients.DynamoDB.UpdateItem(t.Context(), u.input(f.env.Table, connID)); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package tokens
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -12,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/table"
 )
 
 // Item layout (pk CONN#<connId>, sk TOKEN):
@@ -26,23 +27,13 @@ import (
 //	Token call tries it again
 const (
 	itemType = "token"
-	skToken  = "TOKEN"
+	skToken  = table.SKToken
 	// tombstoneTTL keeps the "grant is dead" answer around long enough for callers to see it, then lets
 	// DynamoDB remove it (the connection record carries the lasting status).
 	tombstoneTTL = 30 * 24 * time.Hour
 )
 
-func pk(connID string) string { return "CONN#" + connID }
-
-func key(connID string) map[string]ddbtypes.AttributeValue {
-	return map[string]ddbtypes.AttributeValue{"pk": str(pk(connID)), "sk": str(skToken)}
-}
-
-func str(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
-
-func num(v int64) ddbtypes.AttributeValue {
-	return &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
-}
+func key(connID string) table.Item { return table.Key(table.ConnPK(connID), skToken) }
 
 type record struct {
 	version                              int64
@@ -166,7 +157,7 @@ func (u *update) setOrRemove(attr, v string) {
 		u.remove(attr)
 		return
 	}
-	u.set(attr, attr, str(v))
+	u.set(attr, attr, table.S(v))
 }
 
 func (u *update) setTime(attr string, t time.Time) {
@@ -174,7 +165,7 @@ func (u *update) setTime(attr string, t time.Time) {
 		u.remove(attr)
 		return
 	}
-	u.set(attr, attr, str(t.UTC().Format(time.RFC3339Nano)))
+	u.set(attr, attr, table.S(table.FormatTime(t)))
 }
 
 func (u *update) remove(attrs ...string) {
@@ -187,9 +178,9 @@ func (u *update) remove(attrs ...string) {
 // bumpVersion adds 1 to v; fresh allows a missing v (a new item).
 func (u *update) bumpVersion(fresh bool) {
 	u.names["#v"] = "v"
-	u.values[":one"] = num(1)
+	u.values[":one"] = table.N(1)
 	if fresh {
-		u.values[":zero"] = num(0)
+		u.values[":zero"] = table.N(0)
 		u.sets = append(u.sets, "#v = if_not_exists(#v, :zero) + :one")
 		return
 	}
@@ -199,7 +190,7 @@ func (u *update) bumpVersion(fresh bool) {
 // expectVersion makes the write conditional on the record being exactly the one read.
 func (u *update) expectVersion(v int64) {
 	u.names["#v"] = "v"
-	u.values[":expected"] = num(v)
+	u.values[":expected"] = table.N(v)
 	u.cond = append(u.cond, "#v = :expected")
 }
 
@@ -219,7 +210,4 @@ func (u *update) input(table, connID string) *dynamodb.UpdateItemInput {
 	return in
 }
 
-func isConditionFailed(err error) bool {
-	var ccf *ddbtypes.ConditionalCheckFailedException
-	return errors.As(err, &ccf)
-}
+func isConditionFailed(err error) bool { _, ok := table.ConditionFailed(err); return ok }

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"jiraexport/shared/table"
 )
 
 func TestRecordWindows(t *testing.T) {
@@ -36,7 +38,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v, leaseUntil, expiry, enc string, ct []byte, reason string) {
 		item := map[string]ddbtypes.AttributeValue{
 			"v": &ddbtypes.AttributeValueMemberN{Value: v}, "leaseUntil": &ddbtypes.AttributeValueMemberN{Value: leaseUntil},
-			"expiry": str(expiry), "enc": str(enc), "ct": &ddbtypes.AttributeValueMemberB{Value: ct}, "reauthReason": str(reason),
+			"expiry": table.S(expiry), "enc": table.S(enc), "ct": &ddbtypes.AttributeValueMemberB{Value: ct}, "reauthReason": table.S(reason),
 		}
 		r, err := decodeRecord(item)
 		if err == nil && r == nil {

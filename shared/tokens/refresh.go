@@ -11,9 +11,11 @@ import (
 	"time"
 
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"golang.org/x/oauth2"
 
 	"jiraexport/shared/backoff"
+	"jiraexport/shared/table"
 )
 
 const (
@@ -101,11 +103,11 @@ func (s *Store) refresh(ctx context.Context, connID string, rec *record) (tok *o
 	now := s.now()
 	until := now.Add(s.lease)
 	u := newUpdate()
-	u.set("leaseOwner", "leaseOwner", str(owner))
-	u.set("leaseUntil", "leaseUntil", num(until.UnixMilli()))
+	u.set("leaseOwner", "leaseOwner", table.S(owner))
+	u.set("leaseUntil", "leaseUntil", table.N(until.UnixMilli()))
 	u.bumpVersion(false)
 	u.expectVersion(rec.version)
-	u.values[":now"] = num(now.UnixMilli())
+	u.values[":now"] = table.N(now.UnixMilli())
 	u.cond = append(u.cond, "(attribute_not_exists(#leaseUntil) OR #leaseUntil < :now)", "attribute_not_exists(#reauthReason)")
 	u.names["#reauthReason"] = "reauthReason"
 	in := u.input(s.table, connID)
@@ -114,12 +116,12 @@ func (s *Store) refresh(ctx context.Context, connID string, rec *record) (tok *o
 	if _, err := s.db.UpdateItem(ctx, in); err != nil {
 		// The SDK retries a write whose response was lost; the retry then fails the condition against our own
 		// lease. Only that lease carries our owner id, so it is ours, not one to wait out.
-		var cf *ddbtypes.ConditionalCheckFailedException
-		if !errors.As(err, &cf) {
+		old, failed := table.ConditionFailed(err)
+		if !failed {
 			return nil, fmt.Errorf("tokens: lease %s: %w", connID, err)
 		}
-		cur, derr := decodeRecord(cf.Item)
-		if derr != nil || len(cf.Item) == 0 || cur.leaseOwner != owner {
+		cur, derr := decodeRecord(old)
+		if derr != nil || len(old) == 0 || cur.leaseOwner != owner {
 			return nil, errLostRace
 		}
 		leaseV = cur.version
@@ -168,10 +170,10 @@ func (s *Store) refresh(ctx context.Context, connID string, rec *record) (tok *o
 		return nil, err
 	}
 	p := newUpdate()
-	p.set("enc", "enc", str(encVersion))
-	p.set("edk", "edk", &ddbtypes.AttributeValueMemberB{Value: env.edk})
-	p.set("nonce", "nonce", &ddbtypes.AttributeValueMemberB{Value: env.nonce})
-	p.set("ct", "ct", &ddbtypes.AttributeValueMemberB{Value: env.ct})
+	p.set("enc", "enc", table.S(encVersion))
+	p.set("edk", "edk", table.B(env.edk))
+	p.set("nonce", "nonce", table.B(env.nonce))
+	p.set("ct", "ct", table.B(env.ct))
 	scope := scopeOf(newTok)
 	if scope == "" {
 		scope = rec.scope
@@ -253,9 +255,9 @@ func (s *Store) reauth(ctx context.Context, connID string, leaseV int64, familyS
 	defer cancel()
 	now := s.now()
 	u := newUpdate()
-	u.set("reauthReason", "reauthReason", str(reason))
+	u.set("reauthReason", "reauthReason", table.S(reason))
 	u.setTime("reauthAt", now)
-	u.set("ttl", "ttl", num(now.Add(tombstoneTTL).Unix()))
+	u.set("ttl", "ttl", table.N(now.Add(tombstoneTTL).Unix()))
 	u.remove("enc", "edk", "nonce", "ct", "leaseOwner", "leaseUntil", "scope", "tokenType", "expiry", "refreshedAt")
 	u.bumpVersion(false)
 	u.expectVersion(leaseV)
@@ -294,7 +296,7 @@ func (s *Store) notify(ctx context.Context, connID string, tombV int64, reason s
 		return fmt.Errorf("tokens: reauth callback for %s: %w", connID, err)
 	}
 	u := newUpdate()
-	u.set("reauthNotified", "reauthNotified", &ddbtypes.AttributeValueMemberBOOL{Value: true})
+	u.set("reauthNotified", "reauthNotified", table.Bool(true))
 	u.bumpVersion(false)
 	u.expectVersion(tombV)
 	if _, err := s.db.UpdateItem(wctx, u.input(s.table, connID)); err != nil && !isConditionFailed(err) {

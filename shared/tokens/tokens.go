@@ -20,9 +20,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+
 	"golang.org/x/oauth2"
+
+	"jiraexport/shared/table"
 )
 
 var (
@@ -188,11 +190,11 @@ func (s *Store) Put(ctx context.Context, connID string, tok *oauth2.Token, famil
 		return err
 	}
 	u := newUpdate()
-	u.set("#type", "type", str(itemType))
-	u.set("enc", "enc", str(encVersion))
-	u.set("edk", "edk", &ddbtypes.AttributeValueMemberB{Value: env.edk})
-	u.set("nonce", "nonce", &ddbtypes.AttributeValueMemberB{Value: env.nonce})
-	u.set("ct", "ct", &ddbtypes.AttributeValueMemberB{Value: env.ct})
+	u.set("#type", "type", table.S(itemType))
+	u.set("enc", "enc", table.S(encVersion))
+	u.set("edk", "edk", table.B(env.edk))
+	u.set("nonce", "nonce", table.B(env.nonce))
+	u.set("ct", "ct", table.B(env.ct))
 	u.setOrRemove("scope", scopeOf(tok))
 	u.setOrRemove("tokenType", tokenTypeOf(tok))
 	u.setTime("expiry", tok.Expiry)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"jiraexport/infra/atlassiansim"
+	"jiraexport/shared/table"
 )
 
 func TestPutTokenRoundTrip(t *testing.T) {
@@ -154,7 +155,7 @@ func TestRecordBoundToConnection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			item := tt.build()
-			item["pk"] = str(pk(tt.target))
+			item["pk"] = table.S(table.ConnPK(tt.target))
 			if _, err := f.env.Clients.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(f.env.Table), Item: item}); err != nil {
 				t.Fatal(err)
 			}
