@@ -106,6 +106,7 @@ func TestCrashResume(t *testing.T) {
 	if ids(m.Written) != sortedJoin(all) || len(m.Removed) != 0 || m.Counts.Written != int64(len(all)) || m.Counts.Unchanged != 0 {
 		t.Errorf("full manifest written %s (counts %+v), want every issue once", ids(m.Written), m.Counts)
 	}
+	w.checkCounters(r, m)
 
 	// Edits, then an incremental run crashed as often.
 	var byKey []string
@@ -140,6 +141,7 @@ func TestCrashResume(t *testing.T) {
 	if got, wantW := ids(m2.Written), sortedJoin([]string{byKey[0], byKey[5], created.ID}); got != wantW || len(m2.Removed) != 0 {
 		t.Errorf("incremental manifest written %s removed %d, want %s and none", got, len(m2.Removed), wantW)
 	}
+	w.checkCounters(r2, m2)
 	if kills < 20 {
 		t.Errorf("killed the bootstrap %d times, want at least 20 (runs finished before the kills)", kills)
 	}
