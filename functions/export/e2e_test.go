@@ -9,17 +9,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -76,31 +71,17 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 	t.Helper()
 	stacktest.SkipIfShort(t, "the whole product under the local Lambda service, the local AWS stack and the simulator")
 	env := stacktest.New(t, stacktest.Options{SecretValues: map[string]string{"AtlassianClientSecret": e2eSecret}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
 	// Projects of three search pages (50 issues each) with WAN latency: a run lasts some seconds and checkpoints
 	// twice before its last page, so crashes land before and after checkpoints.
-	sim, err := atlassiansim.New(atlassiansim.Config{
+	at := stacktest.StartAtlassian(t, atlassiansim.Config{
 		Seed: 1114, Sites: 1, ProjectsPerSite: 2, IssuesPerProject: 150, Users: 3, Latency: atlassiansim.LatencyWAN,
-		ClientSecret: e2eSecret, RedirectURIs: []string{base + "/oauth/callback"}, TestControls: true,
+		ClientSecret: e2eSecret,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	simURL, err := sim.Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim, simURL := at.Sim, at.URL
 	ls := env.StartLambdaService(t, stacktest.LambdaOptions{
 		Env: map[string]string{
 			"ATLASSIAN_CLIENT_ID": "sim-client-id", "ATLASSIAN_AUTH_URL": simURL, "ATLASSIAN_API_URL": simURL,
-			"PUBLIC_BASE_URL": base,
+			"PUBLIC_BASE_URL": at.Base,
 		},
 		// A crashed export's lease expires after 2 s, so the dispatcher may resume it (after its dispatch guard).
 		FunctionEnv: map[string]map[string]string{"ExportFunction": {"EXPORT_LEASE_SECONDS": "2"}},
@@ -108,7 +89,7 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 		// rate(1 minute) every second: overlapping ticks are the normal case.
 		Schedules: true, ScheduleSpeedup: 60,
 	})
-	w := &e2eWorld{t: t, env: env, sim: sim, simURL: simURL, ls: ls, base: ls.ServeAPIOn(t, ln),
+	w := &e2eWorld{t: t, env: env, sim: sim, simURL: simURL, ls: ls, base: ls.ServeAPIOn(t, at.Listener),
 		store: connectors.NewStore(env.Clients.DynamoDB, env.Table)}
 	for _, u := range sim.Users() {
 		if u.CanConsent {
@@ -116,50 +97,13 @@ func newE2EWorld(t *testing.T) *e2eWorld {
 			break
 		}
 	}
-	w.consent()
+	w.key = stacktest.NewBrowser(t).As(w.user).Connect(t, w.base)
 	var conn struct {
 		ID string `json:"id"`
 	}
 	w.call("GET", "/v1/connection", nil, http.StatusOK, &conn)
 	w.connID = conn.ID
 	return w
-}
-
-var reAPIKey = regexp.MustCompile(`<pre class="key" id="api-key">([^<]+)</pre>`)
-
-// consent runs the OAuth flow as a browser does, with the simulator's test switch accepting for w.user.
-func (w *e2eWorld) consent() {
-	t := w.t
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: time.Minute, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if req.URL.Path == "/oauth/callback" {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, w.base+"/oauth/authorize", nil)
-	req.Header.Set("X-Sim-Consent", "accept")
-	req.Header.Set("X-Sim-User", w.user)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/oauth/callback?") {
-		t.Fatalf("authorize = %d (Location %q), want a redirect to the callback", resp.StatusCode, loc)
-	}
-	req, _ = http.NewRequestWithContext(t.Context(), http.MethodGet, loc, nil)
-	if resp, err = c.Do(req); err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := reAPIKey.FindSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("callback = %d without an API key: %.500s", resp.StatusCode, body)
-	}
-	w.key = html.UnescapeString(string(m[1]))
 }
 
 // call is one request to the connectors API with the key; out (if any) receives the JSON body.
