@@ -45,7 +45,7 @@ func build(ctx context.Context, log *slog.Logger) (*dispatch.Dispatcher, error) 
 	}
 	db := dynamodb.NewFromConfig(awsCfg)
 	return dispatch.New(dispatch.Config{
-		Store:   connectors.NewStore(db, cfg.Table),
+		Store:   connectors.NewStore(db, cfg.Table, connectors.WithDispatchGuard(cfg.DispatchGuard)),
 		Invoker: invoke.NewExport(awslambda.NewFromConfig(awsCfg), cfg.ExportFunction),
 		// Nothing starts on a site under a quota pause; what starts gets a fair share of the hour's points
 		// (the Allocator's default safety margin and pacing) as its invocation's allowance.

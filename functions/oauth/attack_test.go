@@ -143,7 +143,7 @@ func TestReauthAttackEndToEnd(t *testing.T) {
 
 	// The attacker connects their own account and keeps the API key.
 	ab := newBrowser(t)
-	ab.account = attacker.AccountID
+	ab.Account = attacker.AccountID
 	ap := e.get(t, ab, e.consent(t, ab, e.base+"/oauth/authorize", "accept"))
 	if ap.reason != string(oauthflow.ReasonConnected) || ap.key == "" {
 		t.Fatalf("attacker's connect = %d %q; logs: %s", ap.status, ap.reason, e.fn.Logs())
@@ -161,7 +161,7 @@ func TestReauthAttackEndToEnd(t *testing.T) {
 		link := e.reauthLink(t, attackerKey)
 		// The link goes to the victim, who opens it and consents at the real (here: simulated) Atlassian.
 		vb := newBrowser(t)
-		vb.account = victim.AccountID
+		vb.Account = victim.AccountID
 		p := e.get(t, vb, e.consent(t, vb, link, "accept"))
 		if p.reason != string(oauthflow.ReasonAccountMismatch) || p.status != http.StatusForbidden || p.key != "" {
 			t.Fatalf("victim's consent through the attacker's link = %d %q, want 403 %q; body: %s\nlogs: %s",
@@ -204,7 +204,7 @@ func TestReauthAttackEndToEnd(t *testing.T) {
 		}
 		// The owner still uses the same link afterwards (reaching the consent proves the ticket was unspent).
 		ob := newBrowser(t)
-		ob.account = attacker.AccountID
+		ob.Account = attacker.AccountID
 		_ = e.consent(t, ob, link, "deny")
 	})
 
@@ -237,7 +237,7 @@ func TestReauthAttackEndToEnd(t *testing.T) {
 		}
 		link := e.reauthLink(t, attackerKey)
 		ob := newBrowser(t)
-		ob.account = attacker.AccountID
+		ob.Account = attacker.AccountID
 		p := e.get(t, ob, e.consent(t, ob, link, "accept"))
 		if p.reason != string(oauthflow.ReasonReauthorized) || p.status != http.StatusOK {
 			t.Fatalf("owner's renewal = %d %q, want 200 reauthorized; body: %s\nlogs: %s", p.status, p.reason, p.body, e.fn.Logs())

@@ -10,14 +10,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"html"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,25 +70,10 @@ func startE2E(t *testing.T, opts ...e2eOptions) *e2e {
 	stacktest.SkipIfShort(t, "DynamoDB Local, moto and the Lambda Runtime Interface Emulator (end to end: it builds and runs the bootstrap)")
 	env := stacktest.New(t, stacktest.Options{SecretValues: map[string]string{"AtlassianClientSecret": e2eSecret}})
 	// The router's address first: it is the public base URL the function and the simulator's redirect URI need.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	sim, err := atlassiansim.New(atlassiansim.Config{
-		Seed: 11, Sites: o.sites, ProjectsPerSite: 1, IssuesPerProject: 1, Users: 2,
-		ClientSecret: e2eSecret, RedirectURIs: []string{base + "/oauth/callback"}, TestControls: true,
+	at := stacktest.StartAtlassian(t, atlassiansim.Config{
+		Seed: 11, Sites: o.sites, ProjectsPerSite: 1, IssuesPerProject: 1, Users: 2, ClientSecret: e2eSecret,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	simURL, err := sim.Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim, simURL, base, ln := at.Sim, at.URL, at.Base, at.Listener
 
 	fn := env.StartFunction(t, "OAuthFunction", map[string]string{
 		"ATLASSIAN_CLIENT_ID": "sim-client-id", "ATLASSIAN_AUTH_URL": simURL, "ATLASSIAN_API_URL": simURL,
@@ -120,93 +100,26 @@ func startE2E(t *testing.T, opts ...e2eOptions) *e2e {
 		conns: connections.NewStore(env.Clients.DynamoDB, env.Table), keys: apikeys.NewStore(env.Clients.DynamoDB, env.Table)}
 }
 
-// browser is one user agent; account, when set, is who logs in at Atlassian (the simulator's X-Sim-User).
-type browser struct {
-	c       *http.Client
-	jar     *cookiejar.Jar
-	account string
-}
+// browser is one user agent (stacktest's: its own cookie jar, the simulator's test switches).
+type browser = stacktest.Browser
 
-func newBrowser(t *testing.T) *browser {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browser{jar: jar, c: &http.Client{Jar: jar, Timeout: time.Minute,
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			if req.URL.Path == "/oauth/callback" {
-				return http.ErrUseLastResponse // the test decides which browser delivers it
-			}
-			return nil
-		}}}
-}
+func newBrowser(t *testing.T) *browser { return stacktest.NewBrowser(t) }
 
-var (
-	reFormAction = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
-	reFormTicket = regexp.MustCompile(`name="reauth" value="([^"]+)"`)
-	reFormCSRF   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-)
-
-// consent opens u, consents or denies at the simulator, and returns the callback URL (not yet visited). A
-// re-authorisation link shows a page first; consent confirms it as a person would (the form's POST, with the
-// browser's Origin and cookie).
+// consent opens u, consents or denies at the simulator, and returns the callback URL (not yet visited); the
+// state, code and nonce it saw join the secrets no store or log may hold.
 func (e *e2e) consent(t *testing.T, b *browser, u, decision string) string {
 	t.Helper()
-	setHeaders := func(req *http.Request) {
-		req.Header.Set("X-Sim-Consent", decision)
-		if b.account != "" {
-			req.Header.Set("X-Sim-User", b.account)
-		}
-	}
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	setHeaders(req)
-	resp, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && reFormCSRF.Match(body) {
-		action := html.UnescapeString(string(reFormAction.FindSubmatch(body)[1]))
-		form := url.Values{
-			"reauth": {html.UnescapeString(string(reFormTicket.FindSubmatch(body)[1]))},
-			"csrf":   {html.UnescapeString(string(reFormCSRF.FindSubmatch(body)[1]))},
-		}
-		req, _ = http.NewRequest(http.MethodPost, action, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", e.base)
-		setHeaders(req)
-		if resp, err = b.c.Do(req); err != nil {
-			t.Fatal(err)
-		}
-		body, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
-	}
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/oauth/callback?") {
-		t.Fatalf("GET authorize = %d (Location %q), want a redirect to the callback; body: %s", resp.StatusCode, loc, body)
-	}
+	loc := b.Consent(t, u, decision)
 	cu, _ := url.Parse(loc)
 	for _, k := range []string{"state", "code"} {
 		if v := cu.Query().Get(k); v != "" {
 			e.secrets = append(e.secrets, v)
 		}
 	}
-	if n := b.nonce(e.base); n != "" {
+	if n := b.Cookie(e.base, oauthflow.CookieName); n != "" {
 		e.secrets = append(e.secrets, n)
 	}
 	return loc
-}
-
-func (b *browser) nonce(base string) string {
-	u, _ := url.Parse(base)
-	for _, c := range b.jar.Cookies(u) {
-		if c.Name == oauthflow.CookieName {
-			return c.Value
-		}
-	}
-	return ""
 }
 
 type page struct {
@@ -217,32 +130,13 @@ type page struct {
 	key    string
 }
 
-var (
-	reReason = regexp.MustCompile(`data-reason="([a-z_]+)"`)
-	reKey    = regexp.MustCompile(`<pre class="key" id="api-key">([^<]+)</pre>`)
-)
-
 func (e *e2e) get(t *testing.T, b *browser, u string, header ...string) page {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, u, nil)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+	p := b.Get(t, u, header...)
+	if p.Key != "" {
+		e.secrets = append(e.secrets, p.Key)
 	}
-	resp, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	p := page{status: resp.StatusCode, header: resp.Header, body: string(body)}
-	if m := reReason.FindStringSubmatch(p.body); m != nil {
-		p.reason = m[1]
-	}
-	if m := reKey.FindStringSubmatch(p.body); m != nil {
-		p.key = html.UnescapeString(m[1])
-		e.secrets = append(e.secrets, p.key)
-	}
-	return p
+	return page{status: p.Status, header: p.Header, body: p.Body, reason: p.Reason, key: p.Key}
 }
 
 func (e *e2e) connect(t *testing.T) page {
@@ -303,7 +197,7 @@ func TestEndToEnd(t *testing.T) {
 		{"replayed state", func(t *testing.T) page {
 			b := newBrowser(t)
 			cb := e.consent(t, b, e.base+"/oauth/authorize", "accept")
-			nonce := b.nonce(e.base)
+			nonce := b.Cookie(e.base, oauthflow.CookieName)
 			if p := e.get(t, b, cb); p.reason != string(oauthflow.ReasonConnected) {
 				t.Fatalf("first callback = %q, want connected", p.reason)
 			}

@@ -19,14 +19,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -137,26 +133,11 @@ func Build(t *testing.T, o Options) *Scenario {
 		o.Connections = 3
 	}
 	env := stacktest.New(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	sim, err := atlassiansim.New(atlassiansim.Config{
-		Seed: 14, Sites: 2, ProjectsPerSite: 1, IssuesPerProject: 3, Users: o.Connections + 1,
-		ClientSecret: ClientSecret, RedirectURIs: []string{base + "/oauth/callback"}, TestControls: true,
+	at := stacktest.StartAtlassian(t, atlassiansim.Config{
+		Seed: 14, Sites: 2, ProjectsPerSite: 1, IssuesPerProject: 3, Users: o.Connections + 1, ClientSecret: ClientSecret,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	simURL, err := sim.Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-
+	sim, simURL, base := at.Sim, at.URL, at.Base
+	ctx := context.Background()
 	sc := &Scenario{Env: env, Sim: sim, Clock: &Clock{t: time.Now()}, Logs: &Buffer{}, S3: env.Clients.S3}
 	sc.Log = logging.New(sc.Logs, logging.ParseLevel("DEBUG"))
 	db := env.Clients.DynamoDB
@@ -177,8 +158,8 @@ func Build(t *testing.T, o Options) *Scenario {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Served on ln, the listener whose address the base URL already names.
-	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: handler}}
+	// Served on the listener whose address the base URL already names.
+	srv := &httptest.Server{Listener: at.Listener, Config: &http.Server{Handler: handler}}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	sc.Secrets = append(sc.Secrets, ClientSecret)
@@ -188,7 +169,7 @@ func Build(t *testing.T, o Options) *Scenario {
 		t.Fatalf("the simulator has %d consenting users, want %d", len(users), o.Connections)
 	}
 	for i := range o.Connections {
-		key := connect(t, base, users[i].AccountID)
+		key := stacktest.NewBrowser(t).As(users[i].AccountID).Connect(t, base)
 		k, err := sc.Keys.Authenticate(ctx, key)
 		if err != nil {
 			t.Fatalf("Authenticate(key from the success page) = %v", err)
@@ -324,30 +305,6 @@ func (sc *Scenario) export(t *testing.T, eng *export.Engine, connID, connectorID
 	t.Fatalf("export of %+v never ended", ref)
 	return false
 }
-
-// connect runs the OAuth flow in a fresh browser as accountID and returns the API key the success page shows.
-func connect(t *testing.T, base, accountID string) string {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	req, _ := http.NewRequest(http.MethodGet, base+"/oauth/authorize", nil)
-	// Go copies these to every redirect hop; the simulator honours them only with TestControls on.
-	req.Header.Set("X-Sim-Consent", "accept")
-	req.Header.Set("X-Sim-User", accountID)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := reKey.FindSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("OAuth flow = %d, want 200 with an API key", resp.StatusCode)
-	}
-	return html.UnescapeString(string(m[1]))
-}
-
-var reKey = regexp.MustCompile(`<pre class="key" id="api-key">([^<]+)</pre>`)
 
 // WriteObjects adds what a long-lived mirror also holds under the party's prefix, beside the real export's
 // documents: an issue document rewritten (two versions), an attachment, a manifest, a deleted issue (a delete

@@ -48,6 +48,10 @@ type Config struct {
 	// PointsPerHour is the app's hourly Atlassian points budget the dispatcher admits work under
 	// (ATLASSIAN_POINTS_PER_HOUR, template parameter AtlassianPointsPerHour; default 65,000, Atlassian's).
 	PointsPerHour int64
+	// DispatchGuard is how long the dispatcher leaves a run it handed to an export invocation alone
+	// (DISPATCH_GUARD_SECONDS; unset: connectors.DispatchGuard, 45 s). Tests that crash exports shorten it with
+	// the export's lease; the template leaves it unset.
+	DispatchGuard time.Duration
 }
 
 // DefaultPointsPerHour is Atlassian's default hourly points quota of an OAuth 2.0 (3LO) app.
@@ -102,7 +106,8 @@ func Optional(fn Function) []string {
 		// EXPORT_LEASE_SECONDS: tests shorten the run lease (default 3 minutes); the template leaves it unset.
 		return []string{"ATLASSIAN_API_URL", "ATLASSIAN_AUTH_URL", "EXPORT_LEASE_SECONDS", "RUN_HISTORY_DAYS"}
 	case Dispatch:
-		return []string{"ATLASSIAN_POINTS_PER_HOUR"}
+		// DISPATCH_GUARD_SECONDS: tests shorten the dispatch guard (default 45 s); the template leaves it unset.
+		return []string{"ATLASSIAN_POINTS_PER_HOUR", "DISPATCH_GUARD_SECONDS"}
 	case Purge:
 		return []string{"ERASURE_SETTLE_SECONDS"}
 	}
@@ -163,6 +168,13 @@ func load(required []string) (*Config, error) {
 			return nil, fmt.Errorf("ATLASSIAN_POINTS_PER_HOUR %q is not a positive number of points", d)
 		}
 		c.PointsPerHour = n
+	}
+	if d := os.Getenv("DISPATCH_GUARD_SECONDS"); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("DISPATCH_GUARD_SECONDS %q is not a positive number of seconds", d)
+		}
+		c.DispatchGuard = time.Duration(n) * time.Second
 	}
 	if d := os.Getenv("REVOKED_GRANT_DAYS"); d != "" {
 		n, err := strconv.Atoi(d)

@@ -125,3 +125,37 @@ func TestLoadPerFunction(t *testing.T) {
 		})
 	}
 }
+
+func TestDispatchGuard(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"", 0, false}, // the store's default, connectors.DispatchGuard
+		{"3", 3 * time.Second, false},
+		{"0", 0, true},
+		{"-5", 0, true},
+		{"2s", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			t.Setenv("TABLE_NAME", "t")
+			t.Setenv("EXPORT_FUNCTION_NAME", "export")
+			t.Setenv("DISPATCH_GUARD_SECONDS", tt.value)
+			c, err := Load(Dispatch)
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "DISPATCH_GUARD_SECONDS") {
+					t.Fatalf("Load(dispatch) with DISPATCH_GUARD_SECONDS=%q error = %v, want one naming it", tt.value, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load(dispatch) with DISPATCH_GUARD_SECONDS=%q: %v", tt.value, err)
+			}
+			if c.DispatchGuard != tt.want {
+				t.Errorf("Load(dispatch) with DISPATCH_GUARD_SECONDS=%q: guard %v, want %v", tt.value, c.DispatchGuard, tt.want)
+			}
+		})
+	}
+}

@@ -30,14 +30,28 @@ import (
 // DispatchGuard is how long a run that was handed to an export invocation is left alone by other dispatchers:
 // ticks overlap (a retried tick, a slow one) and the API invokes the export of a run it starts, so without it one
 // run would be invoked once per overlapping tick. A run whose invocation was lost is picked up again after it.
+// It covers an async event's way to a running export (queueing, a cold start) until the export holds the run's
+// lease, which then guards the run; WithDispatchGuard changes it (the dispatcher's DISPATCH_GUARD_SECONDS).
 const DispatchGuard = 45 * time.Second
+
+// WithDispatchGuard sets the store's dispatch guard (DispatchGuard when d <= 0): tests that crash exports on
+// purpose shorten it with the lease, so the dispatcher resumes a crashed run within seconds.
+func WithDispatchGuard(d time.Duration) Option { return func(s *Store) { s.guard = d } }
+
+// DispatchGuard is the store's dispatch guard.
+func (st *Store) DispatchGuard() time.Duration {
+	if st.guard <= 0 {
+		return DispatchGuard
+	}
+	return st.guard
+}
 
 // ErrNotDue: the connector is no longer due (another tick started its run or moved its schedule, a user edited,
 // disabled or deleted it).
 var ErrNotDue = errors.New("connector is not due")
 
 // ErrNotDispatchable: the run is not (or no longer) waiting for an invocation: it finished, is leased, may not
-// resume yet, or was handed to an invocation within DispatchGuard.
+// resume yet, or was handed to an invocation within the dispatch guard.
 var ErrNotDispatchable = errors.New("run is not waiting for an invocation")
 
 // DueShards is how many partition key values the due index spreads due connectors (DUE#<n>) and active runs
@@ -550,7 +564,7 @@ func (st *Store) advanceExpr(c *Connector, next time.Time) (string, map[string]t
 
 // ClaimDispatch marks an active run as handed to an export invocation now, with allowance as its points allowance
 // (0: none). It succeeds only for a run waiting for one: queued, paused with its ResumeAfter come, or running
-// under an expired lease (a crashed export), and not handed to an invocation within DispatchGuard. So of
+// under an expired lease (a crashed export), and not handed to an invocation within the dispatch guard. So of
 // overlapping dispatchers exactly one invokes the export of a run. Otherwise it fails with ErrNotDispatchable (or
 // ErrNotFound).
 func (st *Store) ClaimDispatch(ctx context.Context, ref RunRef, allowance int64) error {
@@ -569,7 +583,7 @@ func (st *Store) ClaimDispatch(ctx context.Context, ref RunRef, allowance int64)
 		ExpressionAttributeNames: map[string]string{"#st": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":queued": s(string(RunQueued)), ":paused": s(string(RunPaused)), ":running": s(string(RunRunning)),
-			":nowms": ms(now), ":guard": ms(now.Add(-DispatchGuard)), ":allow": n(allowance), ":one": n(1), ":zero": n(0),
+			":nowms": ms(now), ":guard": ms(now.Add(-st.DispatchGuard())), ":allow": n(allowance), ":one": n(1), ":zero": n(0),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -587,10 +601,11 @@ func (st *Store) ClaimDispatch(ctx context.Context, ref RunRef, allowance int64)
 }
 
 // Dispatchable reports whether run r waits for an export invocation at now: queued, paused with its ResumeAfter
-// come, or running under an expired lease, and not handed to an invocation within DispatchGuard. ClaimDispatch
-// applies the same rule atomically; this is its read-side twin, so a tick spends no write on runs that are busy.
-func (r *Run) Dispatchable(now time.Time) bool {
-	if r.DispatchedAt != nil && r.DispatchedAt.After(now.Add(-DispatchGuard)) {
+// come, or running under an expired lease, and not handed to an invocation within guard (the store's
+// DispatchGuard). ClaimDispatch applies the same rule atomically; this is its read-side twin, so a tick spends no
+// write on runs that are busy.
+func (r *Run) Dispatchable(now time.Time, guard time.Duration) bool {
+	if r.DispatchedAt != nil && r.DispatchedAt.After(now.Add(-guard)) {
 		return false
 	}
 	switch r.Status {

@@ -93,7 +93,7 @@ func TestClaimDispatch(t *testing.T) {
 		t.Errorf("second ClaimDispatch = %v, want ErrNotDispatchable", err)
 	}
 	r, _ := st.GetRun(ctx, ref.ConnectionID, ref.ConnectorID, ref.RunID)
-	if r.Allowance != 100 || r.Dispatchable(clk.now()) {
+	if r.Allowance != 100 || r.Dispatchable(clk.now(), connectors.DispatchGuard) {
 		t.Errorf("run after claim = %+v; want allowance 100 and not dispatchable", r)
 	}
 	// Leased: not dispatchable until the lease expires.
@@ -109,7 +109,7 @@ func TestClaimDispatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.advance(time.Minute + time.Millisecond)
-	if r, _ := st.GetRun(ctx, ref.ConnectionID, ref.ConnectorID, ref.RunID); !r.Dispatchable(clk.now()) {
+	if r, _ := st.GetRun(ctx, ref.ConnectionID, ref.ConnectorID, ref.RunID); !r.Dispatchable(clk.now(), connectors.DispatchGuard) {
 		t.Errorf("run with an expired lease is not dispatchable: %+v", r)
 	}
 	if err := st.ClaimDispatch(ctx, ref, 300); err != nil {
@@ -234,5 +234,32 @@ func TestWorkReadsEveryShard(t *testing.T) {
 	}
 	if got, _, err := st.DueConnectors(ctx, []connectors.DueRef{{ConnectionID: c.ConnectionID, ConnectorID: c.ID}}, now); err != nil || len(got) != 0 {
 		t.Errorf("DueConnectors(moved on) = %v, %v; want none", got, err)
+	}
+}
+
+// TestDispatchGuardOption: a store with a shorter guard (the dispatcher's DISPATCH_GUARD_SECONDS) hands a run on
+// once that guard has passed, and its read-side twin agrees; the default stays DispatchGuard.
+func TestDispatchGuardOption(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	clk := newClock()
+	const guard = 2 * time.Second
+	st := connectors.NewStore(f.env.Clients.DynamoDB, f.env.Table, connectors.WithClock(clk.now), connectors.WithDispatchGuard(guard))
+	if got, def := st.DispatchGuard(), f.clocked(clk).DispatchGuard(); got != guard || def != connectors.DispatchGuard {
+		t.Fatalf("DispatchGuard() = %v (default store %v), want %v (%v)", got, def, guard, connectors.DispatchGuard)
+	}
+	ctx := t.Context()
+	ref := f.queuedRun(t, st)
+	clk.advance(guard - time.Millisecond)
+	r, _ := st.GetRun(ctx, ref.ConnectionID, ref.ConnectorID, ref.RunID)
+	if err := st.ClaimDispatch(ctx, ref, 0); !errors.Is(err, connectors.ErrNotDispatchable) || r.Dispatchable(clk.now(), guard) {
+		t.Fatalf("ClaimDispatch(within the guard) = %v (dispatchable %v), want ErrNotDispatchable", err, r.Dispatchable(clk.now(), guard))
+	}
+	clk.advance(2 * time.Millisecond)
+	if !r.Dispatchable(clk.now(), guard) {
+		t.Error("a queued run past the guard is not dispatchable")
+	}
+	if err := st.ClaimDispatch(ctx, ref, 0); err != nil {
+		t.Errorf("ClaimDispatch(guard passed) = %v", err)
 	}
 }

@@ -26,13 +26,24 @@ const (
 	TriggerSchedule = "schedule"
 )
 
-// Counters are a run's progress.
+// Counters are a run's progress, cumulative over all the invocations that worked on it: each checkpoint records
+// them with the export's checkpoint in one transaction, so a resumed run goes on from the figures of the
+// checkpoint it resumes from (never from zero, never counting a crashed invocation's unsaved work twice). A
+// succeeded run's counters equal its manifest's counts and stats.
 type Counters struct {
+	// IssuesDone is IssuesWritten + IssuesUnchanged: the progress against ApproxTotal.
 	IssuesDone int64 `json:"issuesDone" dynamodbav:"issuesDone"`
+	// IssuesWritten are the issues whose object the run wrote (new or changed content), IssuesUnchanged those it
+	// found unchanged, IssuesRemoved those it removed from the mirror (deleted in Jira or out of the JQL's scope).
+	IssuesWritten   int64 `json:"issuesWritten" dynamodbav:"issuesWritten"`
+	IssuesUnchanged int64 `json:"issuesUnchanged" dynamodbav:"issuesUnchanged"`
+	IssuesRemoved   int64 `json:"issuesRemoved" dynamodbav:"issuesRemoved"`
 	// ApproxTotal is /search/approximate-count at the start of the run (an estimate; may be exceeded).
 	ApproxTotal int64 `json:"approxTotal" dynamodbav:"approxTotal"`
 	Attachments int64 `json:"attachments" dynamodbav:"attachments"`
 	Bytes       int64 `json:"bytes" dynamodbav:"bytes"`
+	// Requests are the Jira API requests the run made (every attempt, retries included).
+	Requests    int64 `json:"requests" dynamodbav:"requests"`
 	PointsSpent int64 `json:"pointsSpent" dynamodbav:"pointsSpent"`
 }
 

@@ -55,6 +55,8 @@ type Store struct {
 	now   func() time.Time
 	// history is how long finished runs are kept (WithRunHistory).
 	history time.Duration
+	// guard is the dispatch guard (WithDispatchGuard; 0: DispatchGuard).
+	guard time.Duration
 }
 
 // Option tunes a Store.

@@ -112,13 +112,15 @@ func testLifecycle(t *testing.T, w *world) {
 	}
 	w.expect(req{method: "POST", path: "/v1/connectors/" + id + "/runs", key: a}, 409)
 	_, err := w.store.UpdateProgress(t.Context(), w.a.connID, id, runID, connectors.Progress{Status: connectors.RunRunning, Phase: "searching",
-		Counters: connectors.Counters{IssuesDone: 7, ApproxTotal: 30, Attachments: 2, Bytes: 1234, PointsSpent: 9},
-		Errors:   []connectors.RunError{{Reason: "attachment_too_large", Message: "1 attachment skipped", At: time.Now().UTC()}}})
+		Counters: connectors.Counters{IssuesDone: 7, IssuesWritten: 5, IssuesUnchanged: 2, IssuesRemoved: 3, ApproxTotal: 30, Attachments: 2,
+			Bytes: 1234, Requests: 4, PointsSpent: 9},
+		Errors: []connectors.RunError{{Reason: "attachment_too_large", Message: "1 attachment skipped", At: time.Now().UTC()}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	prog := w.expect(req{method: "GET", path: "/v1/connectors/" + id + "/runs/" + runID, key: a}, 200).json(t)
-	if c := prog["counters"].(map[string]any); prog["status"] != "running" || c["issuesDone"] != 7.0 || c["approxTotal"] != 30.0 || c["pointsSpent"] != 9.0 || len(prog["errors"].([]any)) != 1 {
+	if c := prog["counters"].(map[string]any); prog["status"] != "running" || c["issuesDone"] != 7.0 || c["approxTotal"] != 30.0 || c["pointsSpent"] != 9.0 ||
+		c["issuesWritten"] != 5.0 || c["issuesUnchanged"] != 2.0 || c["issuesRemoved"] != 3.0 || c["requests"] != 4.0 || len(prog["errors"].([]any)) != 1 {
 		t.Errorf("GET run = %v", prog)
 	}
 	c := w.expect(req{method: "GET", path: "/v1/connectors/" + id, key: a}, 200).json(t)

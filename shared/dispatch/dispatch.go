@@ -289,7 +289,7 @@ func (d *Dispatcher) Tick(ctx context.Context) (Report, error) {
 		if a.Connector == nil {
 			continue
 		}
-		if !a.Run.Dispatchable(now) {
+		if !a.Run.Dispatchable(now, d.cfg.Store.DispatchGuard()) {
 			if a.Run.Status == connectors.RunRunning && a.Run.LeaseUntil != nil {
 				running = append(running, Running{Ref: refOf(a.Run), SiteID: a.Connector.SiteID,
 					Allowance: a.Run.Allowance, Spent: a.Run.Counters.PointsSpent, SpentAtGrant: a.Run.AllowanceBase})

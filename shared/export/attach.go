@@ -201,6 +201,8 @@ func (w *worker) holdLease(ctx context.Context) (context.Context, func() error) 
 	cctx, cancel := context.WithCancel(ctx)
 	quit, done := make(chan struct{}), make(chan struct{})
 	var failed error
+	// Read before the goroutine starts: the transfer goes on changing the checkpoint meanwhile.
+	p := connectors.Progress{Phase: w.ck.Phase, Counters: w.savedCounters()}
 	go func() {
 		defer close(done)
 		t := time.NewTicker(max(w.e.c.Lease/3, time.Second))
@@ -212,8 +214,6 @@ func (w *worker) holdLease(ctx context.Context) (context.Context, func() error) 
 			case <-cctx.Done():
 				return
 			case <-t.C:
-				p := connectors.Progress{Phase: w.ck.Phase, Counters: connectors.Counters{IssuesDone: w.ck.Written + w.ck.Unchanged,
-					ApproxTotal: w.ck.ApproxTotal, Bytes: w.ck.Bytes, PointsSpent: w.ck.Points}}
 				if err := w.e.c.Runs.SaveProgress(cctx, w.ref, w.owner, w.e.c.Lease, p); err != nil && cctx.Err() == nil {
 					failed = err
 					cancel()

@@ -247,6 +247,8 @@ type checkpoint struct {
 	// PageSize is the search's page size when smaller than Jira's largest (halved whenever an invocation could
 	// not finish one page before its deadline).
 	PageSize int `json:"pageSize,omitempty"`
+	// Seq numbers the checkpoint writes, so a write whose answer was lost can be told committed or not (unsaved).
+	Seq int64 `json:"seq,omitempty"`
 	// AttQueue are the attachments still to copy (drained before the phase goes on); Pending the resumable
 	// transfers an earlier invocation left, by attachment id (multipart upload id, parts, hash state).
 	AttQueue []attJob                      `json:"attQueue,omitempty"`
@@ -463,21 +465,22 @@ func (w *worker) progress() connectors.Progress {
 	}
 	w.ck.PhaseMillis[w.ck.Phase] += now.Sub(w.phaseStart).Milliseconds()
 	w.phaseStart = now
-	return connectors.Progress{Phase: w.ck.Phase, Counters: connectors.Counters{
-		IssuesDone: w.ck.Written + w.ck.Unchanged, ApproxTotal: w.ck.ApproxTotal, Bytes: w.ck.Bytes, PointsSpent: w.ck.Points,
-	}}
+	return connectors.Progress{Phase: w.ck.Phase, Counters: w.counters()}
 }
 
 // save is the checkpoint: progress, lease renewal, checkpoint and extra items in one transaction.
 func (w *worker) save(ctx context.Context, extra ...types.TransactWriteItem) error {
 	p := w.progress()
+	w.ck.Seq++
 	ckItem, err := w.idx.putCheckpoint(w.ref, w.ck, w.e.c.Now())
 	if err != nil {
 		return err
 	}
 	items := append([]types.TransactWriteItem{ckItem}, extra...)
 	if err := w.e.c.Runs.SaveProgress(ctx, w.ref, w.owner, w.e.c.Lease, p, items...); err != nil {
-		return err
+		if err := w.unsaved(ctx, err); err != nil {
+			return err
+		}
 	}
 	w.lastSave = w.e.c.Now()
 	w.markSaved()
@@ -490,8 +493,7 @@ func (w *worker) renew(ctx context.Context) error {
 	if w.e.c.Now().Sub(w.lastSave) < w.e.c.Lease/3 {
 		return nil
 	}
-	return w.e.c.Runs.SaveProgress(ctx, w.ref, w.owner, w.e.c.Lease, connectors.Progress{Phase: w.ck.Phase, Counters: connectors.Counters{
-		IssuesDone: w.ck.Written + w.ck.Unchanged, ApproxTotal: w.ck.ApproxTotal, Bytes: w.ck.Bytes, PointsSpent: w.ck.Points}})
+	return w.e.c.Runs.SaveProgress(ctx, w.ref, w.owner, w.e.c.Lease, connectors.Progress{Phase: w.ck.Phase, Counters: w.savedCounters()})
 }
 
 // failure ends the run failed with a reason.

@@ -49,13 +49,15 @@ func TestMirrorFollowsJira(t *testing.T) {
 	if m.Mode != "full" || int(m.Counts.Written) != len(w.simIssues()) || len(m.Removed) != 0 {
 		t.Errorf("full manifest: mode %s, %d written, %d removed; want full, %d, 0", m.Mode, m.Counts.Written, len(m.Removed), len(w.simIssues()))
 	}
+	w.checkCounters(r, m)
 
 	// Nothing changed: one search request, only the manifest written.
 	w.sim.ResetCounters()
 	before := w.objects()
 	ref2 := w.startRun()
-	if r, _ := w.runToEnd(eng, ref2, time.Minute); r.Status != connectors.RunSucceeded {
-		t.Fatalf("no-change run ended %s (%v)", r.Status, r.Errors)
+	r2, _ := w.runToEnd(eng, ref2, time.Minute)
+	if r2.Status != connectors.RunSucceeded {
+		t.Fatalf("no-change run ended %s (%v)", r2.Status, r2.Errors)
 	}
 	c := w.sim.Counters()
 	var total int64
@@ -75,8 +77,13 @@ func TestMirrorFollowsJira(t *testing.T) {
 			t.Errorf("no-change run rewrote %s", k)
 		}
 	}
-	if m2 := w.manifest(ref2); m2.Mode != "incremental" || len(m2.Written) != 0 || len(m2.Removed) != 0 {
+	m2 := w.manifest(ref2)
+	if m2.Mode != "incremental" || len(m2.Written) != 0 || len(m2.Removed) != 0 {
 		t.Errorf("no-change manifest = %+v, want incremental and empty", m2)
+	}
+	w.checkCounters(r2, m2)
+	if r2.Counters.Requests != 1 || r2.Counters.IssuesWritten != 0 {
+		t.Errorf("no-change run record: %d requests, %d written; want 1 and 0", r2.Counters.Requests, r2.Counters.IssuesWritten)
 	}
 
 	// Mutations.
@@ -131,8 +138,9 @@ func TestMirrorFollowsJira(t *testing.T) {
 
 	ref3 := w.startRun()
 	census := w.engine(func(c *export.Config) { c.CensusEvery = time.Nanosecond })
-	if r, _ := w.runToEnd(census, ref3, time.Minute); r.Status != connectors.RunSucceeded {
-		t.Fatalf("incremental run ended %s (%v)", r.Status, r.Errors)
+	r3, _ := w.runToEnd(census, ref3, time.Minute)
+	if r3.Status != connectors.RunSucceeded {
+		t.Fatalf("incremental run ended %s (%v)", r3.Status, r3.Errors)
 	}
 	objs = w.objects()
 	w.checkMirror(objs)
@@ -144,18 +152,25 @@ func TestMirrorFollowsJira(t *testing.T) {
 		t.Errorf("incremental manifest: mode %s census %v written %s removed %s; want written %s removed %s",
 			m3.Mode, m3.Census, ids(m3.Written), ids(m3.Removed), wantWritten, wantRemoved)
 	}
+	w.checkCounters(r3, m3)
+	if r3.Counters.IssuesWritten != 4 || r3.Counters.IssuesRemoved != int64(len(strings.Split(wantRemoved, ","))) {
+		t.Errorf("incremental run record: %d written, %d removed; want 4 and %d", r3.Counters.IssuesWritten, r3.Counters.IssuesRemoved, len(strings.Split(wantRemoved, ",")))
+	}
 
 	// The permission comes back: the issues reappear though none was updated; the census finds them.
 	if err := w.sim.SetProjectPermission(w.site.CloudID, p1, w.user, true); err != nil {
 		t.Fatal(err)
 	}
 	ref4 := w.startRun()
-	if r, _ := w.runToEnd(census, ref4, time.Minute); r.Status != connectors.RunSucceeded {
-		t.Fatalf("incremental run ended %s (%v)", r.Status, r.Errors)
+	r4, _ := w.runToEnd(census, ref4, time.Minute)
+	if r4.Status != connectors.RunSucceeded {
+		t.Fatalf("incremental run ended %s (%v)", r4.Status, r4.Errors)
 	}
 	objs = w.objects()
 	w.checkMirror(objs)
-	if m4 := w.manifest(ref4); ids(m4.Written) != sortedJoin(append([]string(nil), byProject[p1]...)) || len(m4.Removed) != 0 {
+	m4 := w.manifest(ref4)
+	if ids(m4.Written) != sortedJoin(append([]string(nil), byProject[p1]...)) || len(m4.Removed) != 0 {
 		t.Errorf("manifest after the permission came back: written %s removed %s, want the project's issues and none", ids(m4.Written), ids(m4.Removed))
 	}
+	w.checkCounters(r4, m4)
 }

@@ -576,3 +576,15 @@ func (w *world) privacyScan(objs map[string][]byte) {
 		}
 	}
 }
+
+// checkCounters fails unless the run record's counters are the manifest's figures.
+func (w *world) checkCounters(r *connectors.Run, m *mirror.Manifest) {
+	w.t.Helper()
+	c := r.Counters
+	got := [6]int64{c.IssuesWritten, c.IssuesUnchanged, c.IssuesRemoved, c.Requests, c.PointsSpent, c.Bytes}
+	want := [6]int64{m.Counts.Written, m.Counts.Unchanged, m.Counts.Removed, m.Stats.Requests, m.Stats.Points, m.Stats.Bytes}
+	if got != want || c.IssuesDone != c.IssuesWritten+c.IssuesUnchanged || int64(len(m.Written)) != m.Counts.Written || int64(len(m.Removed)) != m.Counts.Removed {
+		w.t.Errorf("run %s counters (written, unchanged, removed, requests, points, bytes) = %v (done %d), want the manifest's %v (%d and %d listed)",
+			r.ID, got, c.IssuesDone, want, len(m.Written), len(m.Removed))
+	}
+}

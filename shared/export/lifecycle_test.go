@@ -104,7 +104,9 @@ func TestDeadlinePausesAndResumes(t *testing.T) {
 	}
 	ref := w.startRun()
 	eng := w.engine(func(c *export.Config) { c.Reserve = time.Second })
+	w.sim.ResetCounters()
 	paused := 0
+	var last connectors.Counters
 	for i := 0; i < 60; i++ {
 		// Four search pages of a second each cannot fit in one invocation's time.
 		ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
@@ -115,9 +117,16 @@ func TestDeadlinePausesAndResumes(t *testing.T) {
 		}
 		if out == export.Paused {
 			paused++
-			if r := w.run(ref); r.Status != connectors.RunPaused || r.PauseReason != export.ReasonDeadline {
+			r := w.run(ref)
+			if r.Status != connectors.RunPaused || r.PauseReason != export.ReasonDeadline {
 				t.Fatalf("after a paused invocation the run is %s (%s), want paused (deadline)", r.Status, r.PauseReason)
 			}
+			// Each invocation goes on from the figures the last one recorded: none goes back to zero.
+			c := r.Counters
+			if c.Requests <= last.Requests || c.PointsSpent < last.PointsSpent || c.IssuesWritten < last.IssuesWritten || c.IssuesDone < last.IssuesDone {
+				t.Errorf("after pause %d the run's counters are %+v, down from (or no requests beyond) %+v", paused, c, last)
+			}
+			last = c
 			continue
 		}
 		if out != export.Succeeded {
@@ -125,11 +134,20 @@ func TestDeadlinePausesAndResumes(t *testing.T) {
 		}
 		break
 	}
-	if r := w.run(ref); r.Status != connectors.RunSucceeded || paused < 1 || r.Invocations != int64(paused+1) {
+	r := w.run(ref)
+	if r.Status != connectors.RunSucceeded || paused < 1 || r.Invocations != int64(paused+1) {
 		t.Fatalf("run = %s after %d pauses and %d invocations, want succeeded after at least one pause", r.Status, paused, r.Invocations)
 	}
+	t.Logf("succeeded after %d pauses", paused)
+	// Requests summed over the invocations, each counted once: what reached the simulator, but for at most the
+	// one call each paused invocation gave up on at its deadline (it may or may not have reached Jira).
+	sent := jiraRequests(w.sim.Counters())
 	w.sim.ClearFaults("")
 	w.checkMirror(w.objects())
+	w.checkCounters(r, w.manifest(ref))
+	if c := r.Counters; c.Requests > sent || c.Requests < sent-int64(paused) || c.IssuesWritten != int64(len(w.simIssues())) {
+		t.Errorf("resumed run's counters: %d requests (Jira saw %d over %d pauses), %d written (want %d)", c.Requests, sent, paused, c.IssuesWritten, len(w.simIssues()))
+	}
 }
 
 // Duplicate async events delivered at once: one invocation works, the others skip; the mirror is exact.

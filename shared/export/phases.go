@@ -118,13 +118,16 @@ func (w *worker) searchPage(ctx context.Context) error {
 		w.ck.LastID = max(w.ck.LastID, idNum(issues[len(issues)-1].ID))
 	}
 	w.ck.NextPageToken = page.NextPageToken
-	w.pagesDone++
 	if page.IsLast || page.NextPageToken == "" {
 		if err := w.endSearch(ctx); err != nil {
 			return err
 		}
 	}
-	return w.save(ctx, items...)
+	if err := w.save(ctx, items...); err != nil {
+		return err
+	}
+	w.pagesDone++ // only once saved: a page whose checkpoint missed the deadline is done again, so it did not fit
+	return nil
 }
 
 func issueUpdated(is *rawIssue) int64 {
@@ -731,7 +734,7 @@ func (w *worker) finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.Counters.IssuesDone = w.ck.Written + w.ck.Unchanged
+	p.Counters = manifestCounters(p.Counters, m)
 	if err := w.e.c.Runs.FinishRun(ctx, w.ref, w.owner, connectors.RunSucceeded, p, syncItem, w.idx.deleteCheckpoint(w.ref)); err != nil {
 		return err
 	}

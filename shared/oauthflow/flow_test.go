@@ -5,14 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"html"
-	"io"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -97,29 +92,14 @@ type harnessOptions struct {
 func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	t.Helper()
 	env := stacktest.New(t)
-	// Our address first: the simulator must know the redirect URI, and the handler the simulator's URL.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
 	if o.sites == 0 {
 		o.sites = 2
 	}
-	sim, err := atlassiansim.New(atlassiansim.Config{
-		Seed: 7, Sites: o.sites, ProjectsPerSite: 1, IssuesPerProject: 1, Users: 2,
-		ClientSecret: clientSecret, RedirectURIs: []string{base + "/oauth/callback"}, TestControls: true,
+	// Our address first: the simulator must know the redirect URI, and the handler the simulator's URL.
+	at := stacktest.StartAtlassian(t, atlassiansim.Config{
+		Seed: 7, Sites: o.sites, ProjectsPerSite: 1, IssuesPerProject: 1, Users: 2, ClientSecret: clientSecret,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	simURL, err := sim.Start(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim, simURL, base, ln := at.Sim, at.URL, at.Base, at.Listener
 	atlassian := simURL
 	if o.front != nil {
 		atlassian = o.front(t, simURL)
@@ -155,111 +135,25 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	return h
 }
 
-// browser is one user agent: its own cookie jar, following redirects except into our callback, so a test can
-// decide which browser delivers it. account, when set, is who logs in at Atlassian (the simulator's X-Sim-User).
-type browser struct {
-	c       *http.Client
-	jar     *cookiejar.Jar
-	account string
-}
+// browser is one user agent (stacktest's: its own cookie jar, following redirects except into our callback, the
+// simulator's test switches).
+type browser struct{ *stacktest.Browser }
 
-func newBrowser(t *testing.T) *browser {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browser{jar: jar, c: &http.Client{
-		Jar: jar, Timeout: 30 * time.Second,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if req.URL.Path == "/oauth/callback" {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}}
-}
+func newBrowser(t *testing.T) *browser { return &browser{stacktest.NewBrowser(t)} }
 
 // as returns the browser with account logging in at Atlassian.
-func (b *browser) as(account string) *browser { b.account = account; return b }
-
-var (
-	reFormAction = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
-	reFormTicket = regexp.MustCompile(`name="reauth" value="([^"]+)"`)
-	reFormCSRF   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-)
+func (b *browser) as(account string) *browser { b.Account = account; return b }
 
 // confirmForm is the re-authorisation page's form as a browser would submit it.
-type confirmForm struct{ action, ticket, csrf string }
+type confirmForm = stacktest.ConfirmForm
 
 func formOf(t *testing.T, body string) confirmForm {
 	t.Helper()
-	a, tk, c := reFormAction.FindStringSubmatch(body), reFormTicket.FindStringSubmatch(body), reFormCSRF.FindStringSubmatch(body)
-	if a == nil || tk == nil || c == nil {
+	f, ok := stacktest.FormOf(body)
+	if !ok {
 		t.Fatalf("no re-authorisation form in the page: %s", body)
 	}
-	return confirmForm{html.UnescapeString(a[1]), html.UnescapeString(tk[1]), html.UnescapeString(c[1])}
-}
-
-func (b *browser) headers(req *http.Request, decision string) {
-	// Go copies these to every redirect hop; the simulator honours them only with TestControls on.
-	req.Header.Set("X-Sim-Consent", decision)
-	if b.account != "" {
-		req.Header.Set("X-Sim-User", b.account)
-	}
-}
-
-// consent opens url (the authorize endpoint, or a re-authorisation link whose page it confirms as a person
-// would), consents (or denies) at the simulator and returns the callback URL Atlassian redirected to, not yet
-// visited.
-func (b *browser) consent(t *testing.T, u, decision string) string {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.headers(req, decision)
-	resp, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && reFormCSRF.Match(body) {
-		f := formOf(t, string(body))
-		resp = b.submit(t, f, f.ticket, f.csrf, decision, "")
-		body, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
-	}
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/oauth/callback?") {
-		t.Fatalf("GET %s = %d (Location %q), want a redirect to the callback; body: %s", u, resp.StatusCode, loc, body)
-	}
-	return loc
-}
-
-// submit posts the re-authorisation form with the given fields; origin "" sends the form's own origin.
-func (b *browser) submit(t *testing.T, f confirmForm, ticket, csrf, decision, origin string) *http.Response {
-	t.Helper()
-	form := url.Values{"reauth": {ticket}, "csrf": {csrf}}
-	req, err := http.NewRequest(http.MethodPost, f.action, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if origin == "" {
-		u, _ := url.Parse(f.action)
-		origin = u.Scheme + "://" + u.Host
-	}
-	if origin != "-" {
-		req.Header.Set("Origin", origin)
-	}
-	b.headers(req, decision)
-	resp, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
+	return f
 }
 
 type page struct {
@@ -269,55 +163,22 @@ type page struct {
 	reason string
 }
 
-var reReason = regexp.MustCompile(`data-reason="([a-z_]+)"`)
-var reKey = regexp.MustCompile(`<pre class="key" id="api-key">([^<]+)</pre>`)
-
 func (b *browser) get(t *testing.T, u string, header ...string) page {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := b.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	p := page{status: resp.StatusCode, header: resp.Header, body: string(body)}
-	if m := reReason.FindStringSubmatch(p.body); m != nil {
-		p.reason = m[1]
-	}
-	return p
+	p := b.Get(t, u, header...)
+	return page{status: p.Status, header: p.Header, body: p.Body, reason: p.Reason}
 }
 
-func (p page) apiKey() string {
-	if m := reKey.FindStringSubmatch(p.body); m != nil {
-		return html.UnescapeString(m[1])
-	}
-	return ""
-}
+func (p page) apiKey() string { return stacktest.APIKey(p.body) }
 
 // nonce returns the browser's OAuth cookie value for base, or "".
-func (b *browser) nonce(t *testing.T, base string) string {
-	t.Helper()
-	u, _ := url.Parse(base)
-	for _, c := range b.jar.Cookies(u) {
-		if c.Name == oauthflow.CookieName {
-			return c.Value
-		}
-	}
-	return ""
-}
+func (b *browser) nonce(base string) string { return b.Cookie(base, oauthflow.CookieName) }
 
 // connect runs the whole flow in a fresh browser and returns the success page.
 func (h *harness) connect(t *testing.T) page {
 	t.Helper()
 	b := newBrowser(t)
-	cb := b.consent(t, h.base+"/oauth/authorize", "accept")
+	cb := b.Consent(t, h.base+"/oauth/authorize", "accept")
 	p := b.get(t, cb)
 	if p.reason != string(oauthflow.ReasonConnected) || p.status != http.StatusOK {
 		t.Fatalf("callback = %d %q, want 200 %q; body: %s", p.status, p.reason, oauthflow.ReasonConnected, p.body)
@@ -371,7 +232,7 @@ func TestFullFlow(t *testing.T) {
 
 	// The authorize redirect, step by step.
 	b := newBrowser(t)
-	noFollow := &http.Client{Jar: b.jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noFollow := &http.Client{Jar: b.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noFollow.Get(h.base + "/oauth/authorize")
 	if err != nil {
 		t.Fatal(err)
@@ -412,7 +273,7 @@ func TestFullFlow(t *testing.T) {
 	checkSecurityHeaders(t, "authorize", resp.Header)
 
 	// Consent and the callback.
-	cb := b.consent(t, loc.String(), "accept")
+	cb := b.Consent(t, loc.String(), "accept")
 	if strings.Contains(cb, "jxk_") {
 		t.Errorf("callback URL carries an API key")
 	}
@@ -421,7 +282,7 @@ func TestFullFlow(t *testing.T) {
 		t.Fatalf("callback = %d %q, want 200 connected; body: %s", p.status, p.reason, p.body)
 	}
 	checkSecurityHeaders(t, "callback", p.header)
-	if n := b.nonce(t, h.base); n != "" {
+	if n := b.nonce(h.base); n != "" {
 		t.Errorf("state cookie still in the browser after the callback")
 	}
 	key := p.apiKey()
@@ -538,18 +399,18 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"denied consent", func(t *testing.T) page {
 			b := newBrowser(t)
-			return b.get(t, b.consent(t, h.base+"/oauth/authorize", "deny"))
+			return b.get(t, b.Consent(t, h.base+"/oauth/authorize", "deny"))
 		}, oauthflow.ReasonDenied},
 		{"missing cookie", func(t *testing.T) page {
-			cb := newBrowser(t).consent(t, h.base+"/oauth/authorize", "accept")
+			cb := newBrowser(t).Consent(t, h.base+"/oauth/authorize", "accept")
 			return newBrowser(t).get(t, cb) // another browser, no cookie at all
 		}, oauthflow.ReasonNoCookie},
 		{"foreign cookie", func(t *testing.T) page {
 			victim, attacker := newBrowser(t), newBrowser(t)
 			// The attacker's own authorisation, completed at Atlassian, delivered in the victim's browser,
 			// which holds a cookie from a flow of its own.
-			cb := attacker.consent(t, h.base+"/oauth/authorize", "accept")
-			_ = victim.consent(t, h.base+"/oauth/authorize", "accept")
+			cb := attacker.Consent(t, h.base+"/oauth/authorize", "accept")
+			_ = victim.Consent(t, h.base+"/oauth/authorize", "accept")
 			p := victim.get(t, cb)
 			// Refused, the state is not burnt: its own browser still completes it.
 			if own := attacker.get(t, cb); own.reason != string(oauthflow.ReasonConnected) {
@@ -559,8 +420,8 @@ func TestRefusals(t *testing.T) {
 		}, oauthflow.ReasonForeignCookie},
 		{"replayed state", func(t *testing.T) page {
 			b := newBrowser(t)
-			cb := b.consent(t, h.base+"/oauth/authorize", "accept")
-			nonce := b.nonce(t, h.base)
+			cb := b.Consent(t, h.base+"/oauth/authorize", "accept")
+			nonce := b.nonce(h.base)
 			if p := b.get(t, cb); p.reason != string(oauthflow.ReasonConnected) {
 				t.Fatalf("first callback = %q, want connected", p.reason)
 			}
@@ -569,7 +430,7 @@ func TestRefusals(t *testing.T) {
 		}, oauthflow.ReasonStateUsed},
 		{"replayed state without cookie", func(t *testing.T) page {
 			b := newBrowser(t)
-			cb := b.consent(t, h.base+"/oauth/authorize", "accept")
+			cb := b.Consent(t, h.base+"/oauth/authorize", "accept")
 			if p := b.get(t, cb); p.reason != string(oauthflow.ReasonConnected) {
 				t.Fatalf("first callback = %q, want connected", p.reason)
 			}
@@ -577,7 +438,7 @@ func TestRefusals(t *testing.T) {
 		}, oauthflow.ReasonNoCookie},
 		{"unknown state", func(t *testing.T) page {
 			b := newBrowser(t)
-			cb := b.consent(t, h.base+"/oauth/authorize", "accept")
+			cb := b.Consent(t, h.base+"/oauth/authorize", "accept")
 			u, _ := url.Parse(cb)
 			q := u.Query()
 			q.Set("state", strings.Repeat("Z", 43))
@@ -592,7 +453,7 @@ func TestRefusals(t *testing.T) {
 		}, oauthflow.ReasonReauthUnknown},
 		{"expired code", func(t *testing.T) page {
 			b := newBrowser(t)
-			cb := b.consent(t, h.base+"/oauth/authorize", "accept")
+			cb := b.Consent(t, h.base+"/oauth/authorize", "accept")
 			if err := h.sim.AdvanceClock(atlassiansim.AuthCodeTTL + time.Minute); err != nil {
 				t.Fatal(err)
 			}
@@ -649,11 +510,11 @@ func TestForgedCallbackKeepsFlow(t *testing.T) {
 			return h.base + "/oauth/callback?error=access_denied&state=" + unknown
 		}, oauthflow.ReasonDenied},
 		{"attacker's pending state", func(t *testing.T) string {
-			return newBrowser(t).consent(t, h.base+"/oauth/authorize", "accept")
+			return newBrowser(t).Consent(t, h.base+"/oauth/authorize", "accept")
 		}, oauthflow.ReasonForeignCookie},
 		{"attacker's used state", func(t *testing.T) string {
 			attacker := newBrowser(t)
-			cb := attacker.consent(t, h.base+"/oauth/authorize", "accept")
+			cb := attacker.Consent(t, h.base+"/oauth/authorize", "accept")
 			if p := attacker.get(t, cb); p.reason != string(oauthflow.ReasonConnected) {
 				t.Fatalf("attacker's own callback = %q, want connected", p.reason)
 			}
@@ -663,17 +524,17 @@ func TestForgedCallbackKeepsFlow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			victim := newBrowser(t)
-			real := victim.consent(t, h.base+"/oauth/authorize", "accept")
+			real := victim.Consent(t, h.base+"/oauth/authorize", "accept")
 			if p := victim.get(t, tt.forged(t)); p.reason != string(tt.want) {
 				t.Fatalf("forged callback = %d %q, want %q", p.status, p.reason, tt.want)
 			}
-			if victim.nonce(t, h.base) == "" {
+			if victim.nonce(h.base) == "" {
 				t.Fatalf("forged callback cleared the victim's OAuth cookie")
 			}
 			if p := victim.get(t, real); p.reason != string(oauthflow.ReasonConnected) {
 				t.Fatalf("real callback after a forged one = %d %q, want connected; body: %s", p.status, p.reason, p.body)
 			}
-			if victim.nonce(t, h.base) != "" {
+			if victim.nonce(h.base) != "" {
 				t.Errorf("OAuth cookie still set after the real callback")
 			}
 		})
@@ -684,7 +545,7 @@ func TestExpiredState(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	b := newBrowser(t)
-	cb := b.consent(t, h.base+"/oauth/authorize", "accept")
+	cb := b.Consent(t, h.base+"/oauth/authorize", "accept")
 	h.clock.Advance(oauthstate.TTL + time.Second)
 	p := b.get(t, cb)
 	if p.reason != string(oauthflow.ReasonStateExpired) || p.status != http.StatusBadRequest {
@@ -727,7 +588,7 @@ func TestReauthorizationKeepsConnectors(t *testing.T) {
 	}
 	link := oauthstate.ReauthURL(h.base, ticket)
 	b := newBrowser(t)
-	p := b.get(t, b.consent(t, link, "accept"))
+	p := b.get(t, b.Consent(t, link, "accept"))
 	if p.reason != string(oauthflow.ReasonReauthorized) || p.status != http.StatusOK {
 		t.Fatalf("re-authorisation callback = %d %q, want 200 reauthorized; body: %s", p.status, p.reason, p.body)
 	}
@@ -774,7 +635,7 @@ func TestReauthorizationKeepsConnectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb := b.consent(t, oauthstate.ReauthURL(h.base, ticket2), "accept")
+	cb := b.Consent(t, oauthstate.ReauthURL(h.base, ticket2), "accept")
 	if err := h.conns.Delete(ctx, connID); err != nil {
 		t.Fatal(err)
 	}
@@ -862,7 +723,7 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 		d.Connections = failingCreate{Store: d.Connections.(*connections.Store), connIDs: ids}
 	})
 	b := newBrowser(t)
-	p := b.get(t, b.consent(t, h.base+"/oauth/authorize", "accept"))
+	p := b.get(t, b.Consent(t, h.base+"/oauth/authorize", "accept"))
 	if p.reason != string(oauthflow.ReasonInternal) || p.status != http.StatusInternalServerError || p.apiKey() != "" {
 		t.Fatalf("callback with a failing transaction = %d %q, want 500 %q and no key", p.status, p.reason, oauthflow.ReasonInternal)
 	}

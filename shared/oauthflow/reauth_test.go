@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"jiraexport/infra/atlassiansim"
+	"jiraexport/infra/stacktest"
 	"jiraexport/shared/connections"
 	"jiraexport/shared/oauthflow"
 	"jiraexport/shared/oauthstate"
@@ -29,7 +30,7 @@ import (
 func (h *harness) connectAs(t *testing.T, account string) (connID, key string) {
 	t.Helper()
 	b := newBrowser(t).as(account)
-	p := b.get(t, b.consent(t, h.base+"/oauth/authorize", "accept"))
+	p := b.get(t, b.Consent(t, h.base+"/oauth/authorize", "accept"))
 	if p.reason != string(oauthflow.ReasonConnected) {
 		t.Fatalf("connect as %d: %d %q; body: %s", len(account), p.status, p.reason, p.body)
 	}
@@ -131,7 +132,7 @@ func TestReauthLinkGetSpendsNothing(t *testing.T) {
 
 	// The owner still completes it.
 	b := newBrowser(t)
-	if p := b.get(t, b.consent(t, link, "accept")); p.reason != string(oauthflow.ReasonReauthorized) {
+	if p := b.get(t, b.Consent(t, link, "accept")); p.reason != string(oauthflow.ReasonReauthorized) {
 		t.Fatalf("owner's re-authorisation after the scanners = %d %q, want reauthorized", p.status, p.reason)
 	}
 	if p := newBrowser(t).get(t, link); p.reason != string(oauthflow.ReasonReauthUsed) {
@@ -153,39 +154,39 @@ func TestReauthConfirmRejectsForgery(t *testing.T) {
 		want oauthflow.Reason
 	}{
 		{"no Origin", func(t *testing.T, b *browser, f confirmForm) *http.Response {
-			return b.submit(t, f, f.ticket, f.csrf, "accept", "-")
+			return b.Submit(t, f, f.Ticket, f.CSRF, "accept", "-")
 		}, oauthflow.ReasonForgedForm},
 		{"foreign Origin", func(t *testing.T, b *browser, f confirmForm) *http.Response {
-			return b.submit(t, f, f.ticket, f.csrf, "accept", "https://evil.example")
+			return b.Submit(t, f, f.Ticket, f.CSRF, "accept", "https://evil.example")
 		}, oauthflow.ReasonForgedForm},
 		{"null Origin", func(t *testing.T, b *browser, f confirmForm) *http.Response {
-			return b.submit(t, f, f.ticket, f.csrf, "accept", "null")
+			return b.Submit(t, f, f.Ticket, f.CSRF, "accept", "null")
 		}, oauthflow.ReasonForgedForm},
 		{"another browser (no cookie)", func(t *testing.T, _ *browser, f confirmForm) *http.Response {
-			return newBrowser(t).submit(t, f, f.ticket, f.csrf, "accept", "")
+			return newBrowser(t).Submit(t, f, f.Ticket, f.CSRF, "accept", "")
 		}, oauthflow.ReasonForgedForm},
 		{"token not the cookie's", func(t *testing.T, b *browser, f confirmForm) *http.Response {
-			return b.submit(t, f, f.ticket, strings.Repeat("A", 43), "accept", "")
+			return b.Submit(t, f, f.Ticket, strings.Repeat("A", 43), "accept", "")
 		}, oauthflow.ReasonForgedForm},
 		{"malformed token", func(t *testing.T, b *browser, f confirmForm) *http.Response {
-			return b.submit(t, f, f.ticket, "x", "accept", "")
+			return b.Submit(t, f, f.Ticket, "x", "accept", "")
 		}, oauthflow.ReasonBadRequest},
 		{"extra field", func(t *testing.T, b *browser, f confirmForm) *http.Response {
-			body := url.Values{"reauth": {f.ticket}, "csrf": {f.csrf}, "x": {"1"}}.Encode()
-			req, _ := http.NewRequest(http.MethodPost, f.action, strings.NewReader(body))
+			body := url.Values{"reauth": {f.Ticket}, "csrf": {f.CSRF}, "x": {"1"}}.Encode()
+			req, _ := http.NewRequest(http.MethodPost, f.Action, strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Origin", strings.TrimSuffix(f.action, "/oauth/authorize"))
-			resp, err := b.c.Do(req)
+			req.Header.Set("Origin", strings.TrimSuffix(f.Action, "/oauth/authorize"))
+			resp, err := b.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return resp
 		}, oauthflow.ReasonBadRequest},
 		{"JSON body", func(t *testing.T, b *browser, f confirmForm) *http.Response {
-			req, _ := http.NewRequest(http.MethodPost, f.action, strings.NewReader(`{"reauth":"`+f.ticket+`","csrf":"`+f.csrf+`"}`))
+			req, _ := http.NewRequest(http.MethodPost, f.Action, strings.NewReader(`{"reauth":"`+f.Ticket+`","csrf":"`+f.CSRF+`"}`))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Origin", strings.TrimSuffix(f.action, "/oauth/authorize"))
-			resp, err := b.c.Do(req)
+			req.Header.Set("Origin", strings.TrimSuffix(f.Action, "/oauth/authorize"))
+			resp, err := b.Client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,7 +205,7 @@ func TestReauthConfirmRejectsForgery(t *testing.T) {
 			resp := tt.post(t, b, f)
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if m := reReason.FindSubmatch(body); m == nil || string(m[1]) != string(tt.want) || resp.StatusCode < 400 {
+			if stacktest.Reason(string(body)) != string(tt.want) || resp.StatusCode < 400 {
 				t.Fatalf("forged confirmation = %d %s, want an error status and %q", resp.StatusCode, body, tt.want)
 			}
 			if resp.Header.Get("Location") != "" {
@@ -214,7 +215,7 @@ func TestReauthConfirmRejectsForgery(t *testing.T) {
 				t.Errorf("ticket after a forged confirmation: %v, want still usable", err)
 			}
 			// The owner's own submission still works.
-			resp = b.submit(t, f, f.ticket, f.csrf, "accept", "")
+			resp = b.Submit(t, f, f.Ticket, f.CSRF, "accept", "")
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/oauth/callback?") {
 				t.Errorf("genuine confirmation after a forged one = %d, want the consent to proceed", resp.StatusCode)
@@ -259,7 +260,7 @@ func TestReauthByAnotherAccountRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := newBrowser(t).as(tt.other)
-			p := b.get(t, b.consent(t, oauthstate.ReauthURL(h.base, ticket), "accept"))
+			p := b.get(t, b.Consent(t, oauthstate.ReauthURL(h.base, ticket), "accept"))
 			if p.reason != string(oauthflow.ReasonAccountMismatch) || p.status != http.StatusForbidden {
 				t.Fatalf("re-authorisation by another account = %d %q, want 403 %q; body: %s", p.status, p.reason,
 					oauthflow.ReasonAccountMismatch, p.body)
@@ -299,7 +300,7 @@ func TestReauthByAnotherAccountRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			ob := newBrowser(t).as(tt.owner)
-			if p := ob.get(t, ob.consent(t, oauthstate.ReauthURL(h.base, ticket2), "accept")); p.reason != string(oauthflow.ReasonReauthorized) {
+			if p := ob.get(t, ob.Consent(t, oauthstate.ReauthURL(h.base, ticket2), "accept")); p.reason != string(oauthflow.ReasonReauthorized) {
 				t.Errorf("owner's re-authorisation after the refused one = %d %q, want reauthorized", p.status, p.reason)
 			}
 			checkPrivacy(t, h, []string{key, ticket, ticket2}, nil)
@@ -393,7 +394,7 @@ func TestOutboundFollowsNoRedirect(t *testing.T) {
 				return front.URL
 			}})
 			b := newBrowser(t)
-			p := b.get(t, b.consent(t, h.base+"/oauth/authorize", "accept"))
+			p := b.get(t, b.Consent(t, h.base+"/oauth/authorize", "accept"))
 			if p.reason != string(tt.want) {
 				t.Fatalf("callback with a 307 on %s = %d %q, want %q", tt.path, p.status, p.reason, tt.want)
 			}
@@ -432,7 +433,7 @@ func TestRevokedThenSameAccountRenews(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := newBrowser(t).as(owner)
-	if p := b.get(t, b.consent(t, oauthstate.ReauthURL(h.base, ticket), "accept")); p.reason != string(oauthflow.ReasonReauthorized) {
+	if p := b.get(t, b.Consent(t, oauthstate.ReauthURL(h.base, ticket), "accept")); p.reason != string(oauthflow.ReasonReauthorized) {
 		t.Fatalf("owner's renewal after revocation = %d %q, want reauthorized; body: %s", p.status, p.reason, p.body)
 	}
 	if c, err := h.conns.Get(ctx, connID); err != nil || c.Status != connections.StatusActive {
