@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"jiraexport/shared/connections"
+	"jiraexport/shared/table"
 )
 
 // The dispatcher's side of the store. Its reads start from the sparse "due" index, which is eventually
@@ -54,39 +53,17 @@ var ErrNotDue = errors.New("connector is not due")
 // resume yet, or was handed to an invocation within the dispatch guard.
 var ErrNotDispatchable = errors.New("run is not waiting for an invocation")
 
-// DueShards is how many partition key values the due index spreads due connectors (DUE#<n>) and active runs
-// (ACTIVE#<n>) over, n = DueShard(connector id). One value lives on one index partition, which serves at most
-// 1,000 write units and 3,000 read units a second, and every schedule move is a delete and a put there; sixteen
-// keep a million connectors well inside those limits (README, "Scaling the due index"). It is fixed: changing it
-// strands index entries under the old values, so it needs a migration that rewrites gsi1pk of every due connector
-// and active run.
-const DueShards = 16
-
-// DueShard is the due-index shard of a connector and of its runs: FNV-1a of its id, so it is stable and uniform.
-func DueShard(connectorID string) int {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(connectorID))
-	return int(h.Sum32() % DueShards)
-}
-
-// DuePartition and ActivePartition are the index partition key values of shard n.
-func DuePartition(n int) string    { return DueGSIPK + "#" + strconv.Itoa(n) }
-func ActivePartition(n int) string { return ActiveGSIPK + "#" + strconv.Itoa(n) }
-
-func dueIndexPK(connectorID string) string    { return DuePartition(DueShard(connectorID)) }
-func activeIndexPK(connectorID string) string { return ActivePartition(DueShard(connectorID)) }
-
 // DueIndexKeys are the index keys (gsi1pk, gsi1sk) of connector id of connection connID next due at next: for
 // tools that seed items in bulk (the dispatcher benchmark), so the key scheme stays defined here.
 func DueIndexKeys(next time.Time, connID, id string) (gsi1pk, gsi1sk string) {
-	return dueIndexPK(id), dueKey(next, connID, id)
+	return table.DuePKOf(id), dueKey(next, connID, id)
 }
 
 // partitions are the index partitions one read covers: every shard, then the unsharded value, which holds only
 // items written before the index was sharded (each moves to its shard at its next write).
 func partitions(name func(int) string, legacy string) []string {
-	out := make([]string, 0, DueShards+1)
-	for i := range DueShards {
+	out := make([]string, 0, table.DueShards+1)
+	for i := range table.DueShards {
 		out = append(out, name(i))
 	}
 	return append(out, legacy)
@@ -149,11 +126,11 @@ func (st *Store) Work(ctx context.Context, now time.Time, lim WorkLimits) (*Work
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		dueKeys, dueReads, dueErr = st.mergedIndex(ctx, partitions(DuePartition, DueGSIPK), dueBound(now), lim.Due)
+		dueKeys, dueReads, dueErr = st.mergedIndex(ctx, partitions(table.DuePK, table.GSIDueLegacy), dueBound(now), lim.Due)
 	}()
 	go func() {
 		defer wg.Done()
-		activeKeys, activeReads, activeErr = st.mergedIndex(ctx, partitions(ActivePartition, ActiveGSIPK), "", lim.Active)
+		activeKeys, activeReads, activeErr = st.mergedIndex(ctx, partitions(table.ActivePK, table.GSIActiveLegacy), "", lim.Active)
 	}()
 	wg.Wait()
 	w.Reads += dueReads + activeReads
@@ -174,7 +151,7 @@ func (st *Store) Work(ctx context.Context, now time.Time, lim WorkLimits) (*Work
 		want.add(k.pk, connections.MetaSK)
 	}
 	for _, k := range activeKeys {
-		connectorID, _, ok := splitRunSK(k.sk)
+		connectorID, _, ok := table.ParseRunSK(k.sk)
 		if !ok {
 			continue
 		}
@@ -375,16 +352,6 @@ func (st *Store) indexPage(ctx context.Context, c *indexCursor, bound string, li
 	return nil
 }
 
-// splitRunSK parses RUN#<connectorId>#<runId>.
-func splitRunSK(sk string) (connectorID, runID string, ok bool) {
-	rest, ok := strings.CutPrefix(sk, "RUN#")
-	if !ok {
-		return "", "", false
-	}
-	connectorID, runID, ok = strings.Cut(rest, "#")
-	return connectorID, runID, ok && connectorID != "" && runID != ""
-}
-
 type keySet struct {
 	seen map[string]bool
 	keys []itemKey
@@ -482,7 +449,7 @@ func (st *Store) StartScheduledRun(ctx context.Context, c *Connector, runID stri
 		PK: connPK(connID), SK: runSK(c.ID, runID), Type: ItemTypeRun, V: 1, ID: runID, ConnectorID: c.ID, ConnID: connID,
 		Status: RunQueued, Phase: "queued", Trigger: TriggerSchedule, Errors: []RunError{},
 		CreatedAt: fmtTime(now), UpdatedAt: fmtTime(now),
-		GSI1PK: activeIndexPK(c.ID), GSI1SK: fmtTime(now) + "#" + connID + "#" + runID,
+		GSI1PK: table.ActivePKOf(c.ID), GSI1SK: fmtTime(now) + "#" + connID + "#" + runID,
 	}
 	if dispatch {
 		it.DispatchedAt, it.Allowance = now.UnixMilli(), allowance
@@ -558,7 +525,7 @@ func (st *Store) advanceExpr(c *Connector, next time.Time) (string, map[string]t
 	if next.IsZero() {
 		return "REMOVE nextRunAt, gsi1pk, gsi1sk SET v = v + :one", vals
 	}
-	vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(dueIndexPK(c.ID)), s(dueKey(next, c.ConnectionID, c.ID))
+	vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(table.DuePKOf(c.ID)), s(dueKey(next, c.ConnectionID, c.ID))
 	return "SET nextRunAt = :next, gsi1pk = :due, gsi1sk = :duekey, v = v + :one", vals
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"jiraexport/shared/connections"
 	"jiraexport/shared/connectors"
+	"jiraexport/shared/table"
 )
 
 // TestStartScheduledRun: the run and the schedule move together, only from the version read, never beside an
@@ -147,7 +148,7 @@ func TestWorkReadsEveryShard(t *testing.T) {
 	const legacyN = 25
 	var due []*connectors.Connector
 	perShard := map[int]int{}
-	for i := 0; i < legacyN || len(perShard) < connectors.DueShards || slices.Min(slices.Collect(maps.Values(perShard))) < 2; i++ {
+	for i := 0; i < legacyN || len(perShard) < table.DueShards || slices.Min(slices.Collect(maps.Values(perShard))) < 2; i++ {
 		c, err := st.Create(ctx, conns[i%len(conns)], spec("c"), now.Add(time.Duration(i-300)*time.Second))
 		if err != nil {
 			t.Fatal(err)
@@ -158,13 +159,13 @@ func TestWorkReadsEveryShard(t *testing.T) {
 				Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: connections.PK(c.ConnectionID)},
 					"sk": &types.AttributeValueMemberS{Value: "CONNECTOR#" + c.ID}},
 				UpdateExpression:          aws.String("SET gsi1pk = :p"),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: connectors.DueGSIPK}},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: table.GSIDueLegacy}},
 			}); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		perShard[connectors.DueShard(c.ID)]++
+		perShard[table.DueShard(c.ID)]++
 	}
 	// Not due yet: never read.
 	if _, err := st.Create(ctx, conns[0], spec("later"), now.Add(time.Minute)); err != nil {

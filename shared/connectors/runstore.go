@@ -3,6 +3,7 @@ package connectors
 import (
 	"context"
 	"fmt"
+	"jiraexport/shared/table"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -69,7 +70,7 @@ func (st *Store) StartRun(ctx context.Context, connID, connectorID, trigger stri
 		DispatchedAt: now.UnixMilli(),
 	}
 	it.SK = runSK(connectorID, it.ID)
-	it.GSI1PK, it.GSI1SK = activeIndexPK(connectorID), fmtTime(now)+"#"+connID+"#"+it.ID
+	it.GSI1PK, it.GSI1SK = table.ActivePKOf(connectorID), fmtTime(now)+"#"+connID+"#"+it.ID
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
 		return nil, fmt.Errorf("encode run: %w", err)

@@ -22,10 +22,6 @@ const (
 	ItemTypeRun       = "run"
 
 	countSK = table.SKConnectors
-	// Partitions of the sparse "due" index: each is sharded as DUE#<n> / ACTIVE#<n> (due.go, DueShards); the
-	// unsharded values are only read, for items written before the index was sharded.
-	DueGSIPK    = "DUE"
-	ActiveGSIPK = "ACTIVE"
 
 	connectorsList = "connectors"
 )
@@ -149,7 +145,7 @@ func (st *Store) Create(ctx context.Context, connID string, spec Spec, next time
 	it.SK = connectorSK(it.ID)
 	if spec.Enabled && !next.IsZero() {
 		it.NextRunAt = fmtTime(next)
-		it.GSI1PK, it.GSI1SK = dueIndexPK(it.ID), dueKey(next, connID, it.ID)
+		it.GSI1PK, it.GSI1SK = table.DuePKOf(it.ID), dueKey(next, connID, it.ID)
 	}
 	av, err := attributevalue.MarshalMap(it)
 	if err != nil {
@@ -285,7 +281,7 @@ func (st *Store) Update(ctx context.Context, connID, id string, spec Spec, versi
 		"formats = :formats, censusIntervalHours = :census, updatedAt = :now, v = v + :one"
 	if spec.Enabled && !next.IsZero() {
 		expr += ", nextRunAt = :next, gsi1pk = :due, gsi1sk = :duekey"
-		vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(dueIndexPK(id)), s(dueKey(next, connID, id))
+		vals[":next"], vals[":due"], vals[":duekey"] = s(fmtTime(next)), s(table.DuePKOf(id)), s(dueKey(next, connID, id))
 	} else {
 		expr += " REMOVE nextRunAt, gsi1pk, gsi1sk"
 	}

@@ -21,8 +21,8 @@ const (
 	AttrGSI1SK = "gsi1sk"
 )
 
-// IndexDue is the sparse global secondary index on gsi1pk/gsi1sk (keys only). Its DUE and ACTIVE partitions
-// belong to shared/connectors (due.go); REVOKED and ERASING to shared/connections; STATES#<connId> to
+// IndexDue is the sparse global secondary index on gsi1pk/gsi1sk (keys only). Its DUE#<n> and ACTIVE#<n> partitions
+// (due.go here) belong to shared/connectors; REVOKED and ERASING to shared/connections; STATES#<connId> to
 // shared/oauthstate.
 const IndexDue = "due"
 
