@@ -38,11 +38,35 @@ var systemUserFields = map[string]bool{"assignee": true, "reporter": true, "crea
 	"voter": true}
 
 // LooksLikeAccountID reports whether s contains something shaped like an account id.
-func LooksLikeAccountID(s string) bool { return accountIDPattern.MatchString(s) }
+func LooksLikeAccountID(s string) bool { return mayHoldAccountID(s) && accountIDPattern.MatchString(s) }
+
+// mayHoldAccountID is a one-pass filter in front of the pattern, which every string of every exported document
+// meets: Go's regexp cannot skip ahead on a pattern that begins with a boundary class, so it costs microseconds
+// per string, and the export's CPU time was mostly this. Every alternative of the pattern holds either 24 hex
+// digits in a row or a UUID, which starts with 8 hex digits and a '-'; a string with neither cannot match
+// (FuzzFilterAgreesWithPattern holds the two together).
+func mayHoldAccountID(s string) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+			run++
+			if run >= 24 {
+				return true
+			}
+		case c == '-' && run >= 8:
+			return true
+		default:
+			run = 0
+		}
+	}
+	return false
+}
 
 // String cuts every account-id-shaped token out of s.
 func String(s string) string {
-	if !accountIDPattern.MatchString(s) {
+	if !LooksLikeAccountID(s) {
 		return s
 	}
 	// Replace only the id (submatch 1), keeping the boundary characters; repeat since matches consume their

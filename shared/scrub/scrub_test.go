@@ -103,3 +103,33 @@ func FuzzValue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFilterAgreesWithPattern: the fast filter never says no where the pattern matches (a miss there would keep
+// an account id in an exported document).
+func FuzzFilterAgreesWithPattern(f *testing.F) {
+	for _, s := range []string{"", "557058:f1b2c3d4-0000-4000-8000-0123456789ab", "5b10ac8d82e05b22cc7d4ef5",
+		"qm:f1b2c3d4-0000-4000-8000-0123456789ab:f1b2c3d4-0000-4000-8000-0123456789ab", "plain text",
+		"deadbeef-", "x5B10AC8D82E05B22CC7D4EF5y", "ug:F1B2C3D4-0000-4000-8000-0123456789AB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if accountIDPattern.MatchString(s) && !mayHoldAccountID(s) {
+			t.Fatalf("filter rejects %q, which the pattern matches", s)
+		}
+	})
+}
+
+func BenchmarkString(b *testing.B) {
+	texts := []string{
+		"As a user I want to export the issues of my project with their comments, so that the search index is complete.",
+		"https://example.atlassian.net/browse/ABC-123?focusedCommentId=10042",
+		"5b10ac8d82e05b22cc7d4ef5",
+		"2025-01-02T10:00:00.000+0000",
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, s := range texts {
+			_ = String(s)
+		}
+	}
+}
