@@ -300,7 +300,8 @@ type worker struct {
 	scrub     scrub.Options
 
 	requests, points atomic.Int64
-	pagesDone        int // search pages this invocation finished
+	pagesDone        int             // search pages this invocation finished
+	ctx              context.Context // the invocation's working context (for work started in the background)
 	copies           *copies
 	next             *prefetch
 	// copyEntries are the index entries of ended attachment copies, by issue id, written with the next checkpoint.
@@ -328,7 +329,7 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 	if err := w.load(ctx); err != nil {
 		return w.end(parent, err)
 	}
-	w.copies = newCopies(ctx)
+	w.ctx, w.copies = ctx, newCopies(ctx)
 	defer w.copies.cancel()
 	for {
 		if w.timeUp() {
@@ -381,7 +382,16 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 // final write), then the run's state as end decides it.
 func (w *worker) stop(ctx context.Context, err error) (Outcome, error) {
 	w.stopCopies(ctx, err)
-	return w.end(ctx, err)
+	// The run's state is written first: a quota pause counts from its 429's Retry-After, so nothing may delay it.
+	out, rerr := w.end(ctx, err)
+	if p := w.next; p != nil {
+		// A page asked for ahead is not used by this invocation, but what it started ends before the invocation
+		// does: its points reach the ledger's last flush, and a token refresh it began (a refused one flags the
+		// connection) finishes.
+		<-p.done
+		w.next = nil
+	}
+	return out, rerr
 }
 
 var errDeadline = errors.New("invocation deadline near")

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -145,17 +146,19 @@ type prefetch struct {
 // search returns the page req asks for: the prefetched one when it is that page, else a new request.
 func (w *worker) search(ctx context.Context, req jira.SearchRequest) (*jira.SearchPage, error) {
 	if p := w.next; p != nil {
+		// Waited for in every case (here, or by stop when this invocation ends first): its points are counted
+		// before the invocation's last flush to the ledger.
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		w.next = nil
-		if p.req.JQL == req.JQL && p.req.NextPageToken == req.NextPageToken && p.req.MaxResults == req.MaxResults &&
+		// A failed prefetch is asked again rather than reported: its error is stale (a 429's Retry-After counts
+		// from when it came, not from now), and 429s cost no points.
+		if p.err == nil && p.req.JQL == req.JQL && p.req.NextPageToken == req.NextPageToken && p.req.MaxResults == req.MaxResults &&
 			p.req.Expand == req.Expand && slices.Equal(p.req.Fields, req.Fields) {
-			select {
-			case <-p.done:
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-			if p.err == nil || !errors.Is(p.err, context.Canceled) {
-				return p.page, p.err
-			}
+			return p.page, nil
 		}
 	}
 	return w.jira.Search(ctx, w.site.CloudID, req)
@@ -172,7 +175,7 @@ func (w *worker) prefetch(req jira.SearchRequest, took time.Duration, size int) 
 		return
 	}
 	p := &prefetch{req: req, done: make(chan struct{})}
-	ctx := w.copies.ctx // ends with the invocation
+	ctx := w.ctx // stop waits for it: a token refresh it started must finish (a refused one flags the connection)
 	go func() {
 		defer close(p.done)
 		p.page, p.err = w.jira.Search(ctx, w.site.CloudID, req)
@@ -225,8 +228,11 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 	}
 	// Only issues whose embedded lists are incomplete call Jira; they are completed in parallel, within the
 	// pacer's buckets, so a page's follow-ups cost one round trip of wall time rather than one per issue.
-	g, gctx := errgroup.WithContext(ctx)
+	// A failure stops the follow-ups not yet started but does not cancel those in flight: one of them may be
+	// refreshing the token, and a refused refresh must get to flag the connection.
+	var g errgroup.Group
 	g.SetLimit(followUpConcurrency)
+	var failed atomic.Bool
 	for i, is := range issues {
 		if !w.needsFollowUp(is) {
 			if inc.Comments {
@@ -240,14 +246,20 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 			}
 			continue
 		}
-		g.Go(func() error {
-			var err error
+		g.Go(func() (err error) {
+			if failed.Load() {
+				return nil
+			}
 			defer func() {
-				if errors.Is(err, jira.ErrNotFound) {
+				switch {
+				case errors.Is(err, jira.ErrNotFound):
 					gone[i] = true
 					err = nil
+				case err != nil:
+					failed.Store(true)
 				}
 			}()
+			gctx := ctx
 			if inc.Comments {
 				if ps[i].comments, err = w.pageRest(gctx, is.ID, is.embedded("comment", "comments"), w.jira.Comments); err != nil {
 					return err
