@@ -141,6 +141,7 @@ type prefetch struct {
 	done chan struct{}
 	page *jira.SearchPage
 	err  error
+	at   time.Time // when the answer came
 }
 
 // search returns the page req asks for: the prefetched one when it is that page, else a new request.
@@ -154,11 +155,20 @@ func (w *worker) search(ctx context.Context, req jira.SearchRequest) (*jira.Sear
 			return nil, ctx.Err()
 		}
 		w.next = nil
-		// A failed prefetch is asked again rather than reported: its error is stale (a 429's Retry-After counts
-		// from when it came, not from now), and 429s cost no points.
-		if p.err == nil && p.req.JQL == req.JQL && p.req.NextPageToken == req.NextPageToken && p.req.MaxResults == req.MaxResults &&
+		if p.req.JQL == req.JQL && p.req.NextPageToken == req.NextPageToken && p.req.MaxResults == req.MaxResults &&
 			p.req.Expand == req.Expand && slices.Equal(p.req.Fields, req.Fields) {
-			return p.page, nil
+			var rl *jira.RateLimitError
+			switch {
+			case p.err == nil:
+				return p.page, nil
+			case errors.As(p.err, &rl):
+				// Its Retry-After counted from when it came: what is left of it counts from now (a quota pause must
+				// end at the reset, not later by the time the page waited here).
+				late := *rl
+				late.RetryAfter = max(0, rl.RetryAfter-w.e.c.Now().Sub(p.at))
+				return nil, &late
+			}
+			// Any other failure is asked again: it may have been transient, and the answer is fresh.
 		}
 	}
 	return w.jira.Search(ctx, w.site.CloudID, req)
@@ -179,6 +189,7 @@ func (w *worker) prefetch(req jira.SearchRequest, took time.Duration, size int) 
 	go func() {
 		defer close(p.done)
 		p.page, p.err = w.jira.Search(ctx, w.site.CloudID, req)
+		p.at = w.e.c.Now()
 	}()
 	w.next = p
 }
