@@ -141,7 +141,6 @@ type prefetch struct {
 	done chan struct{}
 	page *jira.SearchPage
 	err  error
-	at   time.Time // when the answer came
 }
 
 // search returns the page req asks for: the prefetched one when it is that page, else a new request.
@@ -162,11 +161,8 @@ func (w *worker) search(ctx context.Context, req jira.SearchRequest) (*jira.Sear
 			case p.err == nil:
 				return p.page, nil
 			case errors.As(p.err, &rl):
-				// Its Retry-After counted from when it came: what is left of it counts from now (a quota pause must
-				// end at the reset, not later by the time the page waited here).
-				late := *rl
-				late.RetryAfter = max(0, rl.RetryAfter-w.e.c.Now().Sub(p.at))
-				return nil, &late
+				// Its Retry-After counts from when it came (RateLimitError.At), however long it waited here.
+				return nil, p.err
 			}
 			// Any other failure is asked again: it may have been transient, and the answer is fresh.
 		}
@@ -189,7 +185,6 @@ func (w *worker) prefetch(req jira.SearchRequest, took time.Duration, size int) 
 	go func() {
 		defer close(p.done)
 		p.page, p.err = w.jira.Search(ctx, w.site.CloudID, req)
-		p.at = w.e.c.Now()
 	}()
 	w.next = p
 }
