@@ -17,6 +17,9 @@ type Counters struct {
 	PointsTotal int64 `json:"pointsTotal"`
 	// PointsByTenant is the same by cloud id.
 	PointsByTenant map[string]int64 `json:"pointsByTenant"`
+	// PointsByKey is the same by endpoint key (what each kind of call cost: search pages, child pages, the
+	// attachment 303s).
+	PointsByKey map[string]int64 `json:"pointsByKey"`
 	// WindowStart is the current quota hour; WindowPoints* are the points used in it.
 	WindowStart          time.Time        `json:"windowStart"`
 	WindowPointsGlobal   int64            `json:"windowPointsGlobal"`
@@ -42,13 +45,14 @@ func newCounters() *counters {
 
 func (c *counters) reset() {
 	c.Counters = Counters{Requests: map[string]int64{}, Statuses: map[string]map[int]int64{}, PointsByTenant: map[string]int64{},
-		Faults: map[FaultKind]int64{}}
+		PointsByKey: map[string]int64{}, Faults: map[FaultKind]int64{}}
 	c.rateLimited = map[string]int64{}
 }
 
-func (c *counters) points(tenant string, n int64) {
+func (c *counters) points(tenant, key string, n int64) {
 	c.PointsTotal += n
 	c.PointsByTenant[tenant] += n
+	c.PointsByKey[key] += n
 }
 
 func (c *counters) status(key string, code int) {
@@ -73,6 +77,7 @@ func (s *Server) Counters() Counters {
 		out.Statuses[k] = maps.Clone(v)
 	}
 	out.PointsByTenant = maps.Clone(out.PointsByTenant)
+	out.PointsByKey = maps.Clone(out.PointsByKey)
 	out.RateLimited = maps.Clone(s.counts.rateLimited)
 	out.Faults = maps.Clone(out.Faults)
 	out.WindowStart = s.limits.window

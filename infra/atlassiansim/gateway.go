@@ -161,7 +161,7 @@ func (s *Server) gateway(ep endpoint) http.Handler {
 		resp := ep.h(c)
 		pts := int64(1) + c.points
 		s.limits.charge(st.cloudID, pts, now)
-		s.counts.points(st.cloudID, pts)
+		s.counts.points(st.cloudID, key, pts)
 		s.limits.quotaHeaders(w.Header(), st.cloudID, now)
 		s.mu.Unlock()
 

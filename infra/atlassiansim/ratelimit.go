@@ -202,3 +202,11 @@ func (s *Server) RateLimits() RateLimitConfig {
 	defer s.mu.Unlock()
 	return s.limits.cfg
 }
+
+// BurstRate is the steady-state rate (requests per second) of the bucket of one endpoint key, e.g.
+// "GET /rest/api/3/attachment/content/{id}", under this configuration (benchmarks compute time floors from it).
+func (c RateLimitConfig) BurstRate(key string) float64 {
+	c.setDefaults()
+	method, _, _ := strings.Cut(key, " ")
+	return (&limiter{cfg: c}).burstRate(method, key)
+}

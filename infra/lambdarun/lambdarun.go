@@ -259,6 +259,15 @@ func (f *Function) Exited() bool {
 // Logs returns everything the function (and the emulator) wrote so far.
 func (f *Function) Logs() string { return f.logs.String() }
 
+// PID is the emulator's process id; the function's bootstrap runs as its child. Benchmarks read the bootstrap's
+// memory figures (VmHWM) from /proc through it.
+func (f *Function) PID() int {
+	if f.cmd == nil || f.cmd.Process == nil {
+		return 0
+	}
+	return f.cmd.Process.Pid
+}
+
 // Kill ends the emulator and the function at once with SIGKILL, as a crashed or timed-out execution environment
 // ends: no deferred code, no flushed buffers. Tests use it to crash a function mid-invocation.
 func (f *Function) Kill() {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -11,7 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"jiraexport/shared/attachments"
-	"jiraexport/shared/connectors"
+	"jiraexport/shared/jira"
 	"jiraexport/shared/mirror"
 )
 
@@ -120,113 +122,299 @@ func (w *worker) manifestAtt(id string, size int64, mimeType, sha, reason string
 	return m
 }
 
-// attachmentStep copies the next queued attachment and checkpoints the result with the issue's index entry. An
-// interrupted transfer leaves its resumable state in the checkpoint and pauses the run (reason deadline).
-func (w *worker) attachmentStep(ctx context.Context) error {
-	job := &w.ck.AttQueue[0]
-	a := job.Download[0]
-	tctx, stop := w.holdLease(ctx)
-	res, err := w.e.c.Attachments.Transfer(tctx, w.ts, w.attTarget(), a, w.ck.Pending[a.ID])
-	leaseErr := stop()
-	w.points.Add(res.Points)
-	w.requests.Add(int64(res.GatewayRequests))
-	if leaseErr != nil {
-		// The run was cancelled or taken over while the copy ran: stop without recording anything. A cancelled
-		// run's upload is nobody's any more: end aborts it with the other pending ones (a run taken over keeps
-		// its uploads for the new holder, who resumes from the checkpoint).
-		if errors.Is(leaseErr, connectors.ErrRunFinished) {
-			w.setPending(a.ID, res.Resume)
+// Attachment copies run in the background, beside the search, so the search chain (one page after another) and
+// the copies (media latency, S3 uploads) overlap instead of adding up.
+const (
+	// attConcurrency bounds the copies in flight at once. Jira's attachment/content bucket allows 300 requests a
+	// second, so the bound is memory (a copy holds at most one part of the transfer package, 5 MiB) and the
+	// invocation's share of the host, not Atlassian.
+	attConcurrency = 4
+	// maxAttBacklog bounds the attachments queued in the checkpoint (a 400 KB item) before the search waits for
+	// copies: the cursor never runs ahead of an unbounded queue.
+	maxAttBacklog = 200
+)
+
+// attResult is one finished copy, handed from its goroutine to the worker's loop, which alone touches the
+// checkpoint.
+type attResult struct {
+	issueID string
+	a       attachments.Attachment
+	res     attachments.Result
+	err     error
+	took    time.Duration
+}
+
+// copies are one invocation's attachment copies in flight.
+type copies struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	results chan attResult
+	running map[string]bool // attachment ids; touched by the worker's loop only
+}
+
+func newCopies(ctx context.Context) *copies {
+	cctx, cancel := context.WithCancel(ctx)
+	return &copies{ctx: cctx, cancel: cancel, results: make(chan attResult, attConcurrency), running: map[string]bool{}}
+}
+
+// attBacklog is the number of attachments queued in the checkpoint.
+func (w *worker) attBacklog() int {
+	n := 0
+	for _, j := range w.ck.AttQueue {
+		n += len(j.Download)
+	}
+	return n
+}
+
+// startCopies starts queued copies, oldest first, up to attConcurrency in flight.
+func (w *worker) startCopies() {
+	p := w.copies
+	if p == nil || w.e.c.Attachments == nil {
+		return
+	}
+	for _, job := range w.ck.AttQueue {
+		for _, a := range job.Download {
+			if len(p.running) >= attConcurrency {
+				return
+			}
+			if p.running[a.ID] {
+				continue
+			}
+			p.running[a.ID] = true
+			issueID, resume, tgt := job.IssueID, w.ck.Pending[a.ID], w.attTarget()
+			go func() {
+				began := time.Now()
+				res, err := w.e.c.Attachments.Transfer(p.ctx, w.ts, tgt, a, resume)
+				p.results <- attResult{issueID: issueID, a: a, res: res, err: err, took: time.Since(began)}
+			}()
 		}
-		return leaseErr
 	}
-	var reason string
-	switch {
-	case err == nil:
-	case errors.Is(err, attachments.ErrInterrupted):
-		w.setPending(a.ID, res.Resume)
-		return errDeadline
-	case errors.Is(err, attachments.ErrGone):
-		reason = attGone
-	case errors.Is(err, attachments.ErrPermanent):
-		w.log.WarnContext(ctx, "attachment copy failed for good", "issueId", job.IssueID, "attachmentId", a.ID)
-		reason = attFailed
-	default:
-		// Rate limits, re-authorisation and transient failures: keep what was uploaded and let end() decide.
-		w.setPending(a.ID, res.Resume)
-		return err
+}
+
+// attachmentWait waits until at least one copy in flight ends (renewing the lease meanwhile), records what has
+// ended and checkpoints it: the step the loop takes when the queue must drain (before any phase after the search,
+// or when the backlog is full).
+func (w *worker) attachmentWait(ctx context.Context) error {
+	w.startCopies()
+	p := w.copies
+	var done []attResult
+	tick := time.NewTicker(max(w.e.c.Lease/3, time.Second))
+	defer tick.Stop()
+	for len(done) == 0 && len(p.running) > 0 {
+		select {
+		case r := <-p.results:
+			done = append(done, r)
+		case <-tick.C:
+			if err := w.renew(ctx); err != nil {
+				return err
+			}
+			if w.timeUp() {
+				return errDeadline
+			}
+		}
 	}
-	if st := w.ck.Pending[a.ID]; st != nil && reason != "" {
-		_ = w.e.c.Attachments.Abort(ctx, st)
+	// One checkpoint a second at most while the queue drains: a crash re-copies at most that second's copies.
+	return w.recordCopies(ctx, done, w.e.c.Now().Sub(w.lastSave) >= time.Second)
+}
+
+// collectCopies records the copies that have ended, without waiting; they are checkpointed with the next step's
+// checkpoint (one transaction, not one per copy).
+func (w *worker) collectCopies(ctx context.Context) error {
+	if w.copies == nil || len(w.copies.running) == 0 {
+		return nil
 	}
-	delete(w.ck.Pending, a.ID)
-	old, err := w.idx.getEntries(ctx, w.ref.ConnectionID, w.ref.ConnectorID, []string{job.IssueID})
+	return w.recordCopies(ctx, nil, false)
+}
+
+// maxCopyItems bounds the index entries of ended copies waiting for a checkpoint: with a page's entries, the
+// checkpoint and the run's conditions they stay under DynamoDB's 100 items per transaction.
+const maxCopyItems = 40
+
+// recordCopies applies ended copies (done, and whatever else has ended) to the checkpoint and the issues' index
+// entries, and checkpoints them now when save is set, when too many wait, or when one must end the invocation.
+// A copy that must go on later (deadline, rate limit, transient failure) keeps its resumable state and its place
+// in the queue; its error ends the invocation after the others are saved.
+func (w *worker) recordCopies(ctx context.Context, done []attResult, save bool) error {
+	p := w.copies
+	for more := true; more; {
+		select {
+		case r := <-p.results:
+			done = append(done, r)
+		default:
+			more = false
+		}
+	}
+	if len(done) == 0 {
+		return nil
+	}
+	stop, err := w.applyCopies(ctx, done)
 	if err != nil {
 		return err
 	}
-	var items []types.TransactWriteItem
-	if e := old[job.IssueID]; e != nil && !e.Removed {
-		info := e.attRun(w.ref.RunID)
-		if reason == "" {
-			e.Stored = append(e.Stored, *res.Stored)
-			sort.Slice(e.Stored, func(i, j int) bool { return idNum(e.Stored[i].ID) < idNum(e.Stored[j].ID) })
-			info.Written = append(info.Written, w.manifestAtt(a.ID, res.Stored.Size, a.MimeType, res.Stored.SHA256, ""))
-			w.ck.Bytes += res.Stored.Size
-		} else {
-			info.Skipped = append(info.Skipped, mirror.ManifestAttachment{ID: a.ID, Size: a.Size, MimeType: a.MimeType, Reason: reason})
-		}
-		e.LastRun, e.Action = w.ref.RunID, "written"
-		e.setAttRun(info)
-		it, err := w.idx.putEntry(e)
-		if err != nil {
-			return err
-		}
-		items = append(items, it)
-	} else if reason == "" {
-		// The issue left the mirror while its attachment was copied: do not leave the object behind.
-		if err := w.e.c.Attachments.Delete(ctx, w.attTarget(), []string{a.ID}); err != nil {
+	w.startCopies() // the copies that ended make room for the next ones before the checkpoint's write
+	// With nothing left in flight no further step may write a checkpoint before the manifest's final write, which
+	// does not carry them.
+	if save || stop != nil || len(w.copyEntries) > maxCopyItems || len(w.copies.running) == 0 {
+		if err := w.save(ctx); err != nil {
 			return err
 		}
 	}
-	job.Download = job.Download[1:]
-	if len(job.Download) == 0 {
-		w.ck.AttQueue = w.ck.AttQueue[1:]
-	}
-	return w.save(ctx, items...)
+	return stop
 }
 
-// holdLease renews the run's lease while one long call (an attachment copy can take most of an invocation) runs;
-// the returned context ends when the lease cannot be renewed. stop ends the renewals and returns the renewal's
-// error, if one failed.
-func (w *worker) holdLease(ctx context.Context) (context.Context, func() error) {
-	cctx, cancel := context.WithCancel(ctx)
-	quit, done := make(chan struct{}), make(chan struct{})
-	var failed error
-	// Read before the goroutine starts: the transfer goes on changing the checkpoint meanwhile.
-	p := connectors.Progress{Phase: w.ck.Phase, Counters: w.savedCounters()}
-	go func() {
-		defer close(done)
-		t := time.NewTicker(max(w.e.c.Lease/3, time.Second))
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-cctx.Done():
-				return
-			case <-t.C:
-				if err := w.e.c.Runs.SaveProgress(cctx, w.ref, w.owner, w.e.c.Lease, p); err != nil && cctx.Err() == nil {
-					failed = err
-					cancel()
-					return
-				}
+// applyCopies folds ended copies into the checkpoint and returns the index entries to write with it, and the
+// first error that must end the invocation (stop).
+func (w *worker) applyCopies(ctx context.Context, done []attResult) (stop, err error) {
+	type outcome struct {
+		r      attResult
+		reason string
+	}
+	var finished []outcome
+	for _, r := range done {
+		delete(w.copies.running, r.a.ID)
+		w.points.Add(r.res.Points)
+		w.requests.Add(int64(r.res.GatewayRequests))
+		var reason string
+		switch err := r.err; {
+		case err == nil:
+			w.log.InfoContext(ctx, "attachment copied", "issueId", r.issueID, "attachmentId", r.a.ID, "bytes", r.res.Stored.Size,
+				"ms", r.took.Milliseconds())
+		case errors.Is(err, attachments.ErrInterrupted):
+			w.setPending(r.a.ID, r.res.Resume)
+			if stop == nil {
+				stop = errDeadline
+			}
+			continue
+		case errors.Is(err, attachments.ErrGone):
+			reason = attGone
+		case errors.Is(err, attachments.ErrPermanent):
+			w.log.WarnContext(ctx, "attachment copy failed for good", "issueId", r.issueID, "attachmentId", r.a.ID)
+			reason = attFailed
+		default:
+			// Rate limits, re-authorisation, transient failures, a stop: keep what was uploaded and let end() decide.
+			if r.res.Resume != nil {
+				w.setPending(r.a.ID, r.res.Resume)
+			}
+			if stop == nil || errors.Is(stop, errDeadline) {
+				stop = err
+			}
+			continue
+		}
+		if st := w.ck.Pending[r.a.ID]; st != nil && reason != "" {
+			_ = w.e.c.Attachments.Abort(ctx, st)
+		}
+		delete(w.ck.Pending, r.a.ID)
+		finished = append(finished, outcome{r, reason})
+	}
+	if len(finished) == 0 {
+		return stop, nil
+	}
+	ids := make([]string, 0, len(finished))
+	for _, f := range finished {
+		if !slices.Contains(ids, f.r.issueID) {
+			ids = append(ids, f.r.issueID)
+		}
+	}
+	// An issue whose earlier copy is recorded but not yet checkpointed is taken from there, not from the table.
+	old := map[string]*indexEntry{}
+	var fetch []string
+	for _, id := range ids {
+		if e := w.copyEntries[id]; e != nil {
+			old[id] = e
+		} else {
+			fetch = append(fetch, id)
+		}
+	}
+	if len(fetch) > 0 {
+		got, err := w.idx.getEntries(ctx, w.ref.ConnectionID, w.ref.ConnectorID, fetch)
+		if err != nil {
+			return stop, err
+		}
+		maps.Copy(old, got)
+	}
+	if w.copyEntries == nil {
+		w.copyEntries = map[string]*indexEntry{}
+	}
+	changed := w.copyEntries
+	for _, f := range finished {
+		a, res := f.r.a, f.r.res
+		if e := old[f.r.issueID]; e != nil && !e.Removed {
+			info := e.attRun(w.ref.RunID)
+			if f.reason == "" {
+				e.Stored = append(e.Stored, *res.Stored)
+				sort.Slice(e.Stored, func(i, j int) bool { return idNum(e.Stored[i].ID) < idNum(e.Stored[j].ID) })
+				info.Written = append(info.Written, w.manifestAtt(a.ID, res.Stored.Size, a.MimeType, res.Stored.SHA256, ""))
+				w.ck.Bytes += res.Stored.Size
+				w.saved.bytes += res.Stored.Size // a later step's rollback must not take the copy back
+			} else {
+				info.Skipped = append(info.Skipped, mirror.ManifestAttachment{ID: a.ID, Size: a.Size, MimeType: a.MimeType, Reason: f.reason})
+			}
+			e.LastRun, e.Action = w.ref.RunID, "written"
+			e.setAttRun(info)
+			changed[f.r.issueID] = e
+		} else if f.reason == "" {
+			// The issue left the mirror while its attachment was copied: do not leave the object behind.
+			if err := w.e.c.Attachments.Delete(ctx, w.attTarget(), []string{a.ID}); err != nil {
+				return stop, err
 			}
 		}
-	}()
-	return cctx, func() error {
-		close(quit)
-		<-done
-		cancel()
-		return failed
+		w.dequeue(f.r.issueID, a.ID)
+	}
+	return stop, nil
+}
+
+// copyItems are the index entries of recorded copies, for the next checkpoint's transaction.
+func (w *worker) copyItems() ([]types.TransactWriteItem, error) {
+	items := make([]types.TransactWriteItem, 0, len(w.copyEntries))
+	for _, e := range w.copyEntries {
+		it, err := w.idx.putEntry(e)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// dequeue removes one attachment from the checkpoint's queue.
+func (w *worker) dequeue(issueID, attID string) {
+	for i := range w.ck.AttQueue {
+		j := &w.ck.AttQueue[i]
+		if j.IssueID != issueID {
+			continue
+		}
+		j.Download = slices.DeleteFunc(j.Download, func(a attachments.Attachment) bool { return a.ID == attID })
+		if len(j.Download) == 0 {
+			w.ck.AttQueue = slices.Delete(w.ck.AttQueue, i, i+1)
+		}
+		return
+	}
+}
+
+// stopCopies ends the copies in flight before the invocation ends: on the deadline it lets them end on their
+// own (small ones finish; a resumable one stops at its margin with its state), on any other stop it cancels
+// them. What ended is folded into the checkpoint, its index entries into the final write's.
+func (w *worker) stopCopies(ctx context.Context, cause error) {
+	p := w.copies
+	if p == nil {
+		return
+	}
+	defer p.cancel()
+	if len(p.running) == 0 {
+		return
+	}
+	if !errors.Is(cause, errDeadline) && jira.Classify(cause) != jira.KindCancelled {
+		p.cancel()
+	}
+	var done []attResult
+	for range len(p.running) {
+		done = append(done, <-p.results)
+	}
+	if w.ck == nil {
+		return
+	}
+	if _, err := w.applyCopies(context.WithoutCancel(ctx), done); err != nil {
+		w.log.WarnContext(ctx, "export could not record the attachment copies that ended", "error", err)
 	}
 }
 

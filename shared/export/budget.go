@@ -111,7 +111,9 @@ func (w *worker) recordQuota(ctx context.Context, err error) {
 	if w.e.c.Budget.Pauses == nil || errors.As(err, &sp) || !errors.As(err, &rl) || !rl.Quota() {
 		return
 	}
-	l := ratebudget.Limit{Reason: rl.Reason, RetryAfter: rl.RetryAfter, Reset: rl.Reset}
+	// What is left of Retry-After: work still in flight when the 429 came (a page's follow-ups, a prefetched
+	// page) may delay this, and the pause must end at the reset, not later by that delay.
+	l := ratebudget.Limit{Reason: rl.Reason, RetryAfter: rl.RetryAfterLeft(), Reset: rl.Reset}
 	p, ok, rerr := w.e.c.Budget.Pauses.Record(ctx, w.ref.ConnectionID, w.site.CloudID, l)
 	if rerr != nil {
 		w.log.ErrorContext(ctx, "export could not record the quota pause", "error", rerr)

@@ -302,11 +302,16 @@ type worker struct {
 	scrub     scrub.Options
 
 	requests, points atomic.Int64
-	pagesDone        int // search pages this invocation finished
-	bud              *meter
-	saved            saved
-	lastSave         time.Time
-	phaseStart       time.Time
+	pagesDone        int             // search pages this invocation finished
+	ctx              context.Context // the invocation's working context (for work started in the background)
+	copies           *copies
+	next             *prefetch
+	// copyEntries are the index entries of ended attachment copies, by issue id, written with the next checkpoint.
+	copyEntries map[string]*indexEntry
+	bud         *meter
+	saved       saved
+	lastSave    time.Time
+	phaseStart  time.Time
 }
 
 // errStop ends the invocation with an outcome already recorded.
@@ -326,22 +331,27 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 	if err := w.load(ctx); err != nil {
 		return w.end(parent, err)
 	}
+	w.ctx, w.copies = ctx, newCopies(ctx)
+	defer w.copies.cancel()
 	for {
 		if w.timeUp() {
-			return w.end(parent, errDeadline)
+			return w.stop(parent, errDeadline)
 		}
 		if err := w.mayGoOn(ctx); err != nil {
-			return w.end(parent, err)
+			return w.stop(parent, err)
+		}
+		if err := w.collectCopies(ctx); err != nil {
+			return w.stop(parent, err)
 		}
 		var err error
 		phase := w.ck.Phase
 		switch {
-		case len(w.ck.AttQueue) > 0:
-			if w.e.c.Attachments == nil {
-				w.ck.AttQueue = nil // a build without attachments met a checkpoint with some
-				continue
-			}
-			err = w.attachmentStep(ctx)
+		case len(w.ck.AttQueue) > 0 && w.e.c.Attachments == nil:
+			w.ck.AttQueue = nil // a build without attachments met a checkpoint with some
+			continue
+		case len(w.ck.AttQueue) > 0 && (phase != phaseSearching || w.attBacklog() >= maxAttBacklog):
+			// The queue drains before any phase after the search, and the search waits while the backlog is full.
+			err = w.attachmentWait(ctx)
 		case phase == phaseCounting:
 			err = w.count(ctx)
 		case phase == phaseSearching:
@@ -364,9 +374,26 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 		}
 		if err != nil {
 			w.rollback()
-			return w.end(parent, err)
+			return w.stop(parent, err)
 		}
+		w.startCopies()
 	}
+}
+
+// stop ends the invocation: the attachment copies in flight first (what they finished is recorded with the
+// final write), then the run's state as end decides it.
+func (w *worker) stop(ctx context.Context, err error) (Outcome, error) {
+	w.stopCopies(ctx, err)
+	// The run's state is written first: a quota pause counts from its 429's Retry-After, so nothing may delay it.
+	out, rerr := w.end(ctx, err)
+	if p := w.next; p != nil {
+		// A page asked for ahead is not used by this invocation, but what it started ends before the invocation
+		// does: its points reach the ledger's last flush, and a token refresh it began (a refused one flags the
+		// connection) finishes.
+		<-p.done
+		w.next = nil
+	}
+	return out, rerr
 }
 
 var errDeadline = errors.New("invocation deadline near")
@@ -476,12 +503,17 @@ func (w *worker) save(ctx context.Context, extra ...types.TransactWriteItem) err
 	if err != nil {
 		return err
 	}
-	items := append([]types.TransactWriteItem{ckItem}, extra...)
+	copied, err := w.copyItems()
+	if err != nil {
+		return err
+	}
+	items := append(append([]types.TransactWriteItem{ckItem}, extra...), copied...)
 	if err := w.e.c.Runs.SaveProgress(ctx, w.ref, w.owner, w.e.c.Lease, p, items...); err != nil {
 		if err := w.unsaved(ctx, err); err != nil {
 			return err
 		}
 	}
+	clear(w.copyEntries)
 	w.lastSave = w.e.c.Now()
 	w.markSaved()
 	w.flushPoints(ctx)
@@ -606,7 +638,11 @@ func (w *worker) pause(ctx context.Context, reason string, until time.Time) (Out
 		if err != nil {
 			return "", err
 		}
-		extra = append(extra, item)
+		copied, err := w.copyItems()
+		if err != nil {
+			return "", err
+		}
+		extra = append(append(extra, item), copied...)
 	}
 	err := w.e.c.Runs.PauseRun(ctx, w.ref, w.owner, reason, until, p, extra...)
 	if err != nil {
@@ -630,7 +666,11 @@ func (w *worker) fail(ctx context.Context, reason, msg string) (Outcome, error) 
 	p.Errors = []connectors.RunError{{Reason: reason, Message: msg, At: w.e.c.Now().UTC()}}
 	var extra []types.TransactWriteItem
 	if w.ck != nil {
-		extra = append(extra, w.idx.deleteCheckpoint(w.ref))
+		copied, err := w.copyItems()
+		if err != nil {
+			return "", err
+		}
+		extra = append(append(extra, w.idx.deleteCheckpoint(w.ref)), copied...)
 	}
 	w.abortPending(ctx)
 	err := w.e.c.Runs.FinishRun(ctx, w.ref, w.owner, connectors.RunFailed, p, extra...)

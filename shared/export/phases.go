@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -59,7 +60,8 @@ func (w *worker) searchPage(ctx context.Context) error {
 	if w.ck.PageSize > 0 {
 		size = w.ck.PageSize
 	}
-	page, err := w.jira.Search(ctx, w.site.CloudID, jira.SearchRequest{JQL: w.ck.JQL, Fields: fields, Expand: expand,
+	began := w.e.c.Now()
+	page, err := w.search(ctx, jira.SearchRequest{JQL: w.ck.JQL, Fields: fields, Expand: expand,
 		MaxResults: size, NextPageToken: w.ck.NextPageToken})
 	if errors.Is(err, jira.ErrCursorExpired) {
 		// Restart the search after the last issue fully processed: ids only grow in this order.
@@ -69,6 +71,10 @@ func (w *worker) searchPage(ctx context.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	if !page.IsLast && page.NextPageToken != "" {
+		w.prefetch(jira.SearchRequest{JQL: w.ck.JQL, Fields: fields, Expand: expand, MaxResults: size, NextPageToken: page.NextPageToken},
+			w.e.c.Now().Sub(began), size)
 	}
 	issues := make([]*rawIssue, 0, len(page.Issues))
 	ids := make([]string, 0, len(page.Issues))
@@ -130,6 +136,62 @@ func (w *worker) searchPage(ctx context.Context) error {
 	return nil
 }
 
+// prefetch is the next search page, asked for while the current one is processed: the search is a chain (each
+// page's cursor comes with the page before), so overlapping it with the follow-ups, the S3 writes and the
+// checkpoint is what brings a run near the chain's own latency.
+type prefetch struct {
+	req  jira.SearchRequest
+	done chan struct{}
+	page *jira.SearchPage
+	err  error
+}
+
+// search returns the page req asks for: the prefetched one when it is that page, else a new request.
+func (w *worker) search(ctx context.Context, req jira.SearchRequest) (*jira.SearchPage, error) {
+	if p := w.next; p != nil {
+		// Waited for in every case (here, or by stop when this invocation ends first): its points are counted
+		// before the invocation's last flush to the ledger.
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		w.next = nil
+		if p.req.JQL == req.JQL && p.req.NextPageToken == req.NextPageToken && p.req.MaxResults == req.MaxResults &&
+			p.req.Expand == req.Expand && slices.Equal(p.req.Fields, req.Fields) {
+			var rl *jira.RateLimitError
+			switch {
+			case p.err == nil:
+				return p.page, nil
+			case errors.As(p.err, &rl):
+				// Its Retry-After counts from when it came (RateLimitError.At), however long it waited here.
+				return nil, p.err
+			}
+			// Any other failure is asked again: it may have been transient, and the answer is fresh.
+		}
+	}
+	return w.jira.Search(ctx, w.site.CloudID, req)
+}
+
+// prefetch asks for the next page in the background, unless it might be paid for and not used: too close to the
+// invocation's deadline for the current page to finish (took is what the last page's search took), or beyond
+// the invocation's points allowance (a page costs 1 + its issues).
+func (w *worker) prefetch(req jira.SearchRequest, took time.Duration, size int) {
+	if !w.deadline.IsZero() && w.deadline.Sub(w.e.c.Now()) < 4*took+10*time.Second {
+		return
+	}
+	if m := w.meter(); m.allowance > 0 && m.tally.Points()+2*int64(size+1) > m.allowance {
+		return
+	}
+	p := &prefetch{req: req, done: make(chan struct{})}
+	ctx := w.ctx // stop waits for it: a token refresh it started must finish (a refused one flags the connection)
+	go func() {
+		defer close(p.done)
+		p.page, p.err = w.jira.Search(ctx, w.site.CloudID, req)
+	}()
+	w.next = p
+}
+
 func issueUpdated(is *rawIssue) int64 {
 	if t, ok := jiraTime(str(is.Fields, "updated")); ok {
 		return t.UnixMilli()
@@ -169,45 +231,68 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 	inc := w.connector.Spec.Include
 	type parts struct{ comments, worklogs, changelog *childList }
 	ps := make([]parts, len(issues))
-	gone := map[string]bool{}
+	gone := make([]bool, len(issues))
+	if err := w.renew(ctx); err != nil {
+		return nil, err
+	}
+	// Only issues whose embedded lists are incomplete call Jira; they are completed in parallel, within the
+	// pacer's buckets, so a page's follow-ups cost one round trip of wall time rather than one per issue.
+	// A failure stops the follow-ups not yet started but does not cancel those in flight: one of them may be
+	// refreshing the token, and a refused refresh must get to flag the connection.
+	var g errgroup.Group
+	g.SetLimit(followUpConcurrency)
+	var failed atomic.Bool
 	for i, is := range issues {
-		if err := w.renew(ctx); err != nil {
-			return nil, err
-		}
-		if inc.Comments {
-			c, err := w.pageRest(ctx, is.ID, is.embedded("comment", "comments"), w.jira.Comments)
-			if errors.Is(err, jira.ErrNotFound) {
-				gone[is.ID] = true
-				continue
-			} else if err != nil {
-				return nil, err
+		if !w.needsFollowUp(is) {
+			if inc.Comments {
+				ps[i].comments = completeOrNil(is.embedded("comment", "comments"))
 			}
-			ps[i].comments = c
-		}
-		if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs {
-			c, err := w.pageRest(ctx, is.ID, emb, w.jira.Worklogs)
-			if errors.Is(err, jira.ErrNotFound) {
-				gone[is.ID] = true
-				continue
-			} else if err != nil {
-				return nil, err
+			if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs {
+				ps[i].worklogs = completeOrNil(emb)
 			}
-			ps[i].worklogs = c
-		}
-		if inc.Changelog && is.Changelog != nil {
-			c, err := w.completeChangelog(ctx, is.ID, is.Changelog)
-			if errors.Is(err, jira.ErrNotFound) {
-				gone[is.ID] = true
-				continue
-			} else if err != nil {
-				return nil, err
+			if inc.Changelog && is.Changelog != nil {
+				ps[i].changelog = completeOrNil(is.Changelog)
 			}
-			ps[i].changelog = c
+			continue
 		}
+		g.Go(func() (err error) {
+			if failed.Load() {
+				return nil
+			}
+			defer func() {
+				switch {
+				case errors.Is(err, jira.ErrNotFound):
+					gone[i] = true
+					err = nil
+				case err != nil:
+					failed.Store(true)
+				}
+			}()
+			gctx := ctx
+			if inc.Comments {
+				if ps[i].comments, err = w.pageRest(gctx, is.ID, is.embedded("comment", "comments"), w.jira.Comments); err != nil {
+					return err
+				}
+			}
+			if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs {
+				if ps[i].worklogs, err = w.pageRest(gctx, is.ID, emb, w.jira.Worklogs); err != nil {
+					return err
+				}
+			}
+			if inc.Changelog && is.Changelog != nil {
+				if ps[i].changelog, err = w.completeChangelog(gctx, is.ID, is.Changelog); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	var out []built
 	for i, is := range issues {
-		if gone[is.ID] {
+		if gone[i] {
 			continue
 		}
 		doc, body, err := buildDocument(docInput{issue: is, site: w.site, meta: w.ck.Fields, scrub: w.scrub,
@@ -222,6 +307,27 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// followUpConcurrency bounds one page's child-page requests in flight at once.
+const followUpConcurrency = 8
+
+// needsFollowUp reports whether an issue's embedded child lists are incomplete (the only case that costs requests).
+func (w *worker) needsFollowUp(is *rawIssue) bool {
+	inc := w.connector.Spec.Include
+	incomplete := func(c *childList) bool { return c == nil || len(c.Items) < c.Total }
+	if inc.Comments && incomplete(is.embedded("comment", "comments")) {
+		return true
+	}
+	if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs && incomplete(emb) {
+		return true
+	}
+	return inc.Changelog && is.Changelog != nil && len(is.Changelog.Items) < is.Changelog.Total
+}
+
+// completeOrNil copies a complete embedded list as pageRest would return it.
+func completeOrNil(emb *childList) *childList {
+	return &childList{Items: append([]any(nil), emb.Items...), Total: emb.Total}
 }
 
 // pageRest completes an embedded child list by paging from where it ends (frugal: the embedded part is not

@@ -346,7 +346,7 @@ func (c *Client) token(ctx context.Context) (string, error) {
 }
 
 func (c *Client) rateLimit(h http.Header) *RateLimitError {
-	e := &RateLimitError{Reason: h.Get("RateLimit-Reason"), NearLimit: h.Get("X-RateLimit-NearLimit") == "true"}
+	e := &RateLimitError{Reason: h.Get("RateLimit-Reason"), NearLimit: h.Get("X-RateLimit-NearLimit") == "true", At: time.Now()}
 	if s, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && s >= 0 {
 		e.RetryAfter = time.Duration(s) * time.Second
 	}

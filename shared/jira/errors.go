@@ -91,7 +91,7 @@ func Wait(err error, now time.Time) time.Duration {
 	if !errors.As(err, &rl) {
 		return 0
 	}
-	w := rl.RetryAfter
+	w := rl.RetryAfterLeft()
 	if !rl.Reset.IsZero() {
 		w = max(w, rl.Reset.Sub(now))
 	}
@@ -110,6 +110,17 @@ type RateLimitError struct {
 	Reset time.Time
 	// NearLimit is X-RateLimit-NearLimit: true.
 	NearLimit bool
+	// At is when the answer came, on this process's monotonic clock (zero if unknown): Retry-After counts from
+	// it, however long the error waits before someone acts on it (work still in flight, a prefetched page).
+	At time.Time
+}
+
+// RetryAfterLeft is what is left of Retry-After now.
+func (e *RateLimitError) RetryAfterLeft() time.Duration {
+	if e.At.IsZero() {
+		return e.RetryAfter
+	}
+	return max(0, e.RetryAfter-time.Since(e.At))
 }
 
 func (e *RateLimitError) Error() string {
