@@ -311,3 +311,67 @@ func TestShiftedCursorRemovesNothingThatStillMatches(t *testing.T) {
 		t.Errorf("manifest removed %s, want only %s", ids(m.Removed), deleted)
 	}
 }
+
+// After an expired cursor the search restarts after the last issue processed (`id > N`), and Jira refuses that
+// JQL once issue N is gone ("An issue with key … does not exist for field 'id'."). The run must not fail with
+// jql_rejected: it restarts from the first issue and ends with the mirror equal to Jira.
+func TestDeletedRestartBoundRestartsFromTheStart(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{sim: smallSite()})
+	all := w.simIssues()
+	var sorted []string
+	for id := range all {
+		sorted = append(sorted, id)
+	}
+	sort.Slice(sorted, func(a, b int) bool {
+		return len(sorted[a]) < len(sorted[b]) || (len(sorted[a]) == len(sorted[b]) && sorted[a] < sorted[b])
+	})
+	if len(sorted) <= jira.SearchMaxFull {
+		t.Fatalf("%d issues: the search needs a second page", len(sorted))
+	}
+	bound := sorted[jira.SearchMaxFull-1] // the first page's last issue: the restart's `id >` bound
+	ref := w.startRun()
+	var searches, refused atomic.Int32
+	w.setHook(func(o jira.Observation) {
+		if o.Endpoint != "/rest/api/3/search/jql" {
+			return
+		}
+		if o.Status == 400 {
+			refused.Add(1)
+		}
+		if searches.Add(1) == 1 {
+			// The next page's token is refused (an expired cursor) and the bound disappears meanwhile.
+			if err := w.sim.DeleteIssue(w.site.CloudID, bound); err != nil {
+				t.Error(err)
+			}
+			if err := w.sim.SetFault(atlassiansim.Fault{Endpoint: "POST /rest/api/3/search/jql", Kind: atlassiansim.FaultStatus, Status: 400, Count: 1}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	r, _ := w.runToEnd(w.engine(nil), ref, time.Minute)
+	w.setHook(nil)
+	if r.Status != connectors.RunSucceeded {
+		t.Fatalf("run = %s %v, want succeeded", r.Status, r.Errors)
+	}
+	if got := refused.Load(); got != 2 {
+		t.Errorf("searches refused = %d, want 2 (the expired token, then the deleted bound)", got)
+	}
+	// Nothing lost: every issue Jira still matches is mirrored. The bound itself was read before it was deleted,
+	// like any issue deleted after the run took it; the next census removes it.
+	objs := w.objects()
+	for id := range w.simIssues() {
+		if _, ok := objs[w.connID+"/"+w.connector.ID+"/issues/"+id+".json"]; !ok {
+			t.Errorf("issue %s matches the JQL but is not mirrored", id)
+		}
+	}
+	r, _ = w.runToEnd(w.engine(func(c *export.Config) { c.CensusEvery = time.Nanosecond }), w.startRun(), time.Minute)
+	if r.Status != connectors.RunSucceeded {
+		t.Fatalf("census run = %s %v, want succeeded", r.Status, r.Errors)
+	}
+	objs = w.objects()
+	w.checkMirror(objs)
+	if _, ok := objs[w.connID+"/"+w.connector.ID+"/issues/"+bound+".json"]; ok {
+		t.Errorf("the deleted issue %s is still mirrored after the census", bound)
+	}
+}

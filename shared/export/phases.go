@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -67,6 +68,14 @@ func (w *worker) searchPage(ctx context.Context) error {
 		// Restart the search after the last issue fully processed: ids only grow in this order.
 		w.log.InfoContext(ctx, "search cursor expired; restarting after the watermark", "lastId", w.ck.LastID)
 		w.ck.JQL, w.ck.NextPageToken = searchJQL(w.ck.BaseJQL, w.ck.Since, w.ck.LastID), ""
+		return w.save(ctx)
+	}
+	if from := searchJQL(w.ck.BaseJQL, w.ck.Since, 0); w.ck.NextPageToken == "" && w.ck.JQL != from && isBadRequest(err) {
+		// Jira validates the issue an `id >` bound names ("An issue with key '…' does not exist for field 'id'.",
+		// the simulator's jql.check): the restart bound was deleted since it was processed. Restart from the
+		// first issue instead; unchanged issues are not written again, only their search points are spent.
+		w.log.InfoContext(ctx, "restart bound rejected; restarting the search from the first issue", "lastId", w.ck.LastID)
+		w.ck.JQL = from
 		return w.save(ctx)
 	}
 	if err != nil {
@@ -165,6 +174,9 @@ func (w *worker) search(ctx context.Context, req jira.SearchRequest) (*jira.Sear
 				return p.page, nil
 			case errors.As(p.err, &rl):
 				// Its Retry-After counts from when it came (RateLimitError.At), however long it waited here.
+				return nil, p.err
+			case errors.Is(p.err, jira.ErrCursorExpired):
+				// Jira refused the token: asking again would pay for the same refusal.
 				return nil, p.err
 			}
 			// Any other failure is asked again: it may have been transient, and the answer is fresh.
@@ -847,4 +859,10 @@ func (w *worker) finish(ctx context.Context) error {
 	w.log.InfoContext(ctx, "export succeeded", "mode", w.ck.Mode, "written", len(m.Written), "unchanged", w.ck.Unchanged,
 		"removed", len(m.Removed), "requests", w.ck.Requests, "points", w.ck.Points)
 	return nil
+}
+
+// isBadRequest reports a 400 from Jira (the request itself was refused, e.g. its JQL).
+func isBadRequest(err error) bool {
+	var se *jira.StatusError
+	return errors.As(err, &se) && se.Status == http.StatusBadRequest
 }
