@@ -474,7 +474,11 @@ func (w *worker) censusEvery() time.Duration {
 
 func (w *worker) observe(o jira.Observation) {
 	w.spend(o)
-	w.requests.Add(1)
+	if o.Status != 0 {
+		// Requests Jira answered: a call given up before an answer (the invocation's deadline) may never have
+		// reached it. Its point still counts (below, and in the ledger): that errs on the safe side of the quota.
+		w.requests.Add(1)
+	}
 	p := int64(1)
 	if o.Objects > 0 {
 		p += int64(o.Objects)
