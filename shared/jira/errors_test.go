@@ -23,7 +23,10 @@ func TestClassify(t *testing.T) {
 		wantWait time.Duration
 	}{
 		{"quota", fmt.Errorf("x: %w", &RateLimitError{Reason: "jira-quota-global-based", RetryAfter: time.Second, Reset: reset}), KindRateLimited, 10 * time.Minute},
+		{"quota, Retry-After rounded up past the reset", &RateLimitError{Reason: "jira-quota-global-based", RetryAfter: 10*time.Minute + time.Second, Reset: reset}, KindRateLimited, 10 * time.Minute},
+		{"quota, Retry-After well past the reset", &RateLimitError{Reason: "jira-quota-tenant-based", RetryAfter: 12 * time.Minute, Reset: reset}, KindRateLimited, 12 * time.Minute},
 		{"burst", &RateLimitError{Reason: "jira-burst-based", RetryAfter: 3 * time.Second}, KindRateLimited, 3 * time.Second},
+		{"burst, Retry-After past the reset", &RateLimitError{Reason: "jira-burst-based", RetryAfter: 3 * time.Second, Reset: now.Add(2 * time.Second)}, KindRateLimited, 3 * time.Second},
 		{"401", &UnauthorizedError{Endpoint: "GET /x"}, KindReauth, 0},
 		{"dead grant", &TokenError{Reauth: true, err: errors.New("tokens: re-authorisation required")}, KindReauth, 0},
 		{"token store down", &TokenError{err: errors.New("dynamodb unavailable")}, KindRetryable, 0},

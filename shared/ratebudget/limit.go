@@ -62,6 +62,10 @@ type Limit struct {
 // so a reset further away than that (a garbled or hostile header) must not stop the app for longer.
 const MaxQuotaPause = time.Hour + time.Minute
 
+// quotaSlack is how far now + Retry-After may pass a quota's X-RateLimit-Reset and still be the same instant
+// (whole-second rounding plus the answer's time in flight).
+const quotaSlack = 5 * time.Second
+
 // maxRetryAfter bounds Retry-After so a huge value cannot overflow a time.Duration.
 const maxRetryAfter = 24 * time.Hour
 
@@ -99,10 +103,18 @@ func (l Limit) Scope() Scope {
 // Quota reports whether an hourly quota is spent: nothing in its scope can succeed before ResumeAt.
 func (l Limit) Quota() bool { s := l.Scope(); return s == ScopeGlobal || s == ScopeSite }
 
-// ResumeAt is when requests in the limit's scope may start again: X-RateLimit-Reset, or now + Retry-After,
-// whichever is later; for a quota without either, the next top of the UTC hour (when every quota resets). A quota
-// pause never reaches beyond now + MaxQuotaPause; a burst wait is at least one second.
+// ResumeAt is when requests in the limit's scope may start again: for a quota, X-RateLimit-Reset when it is
+// ahead; otherwise X-RateLimit-Reset or now + Retry-After, whichever is later; for a quota without either, the
+// next top of the UTC hour (when every quota resets). A quota pause never reaches beyond now + MaxQuotaPause; a
+// burst wait is at least one second.
 func (l Limit) ResumeAt(now time.Time) time.Time {
+	if l.Quota() && l.Reset.After(now) && !now.Add(l.RetryAfter).After(l.Reset.Add(quotaSlack)) {
+		// The quota's reset is an instant (the top of the UTC hour) and X-RateLimit-Reset names it; Retry-After
+		// is the same wait rounded up to whole seconds when the server answered, so now + Retry-After overshoots
+		// by the rounding plus the answer's time in flight, and would hold every run past a reset that has
+		// happened. A Retry-After reaching clearly further than the reset is still honoured (below).
+		return minTime(l.Reset, now.Add(MaxQuotaPause)).UTC()
+	}
 	at := l.Reset
 	if ra := now.Add(l.RetryAfter); l.RetryAfter > 0 && ra.After(at) {
 		at = ra

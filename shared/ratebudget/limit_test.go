@@ -81,6 +81,8 @@ func TestLimitScopeAndResume(t *testing.T) {
 			ratebudget.ScopeSite, true, top, false},
 		{"quota, later Retry-After wins over reset", map[string]string{"RateLimit-Reason": "jira-quota-global-based", "X-RateLimit-Reset": "2026-03-10T12:31Z", "Retry-After": "120"},
 			ratebudget.ScopeGlobal, true, t0.Add(2 * time.Minute), false},
+		{"quota, Retry-After rounded past the reset: the reset", map[string]string{"RateLimit-Reason": "jira-quota-global-based", "X-RateLimit-Reset": "2026-03-10T12:31:00Z", "Retry-After": "62"},
+			ratebudget.ScopeGlobal, true, t0.Add(time.Minute), false},
 		{"quota, absurd reset is capped", map[string]string{"RateLimit-Reason": "jira-quota-global-based", "X-RateLimit-Reset": "2099-01-01T00:00Z"},
 			ratebudget.ScopeGlobal, true, t0.Add(ratebudget.MaxQuotaPause), false},
 		{"burst", map[string]string{"Retry-After": "1", "X-RateLimit-Reset": "2026-03-10T12:30:01Z", "RateLimit-Reason": "jira-burst-based"},
