@@ -6,8 +6,8 @@
 package scrub
 
 import (
-	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 // Options say what to keep.
@@ -24,11 +24,13 @@ type Options struct {
 	Person func(accountID, displayName string) string
 }
 
-// Account id shapes: "557058:<uuid>" (and other numeric prefixes), 24 hex digits, "qm:<uuid>:<uuid>" (Jira Service
-// Management customers), and "ug:<uuid>" user-group style ids. Boundaries keep a 40-digit git hash or a longer
-// hex string from matching in part.
-var accountIDPattern = regexp.MustCompile(
-	`(?i)(?:^|[^0-9a-z])((?:\d{1,10}:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?::[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?)|(?:qm|ug):[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?::[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?|[0-9a-f]{24})(?:$|[^0-9a-z])`)
+// Account id shapes: "557058:<uuid>" (and other numeric prefixes of 1 to 10 digits, optionally followed by a second
+// ":<uuid>"), 24 hex digits, "qm:<uuid>[:<uuid>]" (Jira Service Management customers), and "ug:<uuid>[:<uuid>]"
+// user-group style ids, in either case. Boundaries (the start or end of the string, or a character that is not an
+// ASCII letter or digit) keep a 40-digit git hash or a longer hex string from matching in part. The regular
+// expression in scrub_test.go states the same shapes and is the specification findAccountID is fuzzed against; it
+// is not used here because Go's regexp backtracker costs microseconds per string and every string of every exported
+// document meets it (it was a fifth of the export's CPU per issue).
 
 // Removed replaces an account id found inside a string the scrubber has no rule for.
 const Removed = "[account-id-removed]"
@@ -38,7 +40,13 @@ var systemUserFields = map[string]bool{"assignee": true, "reporter": true, "crea
 	"voter": true}
 
 // LooksLikeAccountID reports whether s contains something shaped like an account id.
-func LooksLikeAccountID(s string) bool { return mayHoldAccountID(s) && accountIDPattern.MatchString(s) }
+func LooksLikeAccountID(s string) bool {
+	if !mayHoldAccountID(s) {
+		return false
+	}
+	start, _ := findAccountID(s)
+	return start >= 0
+}
 
 // mayHoldAccountID is a one-pass filter in front of the pattern, which every string of every exported document
 // meets: Go's regexp cannot skip ahead on a pattern that begins with a boundary class, so it costs microseconds
@@ -69,13 +77,15 @@ func String(s string) string {
 	if !LooksLikeAccountID(s) {
 		return s
 	}
-	// Replace only the id (submatch 1), keeping the boundary characters; repeat since matches consume their
-	// boundaries and adjacent ids would otherwise survive.
-	for accountIDPattern.MatchString(s) {
-		loc := accountIDPattern.FindStringSubmatchIndex(s)
-		s = s[:loc[2]] + Removed + s[loc[3]:]
+	// Replace only the id, keeping the boundary characters; search again from the start after each cut, as the
+	// specification's regexp replacement did.
+	for {
+		start, end := findAccountID(s)
+		if start < 0 {
+			return s
+		}
+		s = s[:start] + Removed + s[end:]
 	}
-	return s
 }
 
 // Value scrubs a decoded JSON value in place where it can and returns the result (use the result: a top-level
@@ -108,9 +118,32 @@ func (o Options) userField(id string) bool {
 	return id != "" && (systemUserFields[id] || o.UserFields[id])
 }
 
+// isKeyOfAccountID reports whether k lowered contains "accountid". It runs for every key of every object
+// exported, so ASCII keys are compared in place, without the allocation of strings.ToLower; a key with other
+// runes takes the lowering path (Go lowers U+0130 to an ASCII i).
 func isKeyOfAccountID(k string) bool {
-	lk := strings.ToLower(k)
-	return strings.Contains(lk, "accountid")
+	const w = "accountid"
+	for i := 0; i < len(k); i++ {
+		if k[i] >= utf8.RuneSelf {
+			return strings.Contains(strings.ToLower(k), w)
+		}
+	}
+	for i := 0; i+len(w) <= len(k); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := k[i+j]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
 
 // object scrubs one JSON object. field is the id of the field whose value it is (or sits in), when known.
@@ -254,12 +287,117 @@ func (o Options) people(ids, names string) string {
 func accountIDs(s string) []string {
 	var out []string
 	for s != "" {
-		loc := accountIDPattern.FindStringSubmatchIndex(s)
-		if loc == nil {
+		start, end := findAccountID(s)
+		if start < 0 {
 			break
 		}
-		out = append(out, s[loc[2]:loc[3]])
-		s = s[loc[3]:]
+		out = append(out, s[start:end])
+		s = s[end:]
 	}
 	return out
+}
+
+// findAccountID returns where the first account id of s is, [start, end), or -1, -1: the leftmost match of the
+// specification's pattern, its alternatives tried in order (numeric prefix, qm/ug, 24 hex), a second UUID taken
+// when the boundary after it holds. An id may start at the beginning of s or right after a boundary character.
+func findAccountID(s string) (int, int) {
+	for i := 0; i < len(s); {
+		if end := accountIDAt(s, i); end >= 0 {
+			return i, end
+		}
+		// Move to the next position that follows a boundary character.
+		for i < len(s) {
+			r, w := utf8.DecodeRuneInString(s[i:])
+			i += w
+			if !isWordRune(r) {
+				break
+			}
+		}
+	}
+	return -1, -1
+}
+
+// accountIDAt returns the end of the account id starting at i, or -1.
+func accountIDAt(s string, i int) int {
+	digits := 0
+	for i+digits < len(s) && digits <= 10 && s[i+digits] >= '0' && s[i+digits] <= '9' {
+		digits++
+	}
+	if digits >= 1 && digits <= 10 && i+digits < len(s) && s[i+digits] == ':' {
+		if end := uuidsAt(s, i+digits+1); end >= 0 {
+			return end
+		}
+	}
+	if i+3 <= len(s) && s[i+2] == ':' {
+		if p := strings.ToLower(s[i : i+2]); p == "qm" || p == "ug" {
+			if end := uuidsAt(s, i+3); end >= 0 {
+				return end
+			}
+		}
+	}
+	if i+24 <= len(s) && hexRun(s[i:i+24]) && boundaryAt(s, i+24) {
+		return i + 24
+	}
+	return -1
+}
+
+// uuidsAt returns the end of one UUID at j, or of two joined by ':', followed by a boundary; -1 if neither.
+func uuidsAt(s string, j int) int {
+	if !uuidAt(s, j) {
+		return -1
+	}
+	first := j + uuidLen
+	if first < len(s) && s[first] == ':' && uuidAt(s, first+1) && boundaryAt(s, first+1+uuidLen) {
+		return first + 1 + uuidLen
+	}
+	if boundaryAt(s, first) {
+		return first
+	}
+	return -1
+}
+
+const uuidLen = 36
+
+// uuidAt reports whether a UUID (8-4-4-4-12 hex digits) starts at j.
+func uuidAt(s string, j int) bool {
+	if j+uuidLen > len(s) {
+		return false
+	}
+	u := s[j : j+uuidLen]
+	for k := 0; k < uuidLen; k++ {
+		if k == 8 || k == 13 || k == 18 || k == 23 {
+			if u[k] != '-' {
+				return false
+			}
+		} else if !isHex(u[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func hexRun(s string) bool {
+	for k := 0; k < len(s); k++ {
+		if !isHex(s[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// boundaryAt reports whether an id may end at e: the end of s, or a character that is not a letter or digit.
+func boundaryAt(s string, e int) bool {
+	if e >= len(s) {
+		return e == len(s)
+	}
+	r, _ := utf8.DecodeRuneInString(s[e:])
+	return !isWordRune(r)
+}
+
+// isWordRune: ASCII letters and digits, and the two runes Unicode case folding joins to them (the Kelvin sign to k,
+// the long s to s), as the specification's case-insensitive [0-9a-z] has them.
+func isWordRune(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '\u212a' || r == '\u017f'
 }

@@ -2,6 +2,7 @@ package scrub
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -119,6 +120,59 @@ func FuzzFilterAgreesWithPattern(f *testing.F) {
 	})
 }
 
+// accountIDPattern is the specification of the account id shapes findAccountID finds (see scrub.go).
+var accountIDPattern = regexp.MustCompile(
+	`(?i)(?:^|[^0-9a-z])((?:\d{1,10}:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?::[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?)|(?:qm|ug):[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?::[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?|[0-9a-f]{24})(?:$|[^0-9a-z])`)
+
+// specString is String as the specification's pattern defines it.
+func specString(s string) string {
+	for accountIDPattern.MatchString(s) {
+		loc := accountIDPattern.FindStringSubmatchIndex(s)
+		s = s[:loc[2]] + Removed + s[loc[3]:]
+	}
+	return s
+}
+
+var findSeeds = []string{"", "557058:f1b2c3d4-0000-4000-8000-0123456789ab", "5b10ac8d82e05b22cc7d4ef5",
+	"qm:f1b2c3d4-0000-4000-8000-0123456789ab:f1b2c3d4-0000-4000-8000-0123456789ab", "plain text",
+	"deadbeef-", "x5B10AC8D82E05B22CC7D4EF5y", "ug:F1B2C3D4-0000-4000-8000-0123456789AB",
+	"12345678901:f1b2c3d4-0000-4000-8000-0123456789ab", "1234567890:f1b2c3d4-0000-4000-8000-0123456789ab:x",
+	"557058:f1b2c3d4-0000-4000-8000-0123456789ab:f1b2c3d4-0000-4000-8000-0123456789abk",
+	"\u212a5b10ac8d82e05b22cc7d4ef5", "\u017f5b10ac8d82e05b22cc7d4ef5 ", "é5b10ac8d82e05b22cc7d4ef5\xff",
+	"5b10ac8d82e05b22cc7d4ef5/5b10ac8d82e05b22cc7d4ef6", "5b10ac8d82e05b22cc7d4ef5c7d4ef5b10ac8d82e05b22",
+	"https://a/5b10ac8d82e05b22cc7d4ef5?x=557058:f1b2c3d4-0000-4000-8000-0123456789ab"}
+
+// TestFindAgreesWithPattern pins the seeds the fuzz target starts from (it runs them too; this names them).
+func TestFindAgreesWithPattern(t *testing.T) {
+	t.Parallel()
+	for _, s := range findSeeds {
+		checkFind(t, s)
+	}
+}
+
+// FuzzFindAgreesWithPattern: the hand-written matcher finds exactly what the specification's pattern finds, and
+// String cuts exactly what the pattern's replacement cuts.
+func FuzzFindAgreesWithPattern(f *testing.F) {
+	for _, s := range findSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(checkFind)
+}
+
+func checkFind(t *testing.T, s string) {
+	start, end := findAccountID(s)
+	want := [2]int{-1, -1}
+	if loc := accountIDPattern.FindStringSubmatchIndex(s); loc != nil {
+		want = [2]int{loc[2], loc[3]}
+	}
+	if [2]int{start, end} != want {
+		t.Fatalf("findAccountID(%q) = %d, %d; the pattern finds %v", s, start, end, want)
+	}
+	if got, spec := String(s), specString(s); got != spec {
+		t.Fatalf("String(%q) = %q, the pattern's replacement gives %q", s, got, spec)
+	}
+}
+
 func BenchmarkString(b *testing.B) {
 	texts := []string{
 		"As a user I want to export the issues of my project with their comments, so that the search index is complete.",
@@ -132,4 +186,16 @@ func BenchmarkString(b *testing.B) {
 			_ = String(s)
 		}
 	}
+}
+
+// FuzzKeyOfAccountID: the allocation-free key test agrees with lowering the key and searching it.
+func FuzzKeyOfAccountID(f *testing.F) {
+	for _, s := range []string{"accountId", "tmpFromAccountId", "ACCOUNTID", "account_id", "accountİd", "\u212aaccountid", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, k string) {
+		if got, want := isKeyOfAccountID(k), strings.Contains(strings.ToLower(k), "accountid"); got != want {
+			t.Fatalf("isKeyOfAccountID(%q) = %v, want %v", k, got, want)
+		}
+	})
 }
