@@ -2,8 +2,12 @@ package localstack_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"net/http/httptrace"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -217,5 +221,33 @@ Resources:
 	}
 	if !strings.HasPrefix(prov.Attr("Role", "Arn"), "arn:aws:iam::123456789012:role/") {
 		t.Errorf("Role ARN = %q", prov.Attr("Role", "Arn"))
+	}
+}
+
+// S3 is reached over TLS, and a client keeps its connection from one call to the next, as with AWS (moto's own
+// server closes every connection; front.go is why this holds).
+func TestS3KeepsConnectionsOverTLS(t *testing.T) {
+	t.Parallel()
+	env := stacktest.New(t)
+	var fresh, reused, plain atomic.Int64
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		if _, ok := ci.Conn.(*tls.Conn); !ok {
+			plain.Add(1)
+		}
+		if ci.Reused {
+			reused.Add(1)
+		} else {
+			fresh.Add(1)
+		}
+	}})
+	for i := range 6 {
+		if _, err := env.Clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(env.Bucket),
+			Key: aws.String("keepalive/" + strconv.Itoa(i)), Body: strings.NewReader("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if plain.Load() != 0 || fresh.Load() > 1 || reused.Load() < 5 {
+		t.Errorf("6 sequential calls: %d new connections, %d reused, %d without TLS; want at most 1 new, all TLS",
+			fresh.Load(), reused.Load(), plain.Load())
 	}
 }

@@ -60,6 +60,7 @@ type Stack struct {
 	mu    sync.Mutex
 	procs []*exec.Cmd
 	done  []chan struct{}
+	front *http.Server // moto's TLS front
 }
 
 // Start launches DynamoDB Local and moto_server on free loopback ports and waits until both answer.
@@ -120,10 +121,23 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	if err := s.spawn(ddb, "dynamodb-local", logs); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
-	motoCmd := exec.Command(motoArgv[0], append(motoArgv[1:], "-H", "127.0.0.1", "-p", strconv.Itoa(motoPort), "-c", certPath, "-k", keyPath)...)
+	// moto listens on plain HTTP behind a TLS front of ours (see tlsFront): clients still speak HTTPS with
+	// certificate verification, as to AWS, but keep their connections open.
+	innerPort, err := FreePort()
+	if err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	motoCmd := exec.Command(motoArgv[0], append(motoArgv[1:], "-H", "127.0.0.1", "-p", strconv.Itoa(innerPort))...)
 	if err := s.spawn(motoCmd, "moto", logs); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
+	front, err := startTLSFront(motoPort, "http://127.0.0.1:"+strconv.Itoa(innerPort), certPath, keyPath, logs)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("moto's TLS front: %w", err), s.Close())
+	}
+	s.mu.Lock()
+	s.front = front
+	s.mu.Unlock()
 
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
@@ -211,9 +225,12 @@ func (s *Stack) anyExited() bool {
 // Close stops every child: SIGTERM to each process group, SIGKILL after a grace period.
 func (s *Stack) Close() error {
 	s.mu.Lock()
-	procs, done := s.procs, s.done
-	s.procs, s.done = nil, nil
+	procs, done, front := s.procs, s.done, s.front
+	s.procs, s.done, s.front = nil, nil, nil
 	s.mu.Unlock()
+	if front != nil {
+		_ = front.Close()
+	}
 	for _, p := range procs {
 		if p.Process != nil {
 			_ = syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
