@@ -137,9 +137,13 @@ func (st *Store) leasedUpdate(ref RunRef, owner, set string, vals map[string]typ
 		return types.TransactWriteItem{}, fmt.Errorf("encode run: %w", err)
 	}
 	now := st.now().UTC()
-	vals[":counters"], vals[":errors"], vals[":now"], vals[":one"] = counters, errsAV, s(fmtTime(now)), n(1)
+	vals[":errors"], vals[":now"], vals[":one"] = errsAV, s(fmtTime(now)), n(1)
 	vals[":owner"], vals[":running"] = s(owner), s(string(RunRunning))
-	expr := "SET counters = :counters, #errors = :errors, updatedAt = :now, v = v + :one"
+	expr := "SET #errors = :errors, updatedAt = :now, v = v + :one"
+	if !p.KeepCounters {
+		expr += ", counters = :counters"
+		vals[":counters"] = counters
+	}
 	if p.Phase != "" {
 		expr += ", phase = :phase"
 		vals[":phase"] = s(p.Phase)

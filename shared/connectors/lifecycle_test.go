@@ -97,6 +97,14 @@ func TestRunLeaseLifecycle(t *testing.T) {
 		t.Fatalf("AcquireRun(after reset) = %+v, %v; want 4th invocation, resumeAfter cleared", r, err)
 	}
 
+	// An invocation that stops before it has any figures of its own keeps the stored ones.
+	if err := st.PauseRun(ctx, ref, "w3", "deadline", time.Time{}, connectors.Progress{KeepCounters: true}); err != nil {
+		t.Fatalf("PauseRun(keep counters) = %v", err)
+	}
+	if r, err = st.AcquireRun(ctx, ref, "w3", lease); err != nil || r.Counters.IssuesDone != 100 {
+		t.Fatalf("AcquireRun(after a pause without figures) = %+v, %v; want the counters kept (100 issues done)", r, err)
+	}
+
 	// Finish releases the slot; nothing can write the run afterwards.
 	done := connectors.Progress{Phase: "done", Counters: connectors.Counters{IssuesDone: 250}}
 	if err := st.FinishRun(ctx, ref, "w3", connectors.RunSucceeded, done); err != nil {

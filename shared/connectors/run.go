@@ -101,6 +101,9 @@ type RunRef struct {
 type Progress struct {
 	Status   RunStatus // "" keeps the status
 	Phase    string    // "" keeps the phase
-	Counters Counters  // replaces the counters
-	Errors   []RunError
+	Counters Counters  // replaces the counters, unless KeepCounters
+	// KeepCounters leaves the stored counters as they are: the writer has none of its own (an invocation that
+	// stopped before it loaded the run's checkpoint), and zeros would erase the run's figures.
+	KeepCounters bool
+	Errors       []RunError
 }

@@ -585,7 +585,8 @@ func (w *worker) end(ctx context.Context, err error) (Outcome, error) {
 	case jira.KindRateLimited:
 		var rl *jira.RateLimitError
 		errors.As(err, &rl)
-		until := w.e.c.Now().Add(jira.Wait(err, w.e.c.Now()))
+		now := w.e.c.Now() // once: two readings would end the pause early by the time between them
+		until := now.Add(jira.Wait(err, now))
 		reason := ReasonRateLimited
 		if rl != nil && rl.Quota() {
 			reason = ReasonQuota
@@ -634,7 +635,8 @@ func (w *worker) connectionStopped(ctx context.Context) (Outcome, error) {
 }
 
 func (w *worker) pause(ctx context.Context, reason string, until time.Time) (Outcome, error) {
-	var p connectors.Progress
+	// Without a checkpoint loaded this invocation has no figures: the run keeps the ones stored.
+	p := connectors.Progress{KeepCounters: w.ck == nil}
 	var extra []types.TransactWriteItem
 	if w.ck != nil {
 		p = w.progress()
@@ -663,7 +665,7 @@ func (w *worker) pause(ctx context.Context, reason string, until time.Time) (Out
 }
 
 func (w *worker) fail(ctx context.Context, reason, msg string) (Outcome, error) {
-	var p connectors.Progress
+	p := connectors.Progress{KeepCounters: w.ck == nil}
 	if w.ck != nil {
 		p = w.progress()
 	}
