@@ -271,6 +271,17 @@ func (t *Transferor) Transfer(ctx context.Context, ts oauth2.TokenSource, tgt Ta
 	return t.resumable(ctx, work, j, resume)
 }
 
+// Footprint is about the most memory a Transfer of an attachment of size bytes holds in buffers, for callers
+// that run several at once: a body under one part is read whole by the transfer package (its buffer grows to
+// about twice the size); anything larger holds the package's Concurrency+1 part buffers plus the first part of
+// each pass (see Config.PartSize).
+func (t *Transferor) Footprint(size int64) int64 {
+	if size < MinPartSize {
+		return 2*max(size, 0) + 64<<10
+	}
+	return int64(t.cfg.Concurrency+3) * t.cfg.PartSize
+}
+
 // workContext ends Margin before ctx's deadline.
 func (t *Transferor) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if d, ok := ctx.Deadline(); ok {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -22,6 +23,8 @@ type Attachments interface {
 	Transfer(ctx context.Context, ts oauth2.TokenSource, tgt attachments.Target, a attachments.Attachment, resume *attachments.State) (attachments.Result, error)
 	Delete(ctx context.Context, tgt attachments.Target, ids []string) error
 	Abort(ctx context.Context, st *attachments.State) error
+	// Footprint is the memory a Transfer of size bytes may hold, which bounds how many run at once.
+	Footprint(size int64) int64
 }
 
 var _ Attachments = (*attachments.Transferor)(nil)
@@ -125,10 +128,14 @@ func (w *worker) manifestAtt(id string, size int64, mimeType, sha, reason string
 // Attachment copies run in the background, beside the search, so the search chain (one page after another) and
 // the copies (media latency, S3 uploads) overlap instead of adding up.
 const (
-	// attConcurrency bounds the copies in flight at once. Jira's attachment/content bucket allows 300 requests a
-	// second, so the bound is memory (a copy holds at most one part of the transfer package, 5 MiB) and the
-	// invocation's share of the host, not Atlassian.
-	attConcurrency = 4
+	// attMaxInFlight and attBufferBudget bound the copies in flight at once: at most attMaxInFlight, holding at
+	// most attBufferBudget bytes of buffers between them (Attachments.Footprint: about twice the size of a small
+	// attachment, a few parts for a large one), oldest first, and always at least one. A small copy spends most
+	// of its time waiting (the 303, the media host's first byte, the S3 write), so the number in flight is what
+	// sets the copy rate; Jira's attachment/content bucket allows 300 requests a second, far above it, and the
+	// memory budget keeps the process's peak within the function's, a large attachment included.
+	attMaxInFlight  = 16
+	attBufferBudget = 24 << 20
 	// maxAttBacklog bounds the attachments queued in the checkpoint (a 400 KB item) before the search waits for
 	// copies: the cursor never runs ahead of an unbounded queue.
 	maxAttBacklog = 200
@@ -144,17 +151,105 @@ type attResult struct {
 	took    time.Duration
 }
 
-// copies are one invocation's attachment copies in flight.
+// copies are one invocation's attachment copies in flight. The worker's loop alone touches the checkpoint: it
+// offers the queue (offer) and folds the results in (taken); the copies refill themselves as they end (fill),
+// so a slot freed in the middle of a search page is used at once rather than at the loop's next step.
 type copies struct {
-	ctx     context.Context
-	cancel  context.CancelFunc
-	results chan attResult
-	running map[string]bool // attachment ids; touched by the worker's loop only
+	ctx       context.Context
+	cancel    context.CancelFunc
+	results   chan attResult
+	transfer  func(ctx context.Context, c attCopy) (attachments.Result, error)
+	footprint func(size int64) int64
+	mayStart  func() bool // false once the invocation's points allowance is spent
+
+	mu      sync.Mutex
+	queue   []attCopy        // offered, not started, oldest first
+	running map[string]int64 // started and not ended: attachment id → its footprint
+	held    int64            // the footprints of the copies running
+	ended   map[string]bool  // ended, result not yet taken by the loop
+	halted  bool             // no more starts: a copy failed in a way that stops the invocation, or it is ending
 }
 
-func newCopies(ctx context.Context) *copies {
+// attCopy is one attachment to copy, with what the loop knew of it when it offered it.
+type attCopy struct {
+	issueID string
+	a       attachments.Attachment
+	resume  *attachments.State
+	tgt     attachments.Target
+}
+
+func newCopies(ctx context.Context, transfer func(context.Context, attCopy) (attachments.Result, error),
+	footprint func(int64) int64, mayStart func() bool) *copies {
 	cctx, cancel := context.WithCancel(ctx)
-	return &copies{ctx: cctx, cancel: cancel, results: make(chan attResult, attConcurrency), running: map[string]bool{}}
+	return &copies{ctx: cctx, cancel: cancel, transfer: transfer, footprint: footprint, mayStart: mayStart,
+		results: make(chan attResult, maxAttBacklog+attMaxInFlight), running: map[string]int64{}, ended: map[string]bool{}}
+}
+
+// offer replaces the waiting list with queue (the checkpoint's, oldest first, less what is running or ended) and
+// starts what fits.
+func (p *copies) offer(queue []attCopy) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue = p.queue[:0]
+	for _, c := range queue {
+		if _, ok := p.running[c.a.ID]; !ok && !p.ended[c.a.ID] {
+			p.queue = append(p.queue, c)
+		}
+	}
+	p.fill()
+}
+
+// fill starts waiting copies, oldest first, while they fit in attMaxInFlight and attBufferBudget; the first that
+// does not fit waits for room, so a large attachment is not passed over for ever by small ones. p.mu is held.
+func (p *copies) fill() {
+	for len(p.queue) > 0 && !p.halted && p.ctx.Err() == nil {
+		c := p.queue[0]
+		weight := p.footprint(c.a.Size)
+		if len(p.running) >= attMaxInFlight || (len(p.running) > 0 && p.held+weight > attBufferBudget) || !p.mayStart() {
+			return
+		}
+		p.queue = p.queue[1:]
+		p.running[c.a.ID] = weight
+		p.held += weight
+		go p.run(c)
+	}
+}
+
+func (p *copies) run(c attCopy) {
+	began := time.Now()
+	res, err := p.transfer(p.ctx, c)
+	p.mu.Lock()
+	p.held -= p.running[c.a.ID]
+	delete(p.running, c.a.ID)
+	p.ended[c.a.ID] = true
+	if err != nil && !errors.Is(err, attachments.ErrGone) && !errors.Is(err, attachments.ErrPermanent) {
+		p.halted = true // the invocation stops on this; starting more would spend on a wall or past a deadline
+	}
+	p.fill()
+	p.mu.Unlock()
+	p.results <- attResult{issueID: c.issueID, a: c.a, res: res, err: err, took: time.Since(began)}
+}
+
+// taken forgets a copy whose result the loop has folded in.
+func (p *copies) taken(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.ended, id)
+}
+
+// outstanding is the number of copies whose result the loop has not taken yet.
+func (p *copies) outstanding() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.running) + len(p.ended)
+}
+
+// halt stops further starts and returns the number of results still to come.
+func (p *copies) halt() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.halted = true
+	return len(p.running) + len(p.ended)
 }
 
 // attBacklog is the number of attachments queued in the checkpoint.
@@ -166,29 +261,20 @@ func (w *worker) attBacklog() int {
 	return n
 }
 
-// startCopies starts queued copies, oldest first, up to attConcurrency in flight.
+// startCopies offers the checkpoint's queue to the copies, which start what fits.
 func (w *worker) startCopies() {
 	p := w.copies
 	if p == nil || w.e.c.Attachments == nil {
 		return
 	}
+	tgt := w.attTarget()
+	var queue []attCopy
 	for _, job := range w.ck.AttQueue {
 		for _, a := range job.Download {
-			if len(p.running) >= attConcurrency {
-				return
-			}
-			if p.running[a.ID] {
-				continue
-			}
-			p.running[a.ID] = true
-			issueID, resume, tgt := job.IssueID, w.ck.Pending[a.ID], w.attTarget()
-			go func() {
-				began := time.Now()
-				res, err := w.e.c.Attachments.Transfer(p.ctx, w.ts, tgt, a, resume)
-				p.results <- attResult{issueID: issueID, a: a, res: res, err: err, took: time.Since(began)}
-			}()
+			queue = append(queue, attCopy{issueID: job.IssueID, a: a, resume: w.ck.Pending[a.ID], tgt: tgt})
 		}
 	}
+	p.offer(queue)
 }
 
 // attachmentWait waits until at least one copy in flight ends (renewing the lease meanwhile), records what has
@@ -200,7 +286,7 @@ func (w *worker) attachmentWait(ctx context.Context) error {
 	var done []attResult
 	tick := time.NewTicker(max(w.e.c.Lease/3, time.Second))
 	defer tick.Stop()
-	for len(done) == 0 && len(p.running) > 0 {
+	for len(done) == 0 && p.outstanding() > 0 {
 		select {
 		case r := <-p.results:
 			done = append(done, r)
@@ -220,7 +306,7 @@ func (w *worker) attachmentWait(ctx context.Context) error {
 // collectCopies records the copies that have ended, without waiting; they are checkpointed with the next step's
 // checkpoint (one transaction, not one per copy).
 func (w *worker) collectCopies(ctx context.Context) error {
-	if w.copies == nil || len(w.copies.running) == 0 {
+	if w.copies == nil || w.copies.outstanding() == 0 {
 		return nil
 	}
 	return w.recordCopies(ctx, nil, false)
@@ -254,7 +340,7 @@ func (w *worker) recordCopies(ctx context.Context, done []attResult, save bool) 
 	w.startCopies() // the copies that ended make room for the next ones before the checkpoint's write
 	// With nothing left in flight no further step may write a checkpoint before the manifest's final write, which
 	// does not carry them.
-	if save || stop != nil || len(w.copyEntries) > maxCopyItems || len(w.copies.running) == 0 {
+	if save || stop != nil || len(w.copyEntries) > maxCopyItems || w.copies.outstanding() == 0 {
 		if err := w.save(ctx); err != nil {
 			return err
 		}
@@ -271,7 +357,7 @@ func (w *worker) applyCopies(ctx context.Context, done []attResult) (stop, err e
 	}
 	var finished []outcome
 	for _, r := range done {
-		delete(w.copies.running, r.a.ID)
+		w.copies.taken(r.a.ID)
 		w.points.Add(r.res.Points)
 		w.requests.Add(int64(r.res.GatewayRequests))
 		var reason string
@@ -400,15 +486,18 @@ func (w *worker) stopCopies(ctx context.Context, cause error) {
 		return
 	}
 	defer p.cancel()
-	if len(p.running) == 0 {
+	n := p.halt()
+	if n == 0 {
 		return
 	}
 	if !errors.Is(cause, errDeadline) && jira.Classify(cause) != jira.KindCancelled {
 		p.cancel()
 	}
 	var done []attResult
-	for range len(p.running) {
-		done = append(done, <-p.results)
+	for range n {
+		r := <-p.results
+		p.taken(r.a.ID)
+		done = append(done, r)
 	}
 	if w.ck == nil {
 		return

@@ -331,7 +331,15 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 	if err := w.load(ctx); err != nil {
 		return w.end(parent, err)
 	}
-	w.ctx, w.copies = ctx, newCopies(ctx)
+	m := w.meter()
+	w.ctx = ctx
+	if a := w.e.c.Attachments; a != nil {
+		w.copies = newCopies(ctx, func(ctx context.Context, c attCopy) (attachments.Result, error) {
+			return a.Transfer(ctx, w.ts, c.tgt, c.a, c.resume)
+		}, a.Footprint, func() bool { return m.allowance <= 0 || m.tally.Points() < m.allowance })
+	} else {
+		w.copies = newCopies(ctx, nil, nil, func() bool { return false })
+	}
 	defer w.copies.cancel()
 	for {
 		if w.timeUp() {
