@@ -119,11 +119,7 @@ func (w *worker) searchPage(ctx context.Context) error {
 		if err := w.loadFields(ctx); err != nil {
 			return err
 		}
-		docs, err := w.complete(ctx, build)
-		if err != nil {
-			return err
-		}
-		its, err := w.storeAll(ctx, docs, old, full)
+		its, err := w.completeAndStore(ctx, build, old, full)
 		if err != nil {
 			return err
 		}
@@ -418,13 +414,28 @@ const putConcurrency = 8
 // storeAll writes the documents the mirror does not already hold exactly (in parallel) and returns the index
 // entries to write with the checkpoint.
 func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*indexEntry, full bool) ([]types.TransactWriteItem, error) {
-	type job struct {
-		d     built
-		entry *indexEntry
-		put   bool
-		md    mdAction
+	jobs, err := w.planStore(ctx, docs, old, full)
+	if err != nil {
+		return nil, err
 	}
-	jobs := make([]job, 0, len(docs))
+	if err := w.putAll(ctx, jobs); err != nil {
+		return nil, err
+	}
+	return w.tallyStore(jobs, old)
+}
+
+// storeJob is one document's write: what to put, and the index entry to write with the checkpoint.
+type storeJob struct {
+	d     built
+	entry *indexEntry
+	put   bool
+	md    mdAction
+}
+
+// planStore decides each document's write and plans its attachments (it changes the checkpoint: the worker's
+// goroutine only).
+func (w *worker) planStore(ctx context.Context, docs []built, old map[string]*indexEntry, full bool) ([]storeJob, error) {
+	jobs := make([]storeJob, 0, len(docs))
 	for _, d := range docs {
 		e, put := w.decide(d, old[d.doc.ID], full)
 		// Attachments are planned against the index whatever happens to the document (the rules may have
@@ -445,8 +456,14 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 			e = probe
 		}
 		e, md := w.decideMarkdown(d, old[d.doc.ID], e)
-		jobs = append(jobs, job{d, e, put, md})
+		jobs = append(jobs, storeJob{d, e, put, md})
 	}
+	return jobs, nil
+}
+
+// putAll writes the jobs' objects, putConcurrency at a time. It touches nothing of the worker's state, so it may
+// run beside the worker's goroutine.
+func (w *worker) putAll(ctx context.Context, jobs []storeJob) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(putConcurrency)
 	for _, j := range jobs {
@@ -460,9 +477,11 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 			return w.e.c.Mirror.Put(gctx, mirror.IssueKey(w.ref.ConnectionID, w.ref.ConnectorID, j.d.doc.ID), j.d.body, mirror.JSONType)
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
+	return g.Wait()
+}
+
+// tallyStore counts the written jobs in the checkpoint and returns their index entries.
+func (w *worker) tallyStore(jobs []storeJob, old map[string]*indexEntry) ([]types.TransactWriteItem, error) {
 	var items []types.TransactWriteItem
 	for _, j := range jobs {
 		o := old[j.d.doc.ID]
@@ -491,6 +510,53 @@ func (w *worker) storeAll(ctx context.Context, docs []built, old map[string]*ind
 		items = append(items, it)
 	}
 	return items, nil
+}
+
+// completeAndStore builds and stores a page's documents, overlapping the S3 writes of the issues that need no
+// follow-up with the follow-ups of the others (child pages, one Jira round trip or more): a page costs the longer
+// of the two, not their sum.
+func (w *worker) completeAndStore(ctx context.Context, issues []*rawIssue, old map[string]*indexEntry, full bool) ([]types.TransactWriteItem, error) {
+	var ready, later []*rawIssue
+	for _, is := range issues {
+		if w.needsFollowUp(is) {
+			later = append(later, is)
+		} else {
+			ready = append(ready, is)
+		}
+	}
+	if len(ready) == 0 || len(later) == 0 {
+		docs, err := w.complete(ctx, issues)
+		if err != nil {
+			return nil, err
+		}
+		return w.storeAll(ctx, docs, old, full)
+	}
+	docs, err := w.complete(ctx, ready) // no Jira calls: every list is complete
+	if err != nil {
+		return nil, err
+	}
+	first, err := w.planStore(ctx, docs, old, full)
+	if err != nil {
+		return nil, err
+	}
+	putDone := make(chan error, 1)
+	go func() { putDone <- w.putAll(ctx, first) }()
+	rest, err := w.complete(ctx, later)
+	var jobs []storeJob
+	if err == nil {
+		jobs, err = w.planStore(ctx, rest, old, full)
+	}
+	if err == nil {
+		err = w.putAll(ctx, jobs)
+	}
+	// Always waited for: nothing of this page may still be writing when the worker goes on or stops.
+	if perr := <-putDone; err == nil {
+		err = perr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return w.tallyStore(append(first, jobs...), old)
 }
 
 // entryFor is the index entry for a built document, carrying over the old entry's run marks and attachments.
