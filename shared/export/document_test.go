@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -99,21 +100,34 @@ func validateDoc(t *testing.T, name string, body []byte) {
 func FuzzBuildDocument(f *testing.F) {
 	f.Add(sampleIssue)
 	f.Add(`{"id":"1","key":"A-1","fields":{"x":{"accountId":"5b10ac8d82e05b22cc7d4ef5"}}}`)
+	f.Add(`{"id":"2","key":"A-2","fields":{"n":1.5e300,"m":-0,"big":123456789012345678901234567890,"e":1E-7,` +
+		`"s":"<a&b> \u2028\u2029 \u00e9 \ud83d\ude00 \u0000 \ud800","arr":[1,2.50,true,null,{}],"customfield_1":{"b":1,"a":[]}}}`)
 	f.Fuzz(func(t *testing.T, raw string) {
 		is, err := parseIssue(json.RawMessage(raw))
 		if err != nil {
 			return
 		}
 		meta := sampleMeta()
-		_, body, err := buildDocument(docInput{issue: is, meta: meta, scrub: scrub.Options{UserFields: userFields(meta)},
+		doc, body, err := buildDocument(docInput{issue: is, meta: meta, scrub: scrub.Options{UserFields: userFields(meta)},
 			comments: is.embedded("comment", "comments"), changelog: is.Changelog})
 		if err != nil {
 			return
 		}
-		for _, id := range []string{"5b10ac8d82e05b22cc7d4ef5", "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077"} {
-			if strings.Contains(raw, id) && strings.Contains(string(body), id) {
+		// The document's encoder must write exactly what encoding/json writes (stored hashes, byte-identical
+		// mirrors across versions).
+		if std, err := json.Marshal(doc); err != nil || !bytes.Equal(std, body) {
+			t.Fatalf("document encoding differs from encoding/json (%v):\n%s\n%s", err, body, std)
+		}
+		// An id counts where it stands alone (a longer hex string, e.g. a git hash, holding it is not an id).
+		for _, id := range []*regexp.Regexp{standalone("5b10ac8d82e05b22cc7d4ef5"), standalone("557058:f58131cb-b67d-43c7-b30d-6b58d40bd077")} {
+			if id.MatchString(raw) && id.MatchString(string(body)) {
 				t.Errorf("document holds %s", id)
 			}
 		}
 	})
+}
+
+// standalone matches id where no ASCII letter or digit touches it.
+func standalone(id string) *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(?:^|[^0-9a-z])` + regexp.QuoteMeta(id) + `(?:$|[^0-9a-z])`)
 }
