@@ -19,8 +19,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/errgroup"
 
 	"jiraexport/infra/atlassiansim"
 	"jiraexport/infra/lambdarun"
@@ -98,6 +101,8 @@ type runFigures struct {
 	cpu         time.Duration // the export process's CPU time (user + system)
 	load        string        // the host's load averages when the run ended
 	largeMBps   float64       // the 1 GiB attachment's copy inside the export (0: not copied by this run)
+	host        hostCPU       // the host's CPU use during the run, in all and by process
+	documentsAt time.Duration // when the run's record first counted every issue done (search and documents)
 	status      connectors.RunStatus
 }
 
@@ -287,7 +292,17 @@ func BenchmarkExportSite(b *testing.B) {
 	b.ReportMetric(float64(inc.totalPoints)/float64(max(full.issues, 1)), "nochange-points/issue")
 	b.ReportMetric(inc.wall.Seconds(), "nochange-s")
 	if path := os.Getenv("EXPORT_BENCH_MD"); path != "" {
-		if err := os.WriteFile(path, []byte(report(cfg, fl, full, inc, plain, probe)), 0o644); err != nil {
+		memoryMB := 0
+		fns, err := env.Tmpl.Functions()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, f := range fns {
+			if f.LogicalID == "ExportFunction" {
+				memoryMB = f.MemorySize
+			}
+		}
+		if err := os.WriteFile(path, []byte(report(cfg, fl, full, inc, plain, probe, memoryMB)), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -306,7 +321,30 @@ func benchRun(b *testing.B, name string, fn *lambdarun.Function, sim *atlassians
 	ref := connectors.RunRef{ConnectionID: connID, ConnectorID: connectorID, RunID: r.ID}
 	payload, _ := json.Marshal(ref)
 	f := runFigures{name: name}
+	before := snapHostCPU()
 	start := time.Now()
+	// The run's progress, sampled from its record, tells when the search and the documents were done; what
+	// follows is the attachment queue draining and the run's end.
+	type sample struct {
+		at   time.Duration
+		done int64
+	}
+	var samples []sample
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			select {
+			case <-pollCtx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			if run, err := store.GetRun(pollCtx, connID, connectorID, r.ID); err == nil {
+				samples = append(samples, sample{time.Since(start), run.Counters.IssuesDone})
+			}
+		}
+	}()
 	for {
 		if f.invocations++; f.invocations > 50 {
 			b.Fatalf("%s run did not finish in 50 invocations", name)
@@ -330,6 +368,16 @@ func benchRun(b *testing.B, name string, fn *lambdarun.Function, sim *atlassians
 		}
 	}
 	f.wall = time.Since(start)
+	f.host = snapHostCPU().since(before)
+	stopPoll()
+	<-polled
+	f.documentsAt = f.wall
+	for _, sm := range samples {
+		if sm.done >= f.issues {
+			f.documentsAt = sm.at
+			break
+		}
+	}
 	f.rssKiB = vmHWM(b, bootstrapPID(fn))
 	f.cpu = cpuTime(bootstrapPID(fn))
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
@@ -424,6 +472,7 @@ func plainCopy(ctx context.Context, env *stacktest.Env, sim *atlassiansim.Server
 type stackProbe struct {
 	n             int
 	put, txn, get time.Duration
+	putRate       float64 // 20 KB SSE-KMS PutObjects per second the local S3 takes from 8 writers at once
 }
 
 // stackLatency measures what the export's own writes cost on this host's stack: a 20 KB SSE-KMS PutObject (a
@@ -455,6 +504,27 @@ func stackLatency(b *testing.B, env *stacktest.Env) stackProbe {
 			Body: bytes.NewReader(body), ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(env.KeyARN)})
 		return err
 	})
+	// Throughput, with the export's document concurrency: the most documents per second this host's S3 takes.
+	const rateN, writers = 400, 8
+	var next atomic.Int64
+	var g errgroup.Group
+	start := time.Now()
+	for range writers {
+		g.Go(func() error {
+			for i := next.Add(1); i <= rateN; i = next.Add(1) {
+				if _, err := env.Clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(env.Bucket),
+					Key: aws.String("bench/rate/" + strconv.FormatInt(i, 10)), Body: bytes.NewReader(body),
+					ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(env.KeyARN)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	pr.putRate = rateN / time.Since(start).Seconds()
 	pr.txn = median(func(i int) error {
 		item := key(i)
 		item["connId"] = &ddbtypes.AttributeValueMemberS{Value: "bench"}
@@ -505,6 +575,66 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
+// hostCPU is CPU time spent on the host: in all (busy and available, from /proc/stat), and by process role.
+type hostCPU struct {
+	busy, capacity time.Duration
+	byRole         map[string]time.Duration
+}
+
+// roles names the processes of the local stack by what they are in this benchmark.
+func role(comm string, pid int) string {
+	switch {
+	case pid == os.Getpid():
+		return "simulator and benchmark harness (this test process)"
+	case comm == "bootstrap":
+		return "export (bootstrap)"
+	case strings.HasPrefix(comm, "moto"):
+		return "S3 and KMS (moto_server)"
+	case comm == "java":
+		return "DynamoDB Local (java)"
+	case strings.HasPrefix(comm, "aws-lambda-rie"):
+		return "Lambda emulator (aws-lambda-rie)"
+	case comm == "localstack":
+		return "stack supervisor and moto's TLS front (localstack)"
+	}
+	return "other"
+}
+
+func snapHostCPU() hostCPU {
+	h := hostCPU{byRole: map[string]time.Duration{}}
+	if raw, err := os.ReadFile("/proc/stat"); err == nil {
+		// cpu  user nice system idle iowait irq softirq steal ... (clock ticks of 1/100 s)
+		f := strings.Fields(strings.SplitN(string(raw), "\n", 2)[0])
+		var v [8]int64
+		for i := range v {
+			if i+1 < len(f) {
+				v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+			}
+		}
+		busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+		h.busy, h.capacity = time.Duration(busy)*10*time.Millisecond, time.Duration(busy+v[3]+v[4])*10*time.Millisecond
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(d + "/comm")
+		h.byRole[role(strings.TrimSpace(string(comm)), pid)] += cpuTime(pid)
+	}
+	return h
+}
+
+// since is the CPU spent between snapshot a and h (a process that ended in between is missing from both).
+func (h hostCPU) since(a hostCPU) hostCPU {
+	out := hostCPU{busy: h.busy - a.busy, capacity: h.capacity - a.capacity, byRole: map[string]time.Duration{}}
+	for r, d := range h.byRole {
+		out.byRole[r] = max(0, d-a.byRole[r])
+	}
+	return out
+}
+
 // vmHWM is a process's peak resident set size in KiB (/proc/<pid>/status).
 func vmHWM(b *testing.B, pid int) int64 {
 	b.Helper()
@@ -546,7 +676,7 @@ func verdict(ok bool) string {
 }
 
 // report is the Markdown section for BENCHMARKS.md.
-func report(cfg atlassiansim.Config, fl floor, full, inc runFigures, plainMBps float64, probe stackProbe) string {
+func report(cfg atlassiansim.Config, fl floor, full, inc runFigures, plainMBps float64, probe stackProbe, memoryMB int) string {
 	var s strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&s, format, a...) }
 	p("## Export benchmark (issue 13)\n\n")
@@ -568,6 +698,7 @@ func report(cfg atlassiansim.Config, fl floor, full, inc runFigures, plainMBps f
 	p("| invocations | %d | %d |\n", full.invocations, inc.invocations)
 	p("| issues in scope (returned by the run's search) | %d (%d) | %d (%d) |\n", full.issues, full.searched, inc.issues, inc.searched)
 	p("| issues/s | %.1f | – |\n", float64(full.issues)/full.wall.Seconds())
+	p("| search and documents done after (from the run's record, sampled every 0.5 s) | %s | %s |\n", secs(full.documentsAt), secs(inc.documentsAt))
 	for _, c := range []string{"search", "children", "attachments", "other"} {
 		p("| requests per issue: %s | %s | %s |\n", c, per(full.reqs[c], full.issues), per(inc.reqs[c], inc.issues))
 	}
@@ -580,6 +711,7 @@ func report(cfg atlassiansim.Config, fl floor, full, inc runFigures, plainMBps f
 	p("| peak RSS of the export process | %.1f MiB | %.1f MiB |\n", float64(full.rssKiB)/1024, float64(inc.rssKiB)/1024)
 	p("| CPU time of the export process | %s | %s |\n", secs(full.cpu), secs(inc.cpu))
 	p("| host load average (1, 5, 15 min) at the run's end | %s | %s |\n", full.load, inc.load)
+	p("| host CPU busy during the run (all %d cores) | %.0f %% | %.0f %% |\n", runtime.NumCPU(), full.host.share(), inc.host.share())
 	p("| 1 GiB attachment copy inside the export | %.1f MB/s | – |\n", full.largeMBps)
 	p("| plain copy of the same object beside the full run (303, media host, transfer package's defaults → S3) | %.1f MB/s | |\n\n", plainMBps)
 
@@ -604,13 +736,37 @@ func report(cfg atlassiansim.Config, fl floor, full, inc runFigures, plainMBps f
 	p("\n")
 	perPage := time.Duration(float64(jira.SearchMaxFull)/8*float64(probe.put)) + probe.get + probe.txn
 	p("Where the time goes: the export process used %s of CPU (%.1f ms per issue, documents built and scrubbed, pages\n", secs(full.cpu), float64(full.cpu.Milliseconds())/float64(max(full.issues, 1)))
-	p("decoded, %.0f MB of attachments hashed and uploaded) in its %s; Lambda gives a 512 MB function about 0.3 vCPU, so\n", float64(full.bytesServed)/1e6, secs(full.wall))
-	p("there that CPU time alone would take about %s. Beyond CPU it waits on the local\n", secs(time.Duration(float64(full.cpu)/0.29)))
+	vcpu := min(float64(memoryMB)/1769, 1) // the export runs one search chain: one vCPU is what it can use
+	p("decoded, %.0f MB of attachments hashed and uploaded) in its %s; Lambda gives the ExportFunction's %d MB about %.2f vCPU,\n", float64(full.bytesServed)/1e6, secs(full.wall), memoryMB, vcpu)
+	p("so there that CPU time alone would take about %s. Beyond CPU it waits on the local\n", secs(time.Duration(float64(full.cpu)/vcpu)))
 	p("stack, which shares the host: in this benchmark an S3 `PutObject` (20 KB, SSE-KMS) took %v and a DynamoDB\n", probe.put.Round(time.Millisecond))
 	p("`TransactWriteItems` %v, a `BatchGetItem` %v (medians of %d in sequence), so one page's writes (50 documents\n", probe.txn.Round(time.Millisecond), probe.get.Round(time.Millisecond), probe.n)
 	p("8 at a time, its index read and its checkpoint) need about %v against the search's %v per page; the\n", perPage.Round(time.Millisecond), time.Duration(cfg.Latency.Search))
-	p("%d attachments' S3 uploads share the same stack. On AWS these calls take a few tens of milliseconds.\n", fl.attachments)
+	p("%d attachments' S3 uploads share the same stack. On AWS these calls take a few tens of milliseconds.\n\n", fl.attachments)
+	objs := full.issues + fl.attachments
+	p("The local S3 (moto_server, single-threaded Python) took %.0f such documents per second from 8 writers at once, after the\n", probe.putRate)
+	p("runs; the full run writes %d objects (%d documents, %d attachments), so on this host S3 alone needs at least\n", objs, full.issues, fl.attachments)
+	p("%s of the run: %s the Atlassian floor of %s.\n\n", secs(time.Duration(float64(objs)/probe.putRate*float64(time.Second))),
+		map[bool]string{true: "more than", false: "within"}[float64(objs)/probe.putRate > fl.time.Seconds()], secs(fl.time))
+	p("The host's CPU during the full run, by process (CPU seconds; the host had %s of CPU time in the run's %s):\n\n", secs(full.host.capacity), secs(full.wall))
+	p("| process | CPU | share of the host |\n| --- | --- | --- |\n")
+	roles := make([]string, 0, len(full.host.byRole))
+	for r := range full.host.byRole {
+		roles = append(roles, r)
+	}
+	sort.Slice(roles, func(i, j int) bool { return full.host.byRole[roles[i]] > full.host.byRole[roles[j]] })
+	for _, r := range roles {
+		p("| %s | %s | %.0f %% |\n", r, secs(full.host.byRole[r]), 100*float64(full.host.byRole[r])/float64(max(full.host.capacity, 1)))
+	}
+	p("| all (from /proc/stat) | %s | %.0f %% |\n", secs(full.host.busy), full.host.share())
 	return s.String()
+}
+
+func (h hostCPU) share() float64 {
+	if h.capacity <= 0 {
+		return 0
+	}
+	return 100 * float64(h.busy) / float64(h.capacity)
 }
 
 func sim65k(cfg atlassiansim.Config) int64 {
