@@ -136,6 +136,9 @@ const (
 	// memory budget keeps the process's peak within the function's, a large attachment included.
 	attMaxInFlight  = 16
 	attBufferBudget = 24 << 20
+	// attBesideLarge bounds the copies in flight while a large one (a multipart upload) runs: the small ones'
+	// S3 writes and media reads compete with its parts, and a large attachment is where throughput shows.
+	attBesideLarge = 4
 	// maxAttBacklog bounds the attachments queued in the checkpoint (a 400 KB item) before the search waits for
 	// copies: the cursor never runs ahead of an unbounded queue.
 	maxAttBacklog = 200
@@ -166,6 +169,7 @@ type copies struct {
 	queue   []attCopy        // offered, not started, oldest first
 	running map[string]int64 // started and not ended: attachment id → its footprint
 	held    int64            // the footprints of the copies running
+	large   int64            // the footprint from which a copy is large (a multipart upload)
 	ended   map[string]bool  // ended, result not yet taken by the loop
 	halted  bool             // no more starts: a copy failed in a way that stops the invocation, or it is ending
 }
@@ -181,8 +185,12 @@ type attCopy struct {
 func newCopies(ctx context.Context, transfer func(context.Context, attCopy) (attachments.Result, error),
 	footprint func(int64) int64, mayStart func() bool) *copies {
 	cctx, cancel := context.WithCancel(ctx)
-	return &copies{ctx: cctx, cancel: cancel, transfer: transfer, footprint: footprint, mayStart: mayStart,
+	p := &copies{ctx: cctx, cancel: cancel, transfer: transfer, footprint: footprint, mayStart: mayStart,
 		results: make(chan attResult, maxAttBacklog+attMaxInFlight), running: map[string]int64{}, ended: map[string]bool{}}
+	if footprint != nil {
+		p.large = footprint(attachments.MinPartSize)
+	}
+	return p
 }
 
 // offer replaces the waiting list with queue (the checkpoint's, oldest first, less what is running or ended) and
@@ -205,7 +213,8 @@ func (p *copies) fill() {
 	for len(p.queue) > 0 && !p.halted && p.ctx.Err() == nil {
 		c := p.queue[0]
 		weight := p.footprint(c.a.Size)
-		if len(p.running) >= attMaxInFlight || (len(p.running) > 0 && p.held+weight > attBufferBudget) || !p.mayStart() {
+		if len(p.running) >= attMaxInFlight || (len(p.running) > 0 && p.held+weight > attBufferBudget) || !p.mayStart() ||
+			(len(p.running) >= attBesideLarge && p.largeRunning()) {
 			return
 		}
 		p.queue = p.queue[1:]
@@ -213,6 +222,16 @@ func (p *copies) fill() {
 		p.held += weight
 		go p.run(c)
 	}
+}
+
+// largeRunning reports whether a large copy is in flight. p.mu is held.
+func (p *copies) largeRunning() bool {
+	for _, w := range p.running {
+		if w >= p.large {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *copies) run(c attCopy) {
