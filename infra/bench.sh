@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count="${BENCHCOUNT:-1}"
-cmd="go test -run '^\$' -bench . -benchmem -benchtime=${BENCHTIME:-2s} -count=$count -timeout ${BENCHTIMEOUT:-60m} ./..."
+# -p 1: one package's benchmarks at a time. go test otherwise runs as many package binaries at once as there are
+# cores, and a benchmark sharing the host with another package's measures both.
+cmd="go test -p 1 -run '^\$' -bench . -benchmem -benchtime=${BENCHTIME:-2s} -count=$count -timeout ${BENCHTIMEOUT:-60m} ./..."
 out=$(mktemp)
 # The export benchmark (functions/export BenchmarkExportSite) writes its figures, floor arithmetic and targets as
 # a Markdown section here; it is put after the raw block.
