@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"jiraexport/shared/ratebudget"
 )
 
 // Sentinels for errors.Is.
@@ -94,20 +96,13 @@ func Wait(err error, now time.Time) time.Duration {
 	w := rl.RetryAfterLeft()
 	if !rl.Reset.IsZero() {
 		toReset := rl.Reset.Sub(now)
-		if rl.Quota() && toReset > 0 && w <= toReset+quotaSlack {
-			// A quota resets at the instant X-RateLimit-Reset names (the top of the UTC hour); Retry-After is the
-			// same wait rounded up to whole seconds when Jira answered, and waiting it out would keep every run
-			// paused past a reset that has happened. A Retry-After clearly beyond the reset is still honoured.
+		if rl.Quota() && ratebudget.ResetEndsQuota(now, w, rl.Reset) {
 			return toReset
 		}
 		w = max(w, toReset)
 	}
 	return max(w, 0)
 }
-
-// quotaSlack is how far Retry-After may reach past a quota's X-RateLimit-Reset and still name the same instant
-// (whole-second rounding and the answer's time in flight); ratebudget.Limit.ResumeAt uses the same rule.
-const quotaSlack = 5 * time.Second
 
 // RateLimitError is a 429 from Jira.
 type RateLimitError struct {

@@ -66,6 +66,15 @@ const MaxQuotaPause = time.Hour + time.Minute
 // (whole-second rounding plus the answer's time in flight).
 const quotaSlack = 5 * time.Second
 
+// ResetEndsQuota reports whether a spent quota ends at its X-RateLimit-Reset rather than at now + Retry-After:
+// the reset is ahead, and Retry-After reaches no further than quotaSlack past it. The quota resets at the
+// instant the header names (the top of the UTC hour); Retry-After is the same wait rounded up to whole seconds
+// when the server answered, so now + Retry-After overshoots by the rounding plus the answer's time in flight, and
+// would hold every run past a reset that has happened. A Retry-After reaching clearly further is honoured.
+func ResetEndsQuota(now time.Time, retryAfter time.Duration, reset time.Time) bool {
+	return reset.After(now) && !now.Add(retryAfter).After(reset.Add(quotaSlack))
+}
+
 // maxRetryAfter bounds Retry-After so a huge value cannot overflow a time.Duration.
 const maxRetryAfter = 24 * time.Hour
 
@@ -108,11 +117,7 @@ func (l Limit) Quota() bool { s := l.Scope(); return s == ScopeGlobal || s == Sc
 // next top of the UTC hour (when every quota resets). A quota pause never reaches beyond now + MaxQuotaPause; a
 // burst wait is at least one second.
 func (l Limit) ResumeAt(now time.Time) time.Time {
-	if l.Quota() && l.Reset.After(now) && !now.Add(l.RetryAfter).After(l.Reset.Add(quotaSlack)) {
-		// The quota's reset is an instant (the top of the UTC hour) and X-RateLimit-Reset names it; Retry-After
-		// is the same wait rounded up to whole seconds when the server answered, so now + Retry-After overshoots
-		// by the rounding plus the answer's time in flight, and would hold every run past a reset that has
-		// happened. A Retry-After reaching clearly further than the reset is still honoured (below).
+	if l.Quota() && ResetEndsQuota(now, l.RetryAfter, l.Reset) {
 		return minTime(l.Reset, now.Add(MaxQuotaPause)).UTC()
 	}
 	at := l.Reset
