@@ -31,6 +31,7 @@ func startTLSFront(port int, inner, certPath, keyPath string, logs io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
+	errLog := log.New(logs, "[moto-front] ", 0)
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -43,7 +44,7 @@ func startTLSFront(port int, inner, certPath, keyPath string, logs io.Writer) (*
 			MaxIdleConnsPerHost:   64,
 			ResponseHeaderTimeout: 5 * time.Minute, // a 1 GiB CompleteMultipartUpload takes moto a while
 		},
-		ErrorLog: log.New(prefixWriter{w: logs, prefix: "[moto-front] "}, "", 0),
+		ErrorLog: errLog,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
@@ -54,20 +55,8 @@ func startTLSFront(port int, inner, certPath, keyPath string, logs io.Writer) (*
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          log.New(prefixWriter{w: logs, prefix: "[moto-front] "}, "", 0),
+		ErrorLog:          errLog,
 	}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	return srv, nil
-}
-
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-}
-
-func (p prefixWriter) Write(b []byte) (int, error) {
-	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }
