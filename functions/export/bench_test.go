@@ -759,6 +759,15 @@ func report(cfg atlassiansim.Config, fl floor, full, inc runFigures, plainMBps f
 		p("| %s | %s | %.0f %% |\n", r, secs(full.host.byRole[r]), 100*float64(full.host.byRole[r])/float64(max(full.host.capacity, 1)))
 	}
 	p("| all (from /proc/stat) | %s | %.0f %% |\n", secs(full.host.busy), full.host.share())
+	if full.wall > 0 && full.host.capacity > 0 {
+		// The host's own floor: the CPU everything needed, spread over every core with none idle.
+		cores := float64(full.host.capacity) / float64(full.wall)
+		target := time.Duration(1.25 * float64(fl.time))
+		p("\nOn this host the full run's work, every process above, took %s of CPU: with all %.0f cores busy throughout it could\n", secs(full.host.busy), cores)
+		p("not end before %s (%.2f × the Atlassian floor). The wall-time target (%s) needs that work to take under %s of CPU here.\n",
+			secs(time.Duration(float64(full.host.busy)/cores)), float64(full.host.busy)/cores/float64(fl.time), secs(target),
+			secs(time.Duration(float64(target)*cores)))
+	}
 	return s.String()
 }
 

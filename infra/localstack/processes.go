@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -316,14 +317,19 @@ func sweepStaleDirs() {
 	}
 }
 
-// motoCommand finds moto's server: the moto_server script, or the module when pip --user left the script off
-// PATH.
+// motoLaunch starts moto's server with its per-request routing cost cut (see the file).
+//
+//go:embed moto_launch.py
+var motoLaunch string
+
+// motoCommand finds moto's server: through motoLaunch when python3 imports moto, else the moto_server script
+// (pip may have installed moto for another interpreter).
 func motoCommand() ([]string, error) {
+	if py, err := exec.LookPath("python3"); err == nil && exec.Command(py, "-c", "import moto.server").Run() == nil {
+		return []string{py, "-c", motoLaunch}, nil
+	}
 	if p, err := exec.LookPath("moto_server"); err == nil {
 		return []string{p}, nil
-	}
-	if py, err := exec.LookPath("python3"); err == nil && exec.Command(py, "-c", "import moto.server").Run() == nil {
-		return []string{py, "-m", "moto.server"}, nil
 	}
 	return nil, &ErrMissingTool{Tool: "moto_server", Install: `pip install "moto[server]"`}
 }

@@ -58,7 +58,7 @@ type childList struct {
 }
 
 func decodeJSON(b []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(b))
+	d := gojson.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	return d.Decode(v)
 }

@@ -3,6 +3,8 @@ package export
 import (
 	"bytes"
 	"encoding/json"
+
+	gojson "github.com/goccy/go-json"
 	"testing"
 
 	"jiraexport/infra/atlassiansim"
@@ -40,7 +42,7 @@ func BenchmarkDocumentPipeline(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		var p jira.SearchPage
-		if err := json.NewDecoder(bytes.NewReader(body)).Decode(&p); err != nil { // as the Jira client decodes
+		if err := gojson.NewDecoder(bytes.NewReader(body)).Decode(&p); err != nil { // as the Jira client decodes
 			b.Fatal(err)
 		}
 		for _, raw := range p.Issues {

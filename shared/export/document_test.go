@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -130,4 +131,21 @@ func FuzzBuildDocument(f *testing.F) {
 // standalone matches id where no ASCII letter or digit touches it.
 func standalone(id string) *regexp.Regexp {
 	return regexp.MustCompile(`(?i)(?:^|[^0-9a-z])` + regexp.QuoteMeta(id) + `(?:$|[^0-9a-z])`)
+}
+
+// decodeJSON (goccy/go-json, for speed) must read what Jira sends exactly as encoding/json reads it.
+func FuzzDecodeAgreesWithEncodingJSON(f *testing.F) {
+	f.Add(sampleIssue)
+	f.Add(`{"a":1.50,"b":-0,"c":1e400,"d":"\u00e9\ud800","e":[{},[],null,true],"a":2}`)
+	f.Add("{\"s\":\"\xff\xfe\"}")
+	f.Fuzz(func(t *testing.T, raw string) {
+		var std, got any
+		d := json.NewDecoder(strings.NewReader(raw))
+		d.UseNumber()
+		stdErr := d.Decode(&std)
+		gotErr := decodeJSON([]byte(raw), &got)
+		if stdErr == nil && (gotErr != nil || !reflect.DeepEqual(std, got)) {
+			t.Fatalf("decodeJSON(%q) = %#v, %v; encoding/json reads %#v", raw, got, gotErr, std)
+		}
+	})
 }
