@@ -289,6 +289,9 @@ func (w *worker) startCopies() {
 	tgt := w.attTarget()
 	var queue []attCopy
 	for _, job := range w.ck.AttQueue {
+		if w.committing(job.IssueID) {
+			continue
+		}
 		for _, a := range job.Download {
 			queue = append(queue, attCopy{issueID: job.IssueID, a: a, resume: w.ck.Pending[a.ID], tgt: tgt})
 		}
@@ -300,6 +303,9 @@ func (w *worker) startCopies() {
 // ended and checkpoints it: the step the loop takes when the queue must drain (before any phase after the search,
 // or when the backlog is full).
 func (w *worker) attachmentWait(ctx context.Context) error {
+	if err := w.join(ctx); err != nil { // the last page's attachments may be all the queue holds
+		return err
+	}
 	w.startCopies()
 	p := w.copies
 	var done []attResult

@@ -306,6 +306,7 @@ type worker struct {
 	ctx              context.Context // the invocation's working context (for work started in the background)
 	copies           *copies
 	next             *prefetch
+	inflight         *commit // the last search page's writes, in the background (commit.go)
 	// copyEntries are the index entries of ended attachment copies, by issue id, written with the next checkpoint.
 	copyEntries map[string]*indexEntry
 	bud         *meter
@@ -381,6 +382,7 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 			err = fmt.Errorf("checkpoint names unknown phase %q", phase)
 		}
 		if err != nil {
+			err = w.settle(ctx, err)
 			w.rollback()
 			return w.stop(parent, err)
 		}
@@ -391,6 +393,7 @@ func (w *worker) run(parent context.Context) (Outcome, error) {
 // stop ends the invocation: the attachment copies in flight first (what they finished is recorded with the
 // final write), then the run's state as end decides it.
 func (w *worker) stop(ctx context.Context, err error) (Outcome, error) {
+	err = w.settle(ctx, err) // the last page's commit ends first: the final write comes after it
 	w.stopCopies(ctx, err)
 	// The run's state is written first: a quota pause counts from its 429's Retry-After, so nothing may delay it.
 	out, rerr := w.end(ctx, err)
@@ -509,17 +512,13 @@ func (w *worker) progress() connectors.Progress {
 
 // save is the checkpoint: progress, lease renewal, checkpoint and extra items in one transaction.
 func (w *worker) save(ctx context.Context, extra ...types.TransactWriteItem) error {
-	p := w.progress()
-	w.ck.Seq++
-	ckItem, err := w.idx.putCheckpoint(w.ref, w.ck, w.e.c.Now())
+	if err := w.join(ctx); err != nil {
+		return err
+	}
+	p, items, err := w.checkpointItems(extra)
 	if err != nil {
 		return err
 	}
-	copied, err := w.copyItems()
-	if err != nil {
-		return err
-	}
-	items := append(append([]types.TransactWriteItem{ckItem}, extra...), copied...)
 	if err := w.e.c.Runs.SaveProgress(ctx, w.ref, w.owner, w.e.c.Lease, p, items...); err != nil {
 		if err := w.unsaved(ctx, err); err != nil {
 			return err
@@ -532,10 +531,29 @@ func (w *worker) save(ctx context.Context, extra ...types.TransactWriteItem) err
 	return nil
 }
 
+// checkpointItems numbers the next checkpoint and returns the run's progress and the transaction's items: the
+// checkpoint, extra and the index entries of ended attachment copies.
+func (w *worker) checkpointItems(extra []types.TransactWriteItem) (connectors.Progress, []types.TransactWriteItem, error) {
+	p := w.progress()
+	w.ck.Seq++
+	ckItem, err := w.idx.putCheckpoint(w.ref, w.ck, w.e.c.Now())
+	if err != nil {
+		return p, nil, err
+	}
+	copied, err := w.copyItems()
+	if err != nil {
+		return p, nil, err
+	}
+	return p, append(append([]types.TransactWriteItem{ckItem}, extra...), copied...), nil
+}
+
 // renew keeps the lease alive during long work between checkpoints (many follow-up calls).
 func (w *worker) renew(ctx context.Context) error {
 	if w.e.c.Now().Sub(w.lastSave) < w.e.c.Lease/3 {
 		return nil
+	}
+	if w.inflight != nil {
+		return w.join(ctx) // its checkpoint renews the lease, with newer figures
 	}
 	return w.e.c.Runs.SaveProgress(ctx, w.ref, w.owner, w.e.c.Lease, connectors.Progress{Phase: w.ck.Phase, Counters: w.savedCounters()})
 }

@@ -100,8 +100,16 @@ func (w *worker) searchPage(ctx context.Context) error {
 		return err
 	}
 	full := w.ck.Mode == "full"
+	last := page.IsLast || page.NextPageToken == ""
+	if last {
+		// The search's end reads what the pages stored (planRemovals): every page before this one is stored first.
+		if err := w.join(ctx); err != nil {
+			return err
+		}
+	}
 	var build []*rawIssue
 	var items []types.TransactWriteItem
+	var pending []storeJob
 	for _, is := range issues {
 		w.ck.Selected++
 		up := issueUpdated(is)
@@ -119,20 +127,21 @@ func (w *worker) searchPage(ctx context.Context) error {
 		if err := w.loadFields(ctx); err != nil {
 			return err
 		}
-		its, err := w.completeAndStore(ctx, build, old, full)
+		jobs, its, err := w.completeAndStore(ctx, build, old, full, !last)
 		if err != nil {
 			return err
 		}
-		items = append(items, its...)
+		pending, items = jobs, append(items, its...)
 	}
 	if len(issues) > 0 {
 		w.ck.LastID = max(w.ck.LastID, idNum(issues[len(issues)-1].ID))
 	}
 	w.ck.NextPageToken = page.NextPageToken
-	if page.IsLast || page.NextPageToken == "" {
-		if err := w.endSearch(ctx); err != nil {
-			return err
-		}
+	if !last {
+		return w.commitPage(ctx, pending, items) // done (pagesDone) once joined
+	}
+	if err := w.endSearch(ctx); err != nil {
+		return err
 	}
 	if err := w.save(ctx, items...); err != nil {
 		return err
@@ -512,10 +521,28 @@ func (w *worker) tallyStore(jobs []storeJob, old map[string]*indexEntry) ([]type
 	return items, nil
 }
 
-// completeAndStore builds and stores a page's documents, overlapping the S3 writes of the issues that need no
-// follow-up with the follow-ups of the others (child pages, one Jira round trip or more): a page costs the longer
-// of the two, not their sum.
-func (w *worker) completeAndStore(ctx context.Context, issues []*rawIssue, old map[string]*indexEntry, full bool) ([]types.TransactWriteItem, error) {
+// completeAndStore builds a page's documents and returns the index entries to write with its checkpoint. Deferred,
+// it writes nothing and returns the writes as pending, for the page's commit. Else it stores them, overlapping
+// the S3 writes of the issues that need no follow-up with the follow-ups of the others (child pages, one Jira
+// round trip or more): a page costs the longer of the two, not their sum.
+func (w *worker) completeAndStore(ctx context.Context, issues []*rawIssue, old map[string]*indexEntry, full, deferred bool) (pending []storeJob, items []types.TransactWriteItem, err error) {
+	if deferred {
+		docs, err := w.complete(ctx, issues)
+		if err != nil {
+			return nil, nil, err
+		}
+		jobs, err := w.planStore(ctx, docs, old, full)
+		if err != nil {
+			return nil, nil, err
+		}
+		items, err := w.tallyStore(jobs, old)
+		return jobs, items, err
+	}
+	items, err = w.completeAndStoreNow(ctx, issues, old, full)
+	return nil, items, err
+}
+
+func (w *worker) completeAndStoreNow(ctx context.Context, issues []*rawIssue, old map[string]*indexEntry, full bool) ([]types.TransactWriteItem, error) {
 	var ready, later []*rawIssue
 	for _, is := range issues {
 		if w.needsFollowUp(is) {
