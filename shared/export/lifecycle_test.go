@@ -447,7 +447,7 @@ func TestFailedPageCheckpoint(t *testing.T) {
 			w := newWorld(t, worldOpts{sim: smallSite()})
 			ref := w.startRun()
 			flaky := &flakyRuns{Runs: w.store, failPage: 2, committed: committed}
-			const lease = 2 * time.Second
+			const lease = 5 * time.Second // long enough for a page under -race on a loaded host
 			eng := w.engine(func(c *export.Config) { c.Runs, c.Lease = flaky, lease })
 			out, err := eng.Run(t.Context(), ref)
 			if !flaky.failed {
