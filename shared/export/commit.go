@@ -40,7 +40,7 @@ func (w *worker) commitPage(ctx context.Context, pending []storeJob, extra []typ
 		return err
 	}
 	c := &commit{done: make(chan error, 1), copied: w.copyEntries, issues: make(map[string]bool, len(pending)),
-		tallies: saved{w.ck.Selected, w.ck.Written, w.ck.Unchanged, w.ck.Removed, w.ck.Bytes}}
+		tallies: w.tallies()}
 	writes := make([]storeJob, 0, len(pending))
 	for _, j := range pending {
 		c.issues[j.d.doc.ID] = true
@@ -50,11 +50,10 @@ func (w *worker) commitPage(ctx context.Context, pending []storeJob, extra []typ
 			writes = append(writes, storeJob{d: built{doc: &mirror.Issue{ID: j.d.doc.ID}, body: j.d.body, md: j.d.md}, put: j.put, md: j.md})
 		}
 	}
-	pending = writes
 	w.copyEntries = map[string]*indexEntry{}
 	runs, ref, owner, lease := w.e.c.Runs, w.ref, w.owner, w.e.c.Lease
 	go func() {
-		err := w.putAll(ctx, pending) // documents first: a checkpoint never names an issue whose document is not stored
+		err := w.putAll(ctx, writes) // documents first: a checkpoint never names an issue whose document is not stored
 		if err == nil {
 			err = runs.SaveProgress(ctx, ref, owner, lease, p, items...)
 		}

@@ -127,11 +127,15 @@ func (w *worker) searchPage(ctx context.Context) error {
 		if err := w.loadFields(ctx); err != nil {
 			return err
 		}
-		jobs, its, err := w.completeAndStore(ctx, build, old, full, !last)
+		var err error
+		if last {
+			items, err = w.completeAndStore(ctx, build, old, full)
+		} else {
+			pending, items, err = w.completeAndPlan(ctx, build, old, full)
+		}
 		if err != nil {
 			return err
 		}
-		pending, items = jobs, append(items, its...)
 	}
 	if len(issues) > 0 {
 		w.ck.LastID = max(w.ck.LastID, idNum(issues[len(issues)-1].ID))
@@ -521,28 +525,25 @@ func (w *worker) tallyStore(jobs []storeJob, old map[string]*indexEntry) ([]type
 	return items, nil
 }
 
-// completeAndStore builds a page's documents and returns the index entries to write with its checkpoint. Deferred,
-// it writes nothing and returns the writes as pending, for the page's commit. Else it stores them, overlapping
-// the S3 writes of the issues that need no follow-up with the follow-ups of the others (child pages, one Jira
-// round trip or more): a page costs the longer of the two, not their sum.
-func (w *worker) completeAndStore(ctx context.Context, issues []*rawIssue, old map[string]*indexEntry, full, deferred bool) (pending []storeJob, items []types.TransactWriteItem, err error) {
-	if deferred {
-		docs, err := w.complete(ctx, issues)
-		if err != nil {
-			return nil, nil, err
-		}
-		jobs, err := w.planStore(ctx, docs, old, full)
-		if err != nil {
-			return nil, nil, err
-		}
-		items, err := w.tallyStore(jobs, old)
-		return jobs, items, err
+// completeAndPlan builds a page's documents and plans their writes without making them: it returns the writes,
+// for the page's commit (commit.go), and the index entries to write with its checkpoint.
+func (w *worker) completeAndPlan(ctx context.Context, issues []*rawIssue, old map[string]*indexEntry, full bool) ([]storeJob, []types.TransactWriteItem, error) {
+	docs, err := w.complete(ctx, issues)
+	if err != nil {
+		return nil, nil, err
 	}
-	items, err = w.completeAndStoreNow(ctx, issues, old, full)
-	return nil, items, err
+	jobs, err := w.planStore(ctx, docs, old, full)
+	if err != nil {
+		return nil, nil, err
+	}
+	items, err := w.tallyStore(jobs, old)
+	return jobs, items, err
 }
 
-func (w *worker) completeAndStoreNow(ctx context.Context, issues []*rawIssue, old map[string]*indexEntry, full bool) ([]types.TransactWriteItem, error) {
+// completeAndStore builds and stores a page's documents and returns the index entries to write with its
+// checkpoint, overlapping the S3 writes of the issues that need no follow-up with the follow-ups of the others
+// (child pages, one Jira round trip or more): a page costs the longer of the two, not their sum.
+func (w *worker) completeAndStore(ctx context.Context, issues []*rawIssue, old map[string]*indexEntry, full bool) ([]types.TransactWriteItem, error) {
 	var ready, later []*rawIssue
 	for _, is := range issues {
 		if w.needsFollowUp(is) {

@@ -14,10 +14,15 @@ import (
 // 429 in the middle of a page counts the page twice (TestQuotaExhaustionPausesEveryRunUntilTheReset).
 type saved struct{ selected, written, unchanged, removed, bytes int64 }
 
+// tallies are the checkpoint's tallies as they stand.
+func (w *worker) tallies() saved {
+	return saved{w.ck.Selected, w.ck.Written, w.ck.Unchanged, w.ck.Removed, w.ck.Bytes}
+}
+
 // markSaved remembers the tallies a checkpoint just recorded.
 func (w *worker) markSaved() {
 	if w.ck != nil {
-		w.saved = saved{w.ck.Selected, w.ck.Written, w.ck.Unchanged, w.ck.Removed, w.ck.Bytes}
+		w.saved = w.tallies()
 	}
 }
 
