@@ -15,16 +15,6 @@ func (w *worker) counters() connectors.Counters {
 	}
 }
 
-// savedCounters are the counters as of the last checkpoint, for lease renewals between checkpoints: a crash
-// redoes the work since that checkpoint, so the record must not count it yet (the resumed run would count it
-// again, and the figures would go down and up).
-func (w *worker) savedCounters() connectors.Counters {
-	c := w.counters()
-	c.IssuesWritten, c.IssuesUnchanged, c.IssuesRemoved, c.Bytes = w.saved.written, w.saved.unchanged, w.saved.removed, w.saved.bytes
-	c.IssuesDone = c.IssuesWritten + c.IssuesUnchanged
-	return c
-}
-
 // manifestCounters are a succeeded run's final counters: the manifest's counts and stats, so the record and the
 // manifest never disagree (an issue that a run wrote and then removed is listed, and counted, once: as removed).
 func manifestCounters(c connectors.Counters, m *mirror.Manifest) connectors.Counters {

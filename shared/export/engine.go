@@ -547,15 +547,15 @@ func (w *worker) checkpointItems(extra []types.TransactWriteItem) (connectors.Pr
 	return p, append(append([]types.TransactWriteItem{ckItem}, extra...), copied...), nil
 }
 
-// renew keeps the lease alive during long work between checkpoints (many follow-up calls).
+// renew keeps the lease alive during long work between checkpoints (many follow-up calls). It runs on the
+// follow-ups' goroutines, so it only reads the worker's state, and it leaves the run's counters as stored: the
+// last checkpoint's, or newer ones a page commit in flight (commit.go) may write before or after it. Counting
+// work since the checkpoint would be wrong too: a crash redoes it, and the resumed run counts it again.
 func (w *worker) renew(ctx context.Context) error {
 	if w.e.c.Now().Sub(w.lastSave) < w.e.c.Lease/3 {
 		return nil
 	}
-	if w.inflight != nil {
-		return w.join(ctx) // its checkpoint renews the lease, with newer figures
-	}
-	return w.e.c.Runs.SaveProgress(ctx, w.ref, w.owner, w.e.c.Lease, connectors.Progress{Phase: w.ck.Phase, Counters: w.savedCounters()})
+	return w.e.c.Runs.SaveProgress(ctx, w.ref, w.owner, w.e.c.Lease, connectors.Progress{Phase: w.ck.Phase, KeepCounters: true})
 }
 
 // failure ends the run failed with a reason.
