@@ -176,24 +176,31 @@ func (s *Server) instrument(key string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.counts.Requests[key]++
-		var latency time.Duration
+		// An injected latency fault is a slow network in front of the site: the request reaches the handler only
+		// after it. The profile's latency is the site's response time, which includes the site's own work.
+		var delay time.Duration
 		if f := s.takeLocked(key, func(k FaultKind) bool { return k == FaultLatency }); f != nil {
-			latency = time.Duration(f.Latency)
+			delay = time.Duration(f.Latency)
 		}
-		latency += s.latency.jittered(s.latency.delayFor(key))
+		respond := s.latency.jittered(s.latency.delayFor(key))
 		action := s.takeLocked(key, func(k FaultKind) bool {
 			return k == FaultStatus || k == FaultRateLimit || k == FaultReset || k == FaultTruncate
 		})
 		s.mu.Unlock()
 
-		if latency > 0 {
-			t := time.NewTimer(latency)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
+		// Injected faults and streamed bodies keep the whole delay before the handler: a stream's pace is set by
+		// the profile's bandwidth from its first byte.
+		hold := action == nil && respond > 0 && !streamedKey(key)
+		if !hold {
+			delay += respond
+		}
+		if !sleepCtx(r.Context(), delay) {
+			return
+		}
+		var held *heldWriter
+		if hold {
+			held = &heldWriter{ResponseWriter: w, until: time.Now().Add(respond), done: r.Context().Done()}
+			w = held
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
@@ -203,6 +210,9 @@ func (s *Server) instrument(key string, h http.Handler) http.Handler {
 		}()
 		if action == nil {
 			h.ServeHTTP(sw, r)
+			if held != nil {
+				held.release() // not deferred: a handler that panics sends nothing
+			}
 			return
 		}
 		switch action.Kind {

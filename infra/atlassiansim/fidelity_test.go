@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -381,4 +382,63 @@ func TestMutateAttachmentsWorklogsPoints(t *testing.T) {
 	if m := f.jira("GET", s.CloudID, "/issue/"+key+"?fields=summary", tr.AccessToken, nil).json(t); m["fields"].(map[string]any)["summary"] == "not applied" {
 		t.Error("a refused change was partly applied")
 	}
+}
+
+// TestResponseTimeIncludesTheSitesWork: a profile's latency is the time until the answer, the site's work included
+// (the handler runs while the answer is held, and an answer is never sent early); an injected latency fault is a slow
+// network before the site, so the handler starts only after it; a body larger than what is held arrives whole.
+func TestResponseTimeIncludesTheSitesWork(t *testing.T) {
+	const key = "POST /rest/api/3/search/jql"
+	f := newFixture(t, nil)
+	cases := []struct {
+		name           string
+		respond        time.Duration // the profile's search latency
+		fault          time.Duration // an injected latency fault
+		work           time.Duration // how long the handler takes before it writes
+		size           int
+		minStart       time.Duration // the handler starts no earlier
+		maxStart       time.Duration // ... and no later
+		minAll, maxAll time.Duration
+	}{
+		{"work inside the response time", time.Second, 0, 0, 100, 0, 500 * time.Millisecond, time.Second, 1700 * time.Millisecond},
+		{"work longer than the response time", time.Second, 0, 1500 * time.Millisecond, 100, 0, 500 * time.Millisecond, 1500 * time.Millisecond, 2200 * time.Millisecond},
+		{"a fault delays the handler", 0, 700 * time.Millisecond, 0, 100, 700 * time.Millisecond, 1400 * time.Millisecond, 700 * time.Millisecond, 1400 * time.Millisecond},
+		{"a body larger than the hold", 500 * time.Millisecond, 0, 0, heldLimit + 1<<20, 0, 400 * time.Millisecond, 500 * time.Millisecond, 5 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f.sim.SetLatency(LatencyProfile{Name: "test", Search: Duration(c.respond)})
+			if c.fault > 0 {
+				if err := f.sim.SetFault(Fault{Endpoint: key, Kind: FaultLatency, Latency: Duration(c.fault), Count: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			body := bytes.Repeat([]byte("x"), c.size)
+			started := make(chan time.Time, 1)
+			srv := httptest.NewServer(f.sim.instrument(key, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				started <- time.Now()
+				time.Sleep(c.work)
+				writeBody(w, http.StatusOK, "application/json", body)
+			})))
+			defer srv.Close()
+			begin := time.Now()
+			resp, err := http.Post(srv.URL, "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			all := time.Since(begin)
+			if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(got, body) {
+				t.Fatalf("answer: %d, %d bytes, %v; want 200 with the %d bytes written", resp.StatusCode, len(got), err, len(body))
+			}
+			if s := (<-started).Sub(begin); s < c.minStart || s > c.maxStart {
+				t.Errorf("the handler started after %v, want between %v and %v", s, c.minStart, c.maxStart)
+			}
+			if all < c.minAll || all > c.maxAll {
+				t.Errorf("the answer took %v, want between %v and %v", all, c.minAll, c.maxAll)
+			}
+		})
+	}
+	f.sim.SetLatency(LatencyProfile{})
 }

@@ -1,6 +1,8 @@
 package atlassiansim
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -133,4 +135,106 @@ func (p LatencyProfile) bodyWriter(w io.Writer, r *http.Request) io.Writer {
 		return w
 	}
 	return &throttledWriter{w: w, rate: p.MediaBytesPerSecond, start: time.Now(), done: r.Context().Done()}
+}
+
+// streamedKey says whether an endpoint's answer is a byte stream (attachment content, the media host) rather than a
+// document the site builds before it answers.
+func streamedKey(key string) bool {
+	return key == KeyMedia || strings.Contains(key, "/attachment/content/") || strings.Contains(key, "/attachment/thumbnail/")
+}
+
+// sleepCtx waits d, or until ctx ends; it reports whether the full wait elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// heldWriter holds an answer's status line and body until its response time has passed, while the handler builds
+// it. A profile's latency models how long a client waits for Jira's answer, Jira's own work included, so the
+// simulator's work (a search page of 100 issues with their fields costs it tens of milliseconds, more on a busy
+// host) overlaps that wait instead of adding to it: the answer arrives at max(response time, the simulator's work),
+// as the profile states, and a floor computed from the profile is one the simulator can actually meet.
+type heldWriter struct {
+	http.ResponseWriter
+	until    time.Time
+	done     <-chan struct{}
+	status   int
+	buf      bytes.Buffer
+	released bool
+	gone     bool // the client left while the answer was held
+}
+
+// heldLimit bounds what a held answer buffers; a handler that writes more before its time waits for it instead.
+const heldLimit = 8 << 20
+
+func (h *heldWriter) WriteHeader(code int) {
+	if h.released {
+		h.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	if !h.released {
+		if h.buf.Len()+len(p) <= heldLimit && time.Now().Before(h.until) {
+			if h.status == 0 {
+				h.status = http.StatusOK
+			}
+			return h.buf.Write(p)
+		}
+		if !h.release() {
+			return 0, http.ErrAbortHandler
+		}
+	}
+	return h.ResponseWriter.Write(p)
+}
+
+func (h *heldWriter) Flush() {
+	if !h.release() {
+		return
+	}
+	if f, ok := h.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// release waits until the answer's time, then sends what was held; it reports false if the client left first.
+func (h *heldWriter) release() bool {
+	if h.released {
+		return true
+	}
+	if h.gone {
+		return false
+	}
+	if wait := time.Until(h.until); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-h.done:
+			t.Stop()
+			h.gone = true
+			return false
+		}
+	}
+	h.released = true
+	if h.status != 0 {
+		h.ResponseWriter.WriteHeader(h.status)
+	}
+	if h.buf.Len() > 0 {
+		_, _ = h.ResponseWriter.Write(h.buf.Bytes())
+		h.buf = bytes.Buffer{}
+	}
+	return true
 }
