@@ -104,6 +104,55 @@ type runFigures struct {
 	host        hostCPU       // the host's CPU use during the run, in all and by process
 	documentsAt time.Duration // when the run's record first counted every issue done (search and documents)
 	status      connectors.RunStatus
+	chain       chainFigures
+}
+
+// chainFigures split the search chain's time, from the simulator's timeline of search answers: the time Jira took to
+// answer each page, and the time between one answer and the next request (the export's own work on the chain),
+// during the large attachment's copy and after it.
+type chainFigures struct {
+	pages                 int
+	answering, between    time.Duration
+	largeAt               time.Duration // when the large attachment's copy ended, from the run's start (0: none)
+	pagesDuring           int           // pages asked for before largeAt
+	answeringDuring       time.Duration
+	betweenDuring         time.Duration
+	spanDuring, spanAfter time.Duration // wall time of the chain before and after largeAt
+}
+
+func chainOf(tl []atlassiansim.Answer, start, largeEnd time.Time) chainFigures {
+	c := chainFigures{pages: len(tl)}
+	if !largeEnd.IsZero() {
+		c.largeAt = largeEnd.Sub(start)
+	}
+	slices.SortFunc(tl, func(a, b atlassiansim.Answer) int { return a.Arrived.Compare(b.Arrived) })
+	for i, a := range tl {
+		during := !largeEnd.IsZero() && a.Arrived.Before(largeEnd)
+		took := a.Answered.Sub(a.Arrived)
+		c.answering += took
+		var gap time.Duration
+		if i > 0 {
+			gap = max(a.Arrived.Sub(tl[i-1].Answered), 0)
+		}
+		c.between += gap
+		if during {
+			c.pagesDuring++
+			c.answeringDuring += took
+			c.betweenDuring += gap
+		}
+	}
+	if len(tl) > 0 {
+		cut := tl[len(tl)-1].Answered
+		if !largeEnd.IsZero() && largeEnd.Before(cut) {
+			cut = largeEnd
+		}
+		c.spanDuring = max(cut.Sub(tl[0].Arrived), 0)
+		if largeEnd.IsZero() {
+			c.spanDuring = 0
+		}
+		c.spanAfter = tl[len(tl)-1].Answered.Sub(tl[0].Arrived) - c.spanDuring
+	}
+	return c
 }
 
 func category(key string) string {
@@ -398,7 +447,9 @@ func benchRun(b *testing.B, name string, fn *lambdarun.Function, sim *atlassians
 		f.points[category(k)] += v
 	}
 	f.totalPoints, f.bytesServed = cs.PointsTotal, cs.BytesServed
-	f.largeMBps = largeCopyRate(fn.Logs()[logStart:], largeID)
+	var largeEnd time.Time
+	f.largeMBps, largeEnd = largeCopyRate(fn.Logs()[logStart:], largeID)
+	f.chain = chainOf(sim.SearchTimeline(), start, largeEnd)
 	return f
 }
 
@@ -411,27 +462,31 @@ func saveLogs(b *testing.B, fn *lambdarun.Function, name string) {
 	}
 }
 
-// largeCopyRate reads the export's "attachment copied" log line of the large attachment: MB/s of its copy.
-func largeCopyRate(logs, id string) float64 {
+// largeCopyRate reads the export's "attachment copied" log line of the large attachment: MB/s of its copy, and when
+// it ended.
+func largeCopyRate(logs, id string) (float64, time.Time) {
 	var bytes, ms float64
+	var end time.Time
 	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		var l struct {
-			Msg   string  `json:"message"`
-			ID    string  `json:"attachmentId"`
-			Bytes float64 `json:"bytes"`
-			MS    float64 `json:"ms"`
+			Msg   string    `json:"message"`
+			ID    string    `json:"attachmentId"`
+			Bytes float64   `json:"bytes"`
+			MS    float64   `json:"ms"`
+			At    time.Time `json:"timestamp"`
 		}
 		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "attachment copied" && l.ID == id {
 			bytes += l.Bytes
 			ms += l.MS
+			end = l.At
 		}
 	}
 	if ms == 0 {
-		return 0
+		return 0, end
 	}
-	return bytes / 1e6 / (ms / 1000)
+	return bytes / 1e6 / (ms / 1000), end
 }
 
 // plainCopy copies the large attachment from the simulator to S3 the plain way (the 303, the media host, the
@@ -735,6 +790,22 @@ func report(cfg atlassiansim.Config, fl floor, full, inc runFigures, plainMBps f
 	p("| wall time ≤ 1.25 × time floor (full run) | %s / %s = %.2f | %s |\n", secs(full.wall), secs(fl.time), full.wall.Seconds()/fl.time.Seconds(), verdict(full.wall.Seconds() <= 1.25*fl.time.Seconds()))
 	p("\n")
 	perPage := time.Duration(float64(jira.SearchMaxFull)/8*float64(probe.put)) + probe.get + probe.txn
+	if c := full.chain; c.pages > 0 {
+		ms := func(d time.Duration, n int) string {
+			return fmt.Sprintf("%.0f ms", float64(d.Milliseconds())/float64(max(n, 1)))
+		}
+		p("**The search chain** (the simulator's timeline of the full run's %d search answers): Jira took %s to answer them\n", c.pages, secs(c.answering))
+		p("(%s a page; the floor counts %v), and the export took %s between an answer and its next request (%s a page).\n",
+			ms(c.answering, c.pages), time.Duration(cfg.Latency.Search), secs(c.between), ms(c.between, c.pages-1))
+		if c.largeAt > 0 && c.pagesDuring > 0 {
+			after := c.pages - c.pagesDuring
+			p("While the %d MiB attachment was being copied (until %s into the run) %d pages came, one every %s (Jira %s, the export\n",
+				cfg.LargeAttachmentSize>>20, secs(c.largeAt), c.pagesDuring, ms(c.spanDuring, c.pagesDuring), ms(c.answeringDuring, c.pagesDuring))
+			p("%s between); after it the other %d came one every %s (Jira %s, the export %s between).\n",
+				ms(c.betweenDuring, c.pagesDuring), after, ms(c.spanAfter, after), ms(c.answering-c.answeringDuring, after), ms(c.between-c.betweenDuring, after))
+		}
+		p("\n")
+	}
 	p("Where the time goes: the export process used %s of CPU (%.1f ms per issue, documents built and scrubbed, pages\n", secs(full.cpu), float64(full.cpu.Milliseconds())/float64(max(full.issues, 1)))
 	vcpu := min(float64(memoryMB)/1769, 1) // the export runs one search chain: one vCPU is what it can use
 	p("decoded, %.0f MB of attachments hashed and uploaded) in its %s; Lambda gives the ExportFunction's %d MB about %.2f vCPU,\n", float64(full.bytesServed)/1e6, secs(full.wall), memoryMB, vcpu)
@@ -783,4 +854,32 @@ func sim65k(cfg atlassiansim.Config) int64 {
 		return q
 	}
 	return 65000
+}
+
+// TestChainOf: the benchmark's split of the search chain into Jira's answers and the time between them, before and
+// after the large attachment's copy ended.
+func TestChainOf(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	// Out of order on purpose: the timeline is sorted by arrival.
+	tl := []atlassiansim.Answer{{Arrived: at(1300), Answered: at(1600)}, {Arrived: at(0), Answered: at(300)}, {Arrived: at(400), Answered: at(700)},
+		{Arrived: at(1000), Answered: at(1250)}}
+	cases := []struct {
+		name  string
+		large time.Time
+		want  chainFigures
+	}{
+		{"no large attachment", time.Time{}, chainFigures{pages: 4, answering: 1150 * time.Millisecond, between: 450 * time.Millisecond,
+			spanAfter: 1600 * time.Millisecond}},
+		{"large copy ends after two pages", at(900), chainFigures{pages: 4, answering: 1150 * time.Millisecond, between: 450 * time.Millisecond,
+			largeAt: 900 * time.Millisecond, pagesDuring: 2, answeringDuring: 600 * time.Millisecond, betweenDuring: 100 * time.Millisecond,
+			spanDuring: 900 * time.Millisecond, spanAfter: 700 * time.Millisecond}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := chainOf(slices.Clone(tl), t0, c.large); got != c.want {
+				t.Errorf("chainOf = %+v, want %+v", got, c.want)
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package atlassiansim
 
 import (
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -35,7 +36,19 @@ type Counters struct {
 type counters struct {
 	Counters
 	rateLimited map[string]int64
+	searches    []Answer
 }
+
+// Answer is when a search request (POST or GET /search/jql) reached the simulator and when its answer was sent, in
+// wall-clock time: the search is a chain (each page's cursor comes with the page before), so the time between one
+// answer and the next request is what a client's own work adds to the chain.
+type Answer struct {
+	Arrived  time.Time `json:"arrived"`
+	Answered time.Time `json:"answered"`
+}
+
+// maxSearchAnswers bounds the timeline a long-running simulator keeps (the oldest half is dropped when full).
+const maxSearchAnswers = 100_000
 
 func newCounters() *counters {
 	c := &counters{}
@@ -47,6 +60,21 @@ func (c *counters) reset() {
 	c.Counters = Counters{Requests: map[string]int64{}, Statuses: map[string]map[int]int64{}, PointsByTenant: map[string]int64{},
 		PointsByKey: map[string]int64{}, Faults: map[FaultKind]int64{}}
 	c.rateLimited = map[string]int64{}
+	c.searches = nil
+}
+
+func (c *counters) searched(a Answer) {
+	if len(c.searches) >= maxSearchAnswers {
+		c.searches = append(c.searches[:0], c.searches[maxSearchAnswers/2:]...)
+	}
+	c.searches = append(c.searches, a)
+}
+
+// SearchTimeline returns the search answers since start (or the last ResetCounters), in the order they were sent.
+func (s *Server) SearchTimeline() []Answer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.counts.searches)
 }
 
 func (c *counters) points(tenant, key string, n int64) {

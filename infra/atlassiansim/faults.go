@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -174,6 +175,7 @@ func (s *Server) takeContentFault(key string, kind FaultKind) bool {
 // instrument counts a request and applies the faults set for its endpoint around h.
 func (s *Server) instrument(key string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived := time.Now()
 		s.mu.Lock()
 		s.counts.Requests[key]++
 		// An injected latency fault is a slow network in front of the site: the request reaches the handler only
@@ -203,9 +205,13 @@ func (s *Server) instrument(key string, h http.Handler) http.Handler {
 			w = held
 		}
 		sw := &statusWriter{ResponseWriter: w}
+		search := strings.HasSuffix(key, "/search/jql")
 		defer func() {
 			s.mu.Lock()
 			s.counts.status(key, sw.code())
+			if search {
+				s.counts.searched(Answer{Arrived: arrived, Answered: time.Now()})
+			}
 			s.mu.Unlock()
 		}()
 		if action == nil {

@@ -438,6 +438,14 @@ func TestResponseTimeIncludesTheSitesWork(t *testing.T) {
 			if all < c.minAll || all > c.maxAll {
 				t.Errorf("the answer took %v, want between %v and %v", all, c.minAll, c.maxAll)
 			}
+			// The search timeline records the same call: from its arrival to its answer.
+			tl := f.sim.SearchTimeline()
+			if len(tl) == 0 {
+				t.Fatal("SearchTimeline is empty after a search")
+			}
+			if a := tl[len(tl)-1]; a.Arrived.Before(begin) || a.Answered.Sub(a.Arrived) < c.minAll || a.Answered.Sub(a.Arrived) > all {
+				t.Errorf("timeline answer %+v: took %v, want between %v and the client's %v", a, a.Answered.Sub(a.Arrived), c.minAll, all)
+			}
 		})
 	}
 	f.sim.SetLatency(LatencyProfile{})
