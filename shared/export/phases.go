@@ -263,9 +263,8 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 	var g errgroup.Group
 	g.SetLimit(followUpConcurrency)
 	var failed atomic.Bool
-	followUp := make([]bool, len(issues))
 	for i, is := range issues {
-		if followUp[i] = w.needsFollowUp(is); !followUp[i] {
+		if !w.needsFollowUp(is) {
 			if inc.Comments {
 				ps[i].comments = completeOrNil(is.embedded("comment", "comments"))
 			}
@@ -309,47 +308,24 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 			return nil
 		})
 	}
-	// The issues that are complete already are built while the follow-ups are in flight: their round trip is the
-	// page's longest wait, and building is the page's largest CPU cost (each follow-up goroutine touches only its
-	// own issue and ps entry).
-	docs := make([]*built, len(issues))
-	build := func(i int) error {
-		doc, body, err := buildDocument(docInput{issue: issues[i], site: w.site, meta: w.ck.Fields, scrub: w.scrub,
-			comments: ps[i].comments, changelog: ps[i].changelog, worklogs: ps[i].worklogs})
-		if err != nil {
-			return err
-		}
-		b := built{doc: doc, body: body}
-		if err := w.addMarkdown(&b); err != nil {
-			return err
-		}
-		docs[i] = &b
-		return nil
-	}
-	for i := range issues {
-		if !followUp[i] {
-			if err := build(i); err != nil {
-				failed.Store(true) // the follow-ups not yet started are not needed
-				if ferr := g.Wait(); ferr != nil {
-					return nil, ferr // as before: a follow-up's failure (a 429, a refused refresh) is the one to act on
-				}
-				return nil, err
-			}
-		}
-	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	out := make([]built, 0, len(issues))
-	for i := range issues {
-		if followUp[i] && !gone[i] {
-			if err := build(i); err != nil {
-				return nil, err
-			}
+	var out []built
+	for i, is := range issues {
+		if gone[i] {
+			continue
 		}
-		if docs[i] != nil {
-			out = append(out, *docs[i])
+		doc, body, err := buildDocument(docInput{issue: is, site: w.site, meta: w.ck.Fields, scrub: w.scrub,
+			comments: ps[i].comments, changelog: ps[i].changelog, worklogs: ps[i].worklogs})
+		if err != nil {
+			return nil, err
 		}
+		b := built{doc: doc, body: body}
+		if err := w.addMarkdown(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
 	}
 	return out, nil
 }
