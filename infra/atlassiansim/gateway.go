@@ -1,7 +1,6 @@
 package atlassiansim
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -42,7 +41,7 @@ type response struct {
 }
 
 func jsonResponse(status int, v any) response {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		return response{status: http.StatusInternalServerError, body: []byte(`{"errorMessages":["internal error"],"errors":{}}`)}
 	}
