@@ -3,6 +3,7 @@ package atlassiansim
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 )
@@ -65,6 +66,6 @@ func TestAnswersEncodeAsEncodingJSON(t *testing.T) {
 		same(t, "sites", sim.Sites())
 		same(t, "info", sim.Info())
 		same(t, "counters", sim.Counters())
-		same(t, "numbers", map[string]any{"f": []any{0.1, 1e21, 1e-7, 123456789.0, -0.0, float32(0.1)}, "i": []any{int64(-1 << 62), uint8(7)}})
+		same(t, "numbers", map[string]any{"f": []any{0.1, 1e21, 1e-7, 123456789.0, math.Copysign(0, -1), float32(0.1)}, "i": []any{int64(-1 << 62), uint8(7)}})
 	})
 }
