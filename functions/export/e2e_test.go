@@ -381,14 +381,17 @@ func (w *e2eWorld) tick() {
 }
 
 // crash kills the export invocations working on the run at random points, up to limit kills, while the dispatcher
-// resumes the run after each; it returns the kills done (fewer when the run ended first).
-func (w *e2eWorld) crash(connectorID, runID string, limit int) int {
+// resumes the run after each; it returns the kills done (fewer when the run ended first). whole is what an
+// uninterrupted run of the same issues took.
+func (w *e2eWorld) crash(connectorID, runID string, limit int, whole time.Duration) int {
 	t := w.t
 	kills, killed := 0, map[string]bool{}
 	for kills < limit {
 		// Wait for a live lease holder not yet killed (the first invocation, or the dispatcher's resume), then
-		// kill it at a random point of its work: each kill crashes a distinct invocation mid-run. Up to 3 s: a
-		// third of an uninterrupted run, so the run gets on between the kills and they land in every phase.
+		// kill it at a random point of its work: each kill crashes a distinct invocation mid-run. The first within
+		// half of what an uninterrupted run takes, so it always lands; the resumes anywhere in that time (up to
+		// 3 s), so the run gets on between the kills and they land in every phase (a resume that finishes first is
+		// not killed).
 		cur, err := w.store.GetRun(t.Context(), w.connID, connectorID, runID)
 		if err != nil {
 			t.Fatal(err)
@@ -402,7 +405,11 @@ func (w *e2eWorld) crash(connectorID, runID string, limit int) int {
 		}
 		owner := cur.LeaseOwner
 		killed[owner] = true
-		time.Sleep(time.Duration(100+rand.IntN(2900)) * time.Millisecond)
+		window := min(max(whole, 500*time.Millisecond), 3*time.Second)
+		if len(killed) == 1 {
+			window /= 2
+		}
+		time.Sleep(100*time.Millisecond + rand.N(window))
 		if cur, err = w.store.GetRun(t.Context(), w.connID, connectorID, runID); err != nil {
 			t.Fatal(err)
 		}
@@ -465,8 +472,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("manual run = %s (trigger %s, invocations %d, issues %d, errors %+v), want succeeded by one invocation with %d issues",
 			r.Status, r.Trigger, r.Invocations, r.Counters.IssuesDone, r.Errors, len(want))
 	}
+	whole := 9 * time.Second // what an uninterrupted run took before the simulator's answers overlapped its work
 	if r.StartedAt != nil && r.FinishedAt != nil {
-		t.Logf("uninterrupted run: %d issues in %s", r.Counters.IssuesDone, r.FinishedAt.Sub(*r.StartedAt).Round(time.Millisecond))
+		whole = r.FinishedAt.Sub(*r.StartedAt)
+		t.Logf("uninterrupted run: %d issues in %s", r.Counters.IssuesDone, whole.Round(time.Millisecond))
 	}
 	reference, manifests := w.issueDocs(manual)
 	if got := jsonIDs(reference); !slices.Equal(got, want) {
@@ -491,7 +500,7 @@ func TestEndToEnd(t *testing.T) {
 		if run.Trigger != "schedule" {
 			t.Errorf("the dispatcher's run has trigger %q, want schedule", run.Trigger)
 		}
-		k := w.crash(c, run.ID, maxKills-kills)
+		k := w.crash(c, run.ID, maxKills-kills, whole)
 		kills += k
 		// Each resume waits for the lease (4 s) and the dispatcher's guard on a recently handed run (2 s here).
 		got := w.waitRun(c, run.ID, 3*time.Minute)
