@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"jiraexport/shared/backoff"
 )
 
 // FaultKind names an injectable failure.
@@ -196,7 +198,7 @@ func (s *Server) instrument(key string, h http.Handler) http.Handler {
 		if !hold {
 			delay += respond
 		}
-		if !sleepCtx(r.Context(), delay) {
+		if backoff.Sleep(r.Context(), delay) != nil {
 			return
 		}
 		var held *heldWriter

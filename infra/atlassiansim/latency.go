@@ -2,7 +2,6 @@ package atlassiansim
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -141,21 +140,6 @@ func (p LatencyProfile) bodyWriter(w io.Writer, r *http.Request) io.Writer {
 // document the site builds before it answers.
 func streamedKey(key string) bool {
 	return key == KeyMedia || strings.Contains(key, "/attachment/content/") || strings.Contains(key, "/attachment/thumbnail/")
-}
-
-// sleepCtx waits d, or until ctx ends; it reports whether the full wait elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // heldWriter holds an answer's status line and body until its response time has passed, while the handler builds
