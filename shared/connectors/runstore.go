@@ -57,17 +57,34 @@ func (it *runItem) run() *Run {
 	return r
 }
 
+// RunOption sets up a run StartRun creates.
+type RunOption func(*runItem)
+
+// WithAllowance gives the run's first invocation a points allowance, as the dispatcher's admission gives every
+// invocation it starts: spent, the run checkpoints and pauses (reason budget) and the dispatcher resumes it through
+// admission. Zero or less sets none.
+func WithAllowance(points int64) RunOption {
+	return func(it *runItem) {
+		if points > 0 {
+			it.Allowance, it.AllowanceBase = points, 0 // a new run has spent nothing
+		}
+	}
+}
+
 // StartRun queues a run of the connector. Exactly one of concurrent starts succeeds: the others get ErrActiveRun,
 // because the connector's activeRun attribute is claimed in the same transaction that writes the run. It fails
 // with ErrNotActive when the connection is gone or disconnected. The run counts as handed to an export
 // invocation now (the caller invokes the export right after; the dispatcher takes over after DispatchGuard if
 // that invocation is lost).
-func (st *Store) StartRun(ctx context.Context, connID, connectorID, trigger string) (*Run, error) {
+func (st *Store) StartRun(ctx context.Context, connID, connectorID, trigger string, opts ...RunOption) (*Run, error) {
 	now := st.now().UTC()
 	it := runItem{
 		PK: connPK(connID), Type: ItemTypeRun, V: 1, ID: NewID(now), ConnectorID: connectorID, ConnID: connID,
 		Status: RunQueued, Phase: "queued", Trigger: trigger, Errors: []RunError{}, CreatedAt: fmtTime(now), UpdatedAt: fmtTime(now),
 		DispatchedAt: now.UnixMilli(),
+	}
+	for _, o := range opts {
+		o(&it)
 	}
 	it.SK = runSK(connectorID, it.ID)
 	it.GSI1PK, it.GSI1SK = table.ActivePKOf(connectorID), fmtTime(now)+"#"+connID+"#"+it.ID

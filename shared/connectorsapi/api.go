@@ -26,6 +26,7 @@ import (
 	"jiraexport/shared/erasure"
 	"jiraexport/shared/jira"
 	"jiraexport/shared/problem"
+	"jiraexport/shared/ratebudget"
 )
 
 // Keys is what the API needs of shared/apikeys.
@@ -69,7 +70,7 @@ type Store interface {
 	List(ctx context.Context, connID string, limit int, cursor string) ([]connectors.Connector, string, error)
 	Update(ctx context.Context, connID, id string, spec connectors.Spec, version int64, next time.Time) (*connectors.Connector, error)
 	Delete(ctx context.Context, connID, id string, version int64) error
-	StartRun(ctx context.Context, connID, connectorID, trigger string) (*connectors.Run, error)
+	StartRun(ctx context.Context, connID, connectorID, trigger string, opts ...connectors.RunOption) (*connectors.Run, error)
 	GetRun(ctx context.Context, connID, connectorID, runID string) (*connectors.Run, error)
 	ListRuns(ctx context.Context, connID, connectorID string, limit int, cursor string) ([]connectors.Run, string, error)
 	CancelRun(ctx context.Context, connID, connectorID, runID, reason string) (*connectors.Run, error)
@@ -108,7 +109,10 @@ type Config struct {
 	// Exports starts a run's export as soon as the API queues it, so a run started through the API begins within
 	// seconds; nil leaves it to the dispatcher's next tick (which is also the safety net when an invoke fails).
 	Exports Invoker
-	Log     *slog.Logger
+	// RunAllowance is the points allowance of the first invocation of a run the API starts, which the dispatcher's
+	// admission does not see before it begins: zero means ratebudget.StarterGrant, negative none.
+	RunAllowance int64
+	Log          *slog.Logger
 	// PublicBaseURL is the API's public base URL; empty means "https://" + the request's domain name.
 	PublicBaseURL string
 	Now           func() time.Time
@@ -153,6 +157,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.RunAllowance == 0 {
+		cfg.RunAllowance = ratebudget.StarterGrant
 	}
 	a := &api{Config: cfg}
 	authed := http.NewServeMux()

@@ -15,7 +15,7 @@ func pathRunID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-// startRun queues a run and invokes its export at once, so it begins within seconds. The invoke is asynchronous
+// startRun queues a run and invokes its export at once, so it begins within seconds, with a starter allowance. The invoke is asynchronous
 // (Lambda queues the event); if it fails the run stays queued and the dispatcher invokes it after
 // connectors.DispatchGuard, so the answer is 201 either way: the run exists and will run.
 func (a *api) startRun(w http.ResponseWriter, r *http.Request) error {
@@ -27,7 +27,9 @@ func (a *api) startRun(w http.ResponseWriter, r *http.Request) error {
 	if err := requireActive(conn); err != nil {
 		return err
 	}
-	run, err := a.Store.StartRun(r.Context(), conn.ID, c.ID, connectors.TriggerManual)
+	// The first invocation's allowance, as admission would give: what the allocator has not seen cannot spend
+	// more than a starter's share of the app's quota before it pauses and queues for admission like any run.
+	run, err := a.Store.StartRun(r.Context(), conn.ID, c.ID, connectors.TriggerManual, connectors.WithAllowance(a.RunAllowance))
 	if err != nil {
 		return storeProblem(err, "connector")
 	}

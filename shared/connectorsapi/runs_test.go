@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"jiraexport/shared/connectors"
+	"jiraexport/shared/ratebudget"
 )
 
 // TestRunStartInvokesExport: a run started through the API is handed to the export at once (exactly one
-// invocation naming it), and a failed invoke still answers 201 with the run queued for the dispatcher.
+// invocation naming it) with a starter points allowance, and a failed invoke still answers 201 with the run queued
+// for the dispatcher.
 func TestRunStartInvokesExport(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, nil)
@@ -18,6 +20,11 @@ func TestRunStartInvokesExport(t *testing.T) {
 	want := connectors.RunRef{ConnectionID: w.a.connID, ConnectorID: id, RunID: run.str(t, "id")}
 	if got := w.exports.take(); len(got) != 1 || got[0] != want {
 		t.Fatalf("export invocations = %+v, want exactly %+v", got, want)
+	}
+	// Its first invocation has a starter allowance, as admission would give it: the API's "run now" cannot
+	// spend more of the app's shared quota than that before the dispatcher's allocator sees the run.
+	if r, err := w.store.GetRun(t.Context(), w.a.connID, id, want.RunID); err != nil || r.Allowance != ratebudget.StarterGrant || r.AllowanceBase != 0 {
+		t.Errorf("run started through the API: allowance %d (base %d), %v; want %d from nothing spent", r.Allowance, r.AllowanceBase, err, ratebudget.StarterGrant)
 	}
 	// A refused second start invokes nothing.
 	w.expect(req{method: "POST", path: "/v1/connectors/" + id + "/runs", key: a}, 409)

@@ -461,3 +461,44 @@ func TestFairSharingUnderALowBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestStarterAllowanceStopsTheFirstInvocation: a run started with an allowance (what the connectors API gives a
+// run it starts at once, connectors.WithAllowance) checkpoints and pauses, reason budget, once its first
+// invocation has spent it, overshooting by at most one page and its follow-ups; resumed (as the dispatcher's
+// admission would), it finishes with the mirror of a run that had no allowance.
+func TestStarterAllowanceStopsTheFirstInvocation(t *testing.T) {
+	t.Parallel()
+	b := newBudgetWorld(t, 2*time.Hour) // no quota reset during the test
+	eng := b.engine()
+	ref := b.connector()
+	whole := b.finish(eng, ref)
+	if whole.Status != connectors.RunSucceeded {
+		t.Fatalf("reference run = %s %v", whole.Status, whole.Errors)
+	}
+	const allowance = 150
+	c, err := b.store.Create(t.Context(), b.connID, b.world.connector.Spec, b.clk.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.store.StartRun(t.Context(), b.connID, c.ID, connectors.TriggerManual, connectors.WithAllowance(allowance))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := connectors.RunRef{ConnectionID: b.connID, ConnectorID: c.ID, RunID: r.ID}
+	if _, err := eng.Run(t.Context(), got); err != nil {
+		t.Fatal(err)
+	}
+	first := b.run(got)
+	// The allowance is checked between steps, so the step that crosses it ends: its search page (up to 100
+	// issues) and that page's follow-ups. Here the first page crosses it.
+	if first.Status != connectors.RunPaused || first.PauseReason != export.ReasonBudget || first.Counters.PointsSpent < allowance ||
+		first.Counters.IssuesDone > 100 || first.Counters.PointsSpent >= whole.Counters.PointsSpent {
+		t.Fatalf("after its first invocation the run is %s (%s): %d issues, %d points; want paused for budget after at least %d points, "+
+			"within one search page (the whole run: %d issues, %d points)", first.Status, first.PauseReason, first.Counters.IssuesDone,
+			first.Counters.PointsSpent, allowance, whole.Counters.IssuesDone, whole.Counters.PointsSpent)
+	}
+	if r := b.finish(eng, got); r.Status != connectors.RunSucceeded {
+		t.Fatalf("resumed run = %s %v", r.Status, r.Errors)
+	}
+	b.sameMirror(ref, got)
+}

@@ -19,6 +19,12 @@ const (
 	DefaultHorizon = 10 * time.Minute
 	// DefaultMinGrant is the smallest allowance worth an invocation: a search page of 100 issues costs 101.
 	DefaultMinGrant = 200
+	// StarterGrant is the allowance of the first invocation of a run the connectors API starts at once, before
+	// any admission: ten minimum grants (a full export's first 1,000 to 2,000 issues, a whole small one), 3 % of
+	// the default hourly budget. A run that needs more pauses (reason budget) and goes on through the dispatcher's
+	// admission, max-min fair with every other connection, so "run now" cannot spend a whole invocation's worth
+	// of the app's shared quota before the allocator sees it.
+	StarterGrant = 10 * DefaultMinGrant
 )
 
 // unbounded stands for an unknown demand: as much as the run can get (kept far from overflow when summed).
