@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"jiraexport/shared/backoff"
 )
 
 // enqueue accepts an Event invocation: Lambda puts it on the function's queue and answers 202 before any
@@ -53,7 +55,7 @@ func (s *Service) deliver(f *function, id string, payload []byte, received time.
 			}
 			// The environment could not start: Lambda retries such system errors until the event expires.
 			s.log.Error("async attempt could not run", "function", f.LogicalID, "requestId", id, "err", err)
-			if !sleep(ageCtx, s.opts.RetryDelays[0]) {
+			if backoff.Sleep(ageCtx, s.opts.RetryDelays[0]) != nil {
 				if s.ctx.Err() == nil {
 					s.fail(f, id, payload, "EventAgeExceeded", attempts, last)
 				}
@@ -78,13 +80,13 @@ func (s *Service) deliver(f *function, id string, payload []byte, received time.
 		s.log.Info("async attempt failed, retrying", "function", f.LogicalID, "requestId", id, "attempt", attempts, "delay", delay)
 		if time.Now().Add(delay).After(received.Add(f.Async.MaxEventAge)) {
 			// Lambda drops an event whose next attempt would come after its maximum age.
-			if !sleep(s.ctx, time.Until(received.Add(f.Async.MaxEventAge))) {
+			if backoff.Sleep(s.ctx, time.Until(received.Add(f.Async.MaxEventAge))) != nil {
 				return
 			}
 			s.fail(f, id, payload, "EventAgeExceeded", attempts, last)
 			return
 		}
-		if !sleep(s.ctx, delay) {
+		if backoff.Sleep(s.ctx, delay) != nil {
 			s.log.Warn("async event abandoned at shutdown", "function", f.LogicalID, "requestId", id)
 			return
 		}
@@ -227,15 +229,3 @@ func QueueURL(ctx context.Context, c QueueSender, arn string) (string, error) {
 }
 
 func isSQS(arn string) bool { return strings.HasPrefix(arn, "arn:aws:sqs:") }
-
-// sleep waits d or until ctx ends; it reports whether the full wait happened.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
