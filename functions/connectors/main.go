@@ -82,6 +82,7 @@ func build(ctx context.Context, log *slog.Logger) (http.Handler, error) {
 		},
 		Eraser:        eraser,
 		Exports:       invoke.NewExport(lambda.NewFromConfig(awsCfg), cfg.ExportFunction),
+		Usage:         ledger,
 		Log:           log,
 		PublicBaseURL: cfg.PublicBaseURL,
 	}), nil

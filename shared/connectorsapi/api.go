@@ -88,6 +88,11 @@ type Eraser interface {
 	Erase(ctx context.Context, r erasure.Request) (*erasure.Report, error)
 }
 
+// PointsUsage reads the points spent in an hour (shared/ratebudget.Ledger).
+type PointsUsage interface {
+	Usage(ctx context.Context, at time.Time, connIDs ...string) (ratebudget.Usage, error)
+}
+
 // Invoker starts the export of a run (shared/invoke: an asynchronous Lambda Invoke of the export function).
 type Invoker interface {
 	Invoke(ctx context.Context, ref connectors.RunRef) error
@@ -112,7 +117,11 @@ type Config struct {
 	// RunAllowance is the points allowance of the first invocation of a run the API starts, which the dispatcher's
 	// admission does not see before it begins: zero means ratebudget.StarterGrant, negative none.
 	RunAllowance int64
-	Log          *slog.Logger
+	// Usage, when set, is the points ledger: a connection that has spent RunAllowance or more this hour gets no
+	// starter allowance, and its runs wait for the dispatcher's admission (else cancelling and starting runs again
+	// would hand it one starter allowance after another, outside admission).
+	Usage PointsUsage
+	Log   *slog.Logger
 	// PublicBaseURL is the API's public base URL; empty means "https://" + the request's domain name.
 	PublicBaseURL string
 	Now           func() time.Time

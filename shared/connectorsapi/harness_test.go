@@ -167,6 +167,7 @@ func (w *world) handler() http.Handler {
 		},
 		Eraser:        w.eraser(),
 		Exports:       &w.exports,
+		Usage:         ratebudget.NewLedger(db, w.env.Table),
 		PublicBaseURL: "https://api.example.test",
 		Now:           w.now,
 	})

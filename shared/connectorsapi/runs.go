@@ -1,6 +1,7 @@
 package connectorsapi
 
 import (
+	"context"
 	"net/http"
 
 	"jiraexport/shared/connectors"
@@ -15,9 +16,11 @@ func pathRunID(r *http.Request) (string, error) {
 	return id, nil
 }
 
-// startRun queues a run and invokes its export at once, so it begins within seconds, with a starter allowance. The invoke is asynchronous
-// (Lambda queues the event); if it fails the run stays queued and the dispatcher invokes it after
-// connectors.DispatchGuard, so the answer is 201 either way: the run exists and will run.
+// startRun queues a run and invokes its export at once, with a starter allowance, so it begins within seconds.
+// The invoke is asynchronous (Lambda queues the event); if it fails the run stays queued and the dispatcher invokes
+// it after connectors.DispatchGuard, so the answer is 201 either way: the run exists and will run. A connection
+// that has spent its starter allowance this hour already is not invoked at once: its run waits, like a failed
+// invoke, for the dispatcher's admission.
 func (a *api) startRun(w http.ResponseWriter, r *http.Request) error {
 	c, err := a.loadConnector(r)
 	if err != nil {
@@ -27,13 +30,18 @@ func (a *api) startRun(w http.ResponseWriter, r *http.Request) error {
 	if err := requireActive(conn); err != nil {
 		return err
 	}
-	// The first invocation's allowance, as admission would give: what the allocator has not seen cannot spend
-	// more than a starter's share of the app's quota before it pauses and queues for admission like any run.
-	run, err := a.Store.StartRun(r.Context(), conn.ID, c.ID, connectors.TriggerManual, connectors.WithAllowance(a.RunAllowance))
+	invoke := a.Exports != nil && a.starter(r.Context(), conn.ID)
+	var opts []connectors.RunOption
+	if invoke {
+		// The first invocation's allowance, as admission would give: what the allocator has not seen cannot spend
+		// more than a starter's share of the app's quota before it pauses and queues for admission like any run.
+		opts = append(opts, connectors.WithAllowance(a.RunAllowance))
+	}
+	run, err := a.Store.StartRun(r.Context(), conn.ID, c.ID, connectors.TriggerManual, opts...)
 	if err != nil {
 		return storeProblem(err, "connector")
 	}
-	if a.Exports != nil {
+	if invoke {
 		ref := connectors.RunRef{ConnectionID: conn.ID, ConnectorID: c.ID, RunID: run.ID}
 		if err := a.Exports.Invoke(r.Context(), ref); err != nil {
 			a.Log.ErrorContext(r.Context(), "invoke export failed; the dispatcher will start the run", "connectorId", c.ID,
@@ -42,6 +50,21 @@ func (a *api) startRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v1/connectors/"+c.ID+"/runs/"+run.ID)
 	return writeJSON(w, http.StatusCreated, runView(run))
+}
+
+// starter reports whether a run the connection starts now may begin at once on a starter allowance: none is
+// configured (RunAllowance < 0: no limit), or the connection has spent less than one this hour. A ledger that
+// cannot be read leaves the run to admission.
+func (a *api) starter(ctx context.Context, connID string) bool {
+	if a.RunAllowance < 0 || a.Usage == nil {
+		return true
+	}
+	u, err := a.Usage.Usage(ctx, a.Now(), connID)
+	if err != nil {
+		a.Log.ErrorContext(ctx, "read points ledger failed; the run waits for the dispatcher", "error", err)
+		return false
+	}
+	return u.ByConnection[connID] < a.RunAllowance
 }
 
 func (a *api) listRuns(w http.ResponseWriter, r *http.Request) error {

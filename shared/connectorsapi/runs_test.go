@@ -41,6 +41,37 @@ func TestRunStartInvokesExport(t *testing.T) {
 	}
 }
 
+// TestRunStartWithoutStarterWaitsForAdmission: a connection that has spent a starter allowance's worth of points
+// this hour gets no other one: its run is queued for the dispatcher's admission, not invoked at once, however often
+// it is cancelled and started again (each start would otherwise hand out another starter allowance outside
+// admission). Another connection still starts at once.
+func TestRunStartWithoutStarterWaitsForAdmission(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	a := w.a.key
+	ledger := ratebudget.NewLedger(w.env.Clients.DynamoDB, w.env.Table)
+	if err := ledger.Record(t.Context(), w.a.connID, w.now(), ratebudget.StarterGrant); err != nil {
+		t.Fatal(err)
+	}
+	id := w.expect(req{method: "POST", path: "/v1/connectors", key: a, body: w.connectorBody("x", w.sites[0])}, 201).str(t, "id")
+	for i := range 3 {
+		runID := w.expect(req{method: "POST", path: "/v1/connectors/" + id + "/runs", key: a}, 201).str(t, "id")
+		if got := w.exports.take(); len(got) != 0 {
+			t.Fatalf("start %d invoked %+v; want the run left to admission", i, got)
+		}
+		r, err := w.store.GetRun(t.Context(), w.a.connID, id, runID)
+		if err != nil || r.Status != connectors.RunQueued || r.Allowance != 0 || r.DispatchedAt == nil {
+			t.Fatalf("start %d: run %+v, %v; want queued with no allowance, for the dispatcher after its guard", i, r, err)
+		}
+		w.expect(req{method: "POST", path: "/v1/connectors/" + id + "/runs/" + runID + "/cancel", key: a}, 200)
+	}
+	bid := w.expect(req{method: "POST", path: "/v1/connectors", key: w.b.key, body: w.connectorBody("y", w.sites[0])}, 201).str(t, "id")
+	w.expect(req{method: "POST", path: "/v1/connectors/" + bid + "/runs", key: w.b.key}, 201)
+	if got := w.exports.take(); len(got) != 1 || got[0].ConnectionID != w.b.connID {
+		t.Errorf("the other connection's start invoked %+v; want its run at once", got)
+	}
+}
+
 // TestManualOnlyConnectors: a connector may have no schedule; it never becomes due and runs when started.
 func TestManualOnlyConnectors(t *testing.T) {
 	t.Parallel()
