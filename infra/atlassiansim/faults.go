@@ -203,7 +203,7 @@ func (s *Server) instrument(key string, h http.Handler) http.Handler {
 		}
 		var held *heldWriter
 		if hold {
-			held = &heldWriter{ResponseWriter: w, until: time.Now().Add(respond), done: r.Context().Done()}
+			held = &heldWriter{ResponseWriter: w, until: time.Now().Add(respond), ctx: r.Context()}
 			w = held
 		}
 		sw := &statusWriter{ResponseWriter: w}

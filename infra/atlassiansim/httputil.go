@@ -3,11 +3,12 @@ package atlassiansim
 import (
 	"encoding/json"
 	"errors"
-	gojson "github.com/goccy/go-json"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // marshalJSON encodes an answer with goccy/go-json, which writes the bytes encoding/json would (sorted map keys,

@@ -2,12 +2,15 @@ package atlassiansim
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
+
+	"jiraexport/shared/backoff"
 )
 
 // LatencyProfile adds the round-trip times of a real Atlassian Cloud site to every answer, in wall-clock time (not
@@ -150,7 +153,7 @@ func streamedKey(key string) bool {
 type heldWriter struct {
 	http.ResponseWriter
 	until    time.Time
-	done     <-chan struct{}
+	ctx      context.Context // the request's: it ends when the client leaves
 	status   int
 	buf      bytes.Buffer
 	released bool
@@ -202,15 +205,9 @@ func (h *heldWriter) release() bool {
 	if h.gone {
 		return false
 	}
-	if wait := time.Until(h.until); wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-h.done:
-			t.Stop()
-			h.gone = true
-			return false
-		}
+	if backoff.Sleep(h.ctx, time.Until(h.until)) != nil {
+		h.gone = true
+		return false
 	}
 	h.released = true
 	if h.status != 0 {
