@@ -142,15 +142,11 @@ func chainOf(tl []atlassiansim.Answer, start, largeEnd time.Time) chainFigures {
 		}
 	}
 	if len(tl) > 0 {
-		cut := tl[len(tl)-1].Answered
-		if !largeEnd.IsZero() && largeEnd.Before(cut) {
-			cut = largeEnd
+		first, last := tl[0].Arrived, tl[len(tl)-1].Answered
+		if !largeEnd.IsZero() {
+			c.spanDuring = max(min(largeEnd.Sub(first), last.Sub(first)), 0)
 		}
-		c.spanDuring = max(cut.Sub(tl[0].Arrived), 0)
-		if largeEnd.IsZero() {
-			c.spanDuring = 0
-		}
-		c.spanAfter = tl[len(tl)-1].Answered.Sub(tl[0].Arrived) - c.spanDuring
+		c.spanAfter = last.Sub(first) - c.spanDuring
 	}
 	return c
 }
