@@ -248,11 +248,21 @@ type built struct {
 
 // complete fetches what the embedded lists lack (comments and worklogs paged per issue, changelogs in bulk) and
 // builds the documents. An issue that vanished meanwhile is left out (the census removes it).
+//
+// The issues whose lists are complete are built while the others' follow-ups are in flight, and each issue's
+// decoded JSON is released as soon as its document is built: a page's decoded issues (pointer-rich trees of
+// several MB) used to stay live until every follow-up returned and the page was written. The export runs under
+// a tight GOMEMLIMIT, where the collector's work grows with what is live (BENCHMARKS.md).
 func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, error) {
 	inc := w.connector.Spec.Include
 	type parts struct{ comments, worklogs, changelog *childList }
 	ps := make([]parts, len(issues))
 	gone := make([]bool, len(issues))
+	out := make([]*built, len(issues))
+	need := make([]bool, len(issues))
+	for i, is := range issues {
+		need[i] = w.needsFollowUp(is)
+	}
 	if err := w.renew(ctx); err != nil {
 		return nil, err
 	}
@@ -263,71 +273,102 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 	var g errgroup.Group
 	g.SetLimit(followUpConcurrency)
 	var failed atomic.Bool
-	for i, is := range issues {
-		if !w.needsFollowUp(is) {
-			if inc.Comments {
-				ps[i].comments = completeOrNil(is.embedded("comment", "comments"))
+	launched := make(chan struct{})
+	go func() {
+		defer close(launched)
+		for i, is := range issues {
+			if !need[i] || failed.Load() {
+				continue
 			}
-			if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs {
-				ps[i].worklogs = completeOrNil(emb)
-			}
-			if inc.Changelog && is.Changelog != nil {
-				ps[i].changelog = completeOrNil(is.Changelog)
-			}
-			continue
-		}
-		g.Go(func() (err error) {
-			if failed.Load() {
+			g.Go(func() (err error) {
+				if failed.Load() {
+					return nil
+				}
+				defer func() {
+					switch {
+					case errors.Is(err, jira.ErrNotFound):
+						gone[i] = true
+						err = nil
+					case err != nil:
+						failed.Store(true)
+					}
+				}()
+				if inc.Comments {
+					if ps[i].comments, err = w.pageRest(ctx, is.ID, is.embedded("comment", "comments"), w.jira.Comments); err != nil {
+						return err
+					}
+				}
+				if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs {
+					if ps[i].worklogs, err = w.pageRest(ctx, is.ID, emb, w.jira.Worklogs); err != nil {
+						return err
+					}
+				}
+				if inc.Changelog && is.Changelog != nil {
+					if ps[i].changelog, err = w.completeChangelog(ctx, is.ID, is.Changelog); err != nil {
+						return err
+					}
+				}
 				return nil
-			}
-			defer func() {
-				switch {
-				case errors.Is(err, jira.ErrNotFound):
-					gone[i] = true
-					err = nil
-				case err != nil:
-					failed.Store(true)
-				}
-			}()
-			gctx := ctx
-			if inc.Comments {
-				if ps[i].comments, err = w.pageRest(gctx, is.ID, is.embedded("comment", "comments"), w.jira.Comments); err != nil {
-					return err
-				}
-			}
-			if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs {
-				if ps[i].worklogs, err = w.pageRest(gctx, is.ID, emb, w.jira.Worklogs); err != nil {
-					return err
-				}
-			}
-			if inc.Changelog && is.Changelog != nil {
-				if ps[i].changelog, err = w.completeChangelog(gctx, is.ID, is.Changelog); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	var out []built
-	for i, is := range issues {
-		if gone[i] {
-			continue
+			})
 		}
+	}()
+	wait := func() error {
+		<-launched
+		return g.Wait()
+	}
+	build := func(i int) error {
+		is := issues[i]
 		doc, body, err := buildDocument(docInput{issue: is, site: w.site, meta: w.ck.Fields, scrub: w.scrub,
 			comments: ps[i].comments, changelog: ps[i].changelog, worklogs: ps[i].worklogs})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b := built{doc: doc, body: body}
 		if err := w.addMarkdown(&b); err != nil {
+			return err
+		}
+		// What the page's writes and index entries read of the document from here on (planStore, entryFor,
+		// planAttachments); its fields share the decoded issue, which goes with them.
+		b.doc = &mirror.Issue{ID: doc.ID, Key: doc.Key, Updated: doc.Updated, Attachments: doc.Attachments, Counts: doc.Counts}
+		is.Fields, is.Changelog = nil, nil
+		out[i] = &b
+		return nil
+	}
+	for i, is := range issues {
+		if need[i] {
+			continue
+		}
+		if inc.Comments {
+			ps[i].comments = completeOrNil(is.embedded("comment", "comments"))
+		}
+		if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs {
+			ps[i].worklogs = completeOrNil(emb)
+		}
+		if inc.Changelog && is.Changelog != nil {
+			ps[i].changelog = completeOrNil(is.Changelog)
+		}
+		if err := build(i); err != nil {
+			failed.Store(true)
+			_ = wait()
 			return nil, err
 		}
-		out = append(out, b)
 	}
-	return out, nil
+	if err := wait(); err != nil {
+		return nil, err
+	}
+	res := make([]built, 0, len(issues))
+	for i := range issues {
+		if gone[i] {
+			continue
+		}
+		if out[i] == nil {
+			if err := build(i); err != nil {
+				return nil, err
+			}
+		}
+		res = append(res, *out[i])
+	}
+	return res, nil
 }
 
 // followUpConcurrency bounds one page's child-page requests in flight at once.
