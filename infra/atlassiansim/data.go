@@ -71,6 +71,37 @@ type site struct {
 	lastMutID          int64                 // last id handed out to a comment, history or worklog made by a mutation
 	pointsMaps         [14]map[int64]float64 // shared, read-only cf[10016] values of skeleton views, by points
 	usedAttachment     map[int64]bool        // attachment ids added or removed by mutations
+	recent             recentIssues          // generated issues served lately (see issue)
+}
+
+// recentIssues keeps the last generated issues: a page's issues are asked for again right after the search that
+// listed them (their comments, changelogs, attachments), and generating one (its documents above all) was most
+// of the simulator's CPU in the export benchmark. A generated issue is a pure function of the site's seed and
+// its skeleton, which never change, so a kept one is the one that would be generated again.
+type recentIssues struct {
+	byN  map[int32]*issue
+	ring [recentIssuesKept]int32
+	next int
+}
+
+// recentIssuesKept covers a few search pages of 100 issues.
+const recentIssuesKept = 512
+
+func (r *recentIssues) get(n int32) *issue { return r.byN[n] }
+
+func (r *recentIssues) put(n int32, is *issue) {
+	if r.byN == nil {
+		r.byN = make(map[int32]*issue, recentIssuesKept)
+		for i := range r.ring {
+			r.ring[i] = -1
+		}
+	}
+	if old := r.ring[r.next]; old >= 0 {
+		delete(r.byN, old)
+	}
+	r.ring[r.next] = n
+	r.byN[n] = is
+	r.next = (r.next + 1) % recentIssuesKept
 }
 
 // skel is what search needs without generating an issue: its identity, dates, the fields JQL matches on.
@@ -495,7 +526,12 @@ func (st *site) issue(n int32) *issue {
 	if is := st.live[n]; is != nil {
 		return is
 	}
-	return st.build(n)
+	if is := st.recent.get(n); is != nil {
+		return is
+	}
+	is := st.build(n)
+	st.recent.put(n, is)
+	return is
 }
 
 // refIssue is issue n with only what a reference to it shows (key, summary, status, priority, type), without

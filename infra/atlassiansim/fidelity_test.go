@@ -450,3 +450,45 @@ func TestResponseTimeIncludesTheSitesWork(t *testing.T) {
 	}
 	f.sim.SetLatency(LatencyProfile{})
 }
+
+// TestRecentIssuesNeverServeAStaleIssue: generated issues are kept for the requests that follow a search
+// (recentIssues), and what is kept is only ever what would be generated again: an issue served from the kept
+// set and after it was pushed out renders the same, and an edit or a deletion shows at once.
+func TestRecentIssuesNeverServeAStaleIssue(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.IssuesPerProject = recentIssuesKept })
+	tr := f.token()
+	s := f.site(0)
+	p := s.Projects[0].Key
+	get := func(key string) result { return f.jira("GET", s.CloudID, "/issue/"+key, tr.AccessToken, nil) }
+	first := get(p + "-2").body
+	if again := get(p + "-2").body; !bytes.Equal(first, again) {
+		t.Errorf("issue served again from the kept set differs:\n%s\n%s", first, again)
+	}
+	// Push it out: more issues generated than are kept.
+	for page, token := 0, ""; page < recentIssuesKept/100+2; page++ {
+		req := map[string]any{"jql": "project is not EMPTY ORDER BY id", "fields": []string{"*all"}, "maxResults": 100}
+		if token != "" {
+			req["nextPageToken"] = token
+		}
+		m := f.jira("POST", s.CloudID, "/search/jql", tr.AccessToken, req).json(t)
+		token, _ = m["nextPageToken"].(string)
+	}
+	if regenerated := get(p + "-2").body; !bytes.Equal(first, regenerated) {
+		t.Errorf("issue generated again differs from the one kept:\n%s\n%s", first, regenerated)
+	}
+
+	get(p + "-3")
+	if _, err := f.sim.UpdateIssue(s.CloudID, p+"-3", IssueChange{Summary: ptr("edited")}); err != nil {
+		t.Fatal(err)
+	}
+	if m := get(p + "-3").json(t); m["fields"].(map[string]any)["summary"] != "edited" {
+		t.Errorf("summary after an edit = %v, want edited", m["fields"].(map[string]any)["summary"])
+	}
+	get(p + "-4")
+	if err := f.sim.DeleteIssue(s.CloudID, p+"-4"); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(p + "-4"); r.status != http.StatusNotFound {
+		t.Errorf("deleted issue: status %d, want 404", r.status)
+	}
+}

@@ -239,3 +239,41 @@ func TestAttachmentNotFoundAndPermissions(t *testing.T) {
 		t.Errorf("attachment without browse permission = %d, want 404", r.status)
 	}
 }
+
+// TestContentReadAtMatchesByteByByte holds the word-at-a-time fast path of content.ReadAt to the byte a byte-wise
+// generator gives at every offset: text and binary content, a header, reads that start and end off a word.
+func TestContentReadAtMatchesByteByByte(t *testing.T) {
+	byteAt := func(c *content, pos int64) byte {
+		if pos < int64(len(c.header)) {
+			return c.header[pos]
+		}
+		w := splitmix(c.seed ^ uint64(pos)/8*0x100000001b3)
+		b := byte(w >> (8 * (uint64(pos) % 8)))
+		if c.text {
+			b = printable[int(b)%len(printable)]
+		}
+		return b
+	}
+	for _, c := range []*content{
+		{seed: 7, size: 1000, text: true},
+		{seed: 99, size: 1001},
+		{seed: 3, size: 777, header: []byte("\x89PNG\r\n\x1a\n")},
+		{seed: 5, size: 333, text: true, header: []byte("%PDF-1.7\n")},
+	} {
+		for _, off := range []int64{0, 1, 5, 8, 13, 64, 320, 990} {
+			for _, n := range []int{0, 1, 7, 8, 9, 31, 200, 2000} {
+				got := make([]byte, n)
+				k, err := c.ReadAt(got, off)
+				want := min(int64(n), max(0, c.size-off))
+				if int64(k) != want || (int64(k) < int64(n) && err != io.EOF) {
+					t.Fatalf("seed %d: ReadAt(%d bytes, %d) = %d, %v; want %d", c.seed, n, off, k, err, want)
+				}
+				for i := range k {
+					if b := byteAt(c, off+int64(i)); got[i] != b {
+						t.Fatalf("seed %d text %v: byte %d = %#x, want %#x", c.seed, c.text, off+int64(i), got[i], b)
+					}
+				}
+			}
+		}
+	}
+}
