@@ -2,6 +2,7 @@ package atlassiansim
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -265,7 +266,7 @@ func TestContentReadAtMatchesByteByByte(t *testing.T) {
 				got := make([]byte, n)
 				k, err := c.ReadAt(got, off)
 				want := min(int64(n), max(0, c.size-off))
-				if int64(k) != want || (int64(k) < int64(n) && err != io.EOF) {
+				if int64(k) != want || (int64(k) < int64(n) && !errors.Is(err, io.EOF)) {
 					t.Fatalf("seed %d: ReadAt(%d bytes, %d) = %d, %v; want %d", c.seed, n, off, k, err, want)
 				}
 				for i := range k {
