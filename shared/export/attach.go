@@ -133,9 +133,11 @@ const (
 	// attachment, a few parts for a large one), oldest first, and always at least one. A small copy spends most
 	// of its time waiting (the 303, the media host's first byte, the S3 write), so the number in flight is what
 	// sets the copy rate; Jira's attachment/content bucket allows 300 requests a second, far above it, and the
-	// memory budget keeps the process's peak within the function's, a large attachment included.
+	// memory budget keeps the process's peak within the function's, a large attachment included. It holds one
+	// large copy (about 25 MiB with the ExportFunction's two parts in flight) beside attBesideLarge small ones:
+	// with less, no small copy started while a large one ran, the queue filled and the search waited for it.
 	attMaxInFlight  = 16
-	attBufferBudget = 24 << 20
+	attBufferBudget = 30 << 20
 	// attBesideLarge bounds the copies in flight while a large one (a multipart upload) runs: the small ones'
 	// S3 writes and media reads compete with its parts, and a large attachment is where throughput shows.
 	attBesideLarge = 4
