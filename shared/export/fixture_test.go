@@ -214,8 +214,11 @@ func (w *world) objects() map[string][]byte {
 			if err != nil {
 				w.t.Fatal(err)
 			}
-			b, _ := io.ReadAll(g.Body)
+			b, err := io.ReadAll(g.Body)
 			g.Body.Close()
+			if err != nil {
+				w.t.Errorf("object %s (%d bytes listed): read: %v", *o.Key, aws.ToInt64(o.Size), err)
+			}
 			wantType := mirror.JSONType
 			if strings.Contains(*o.Key, "/attachments/") {
 				wantType = aws.ToString(g.ContentType) // the attachment's own media type (checked by the attachment tests)
