@@ -231,10 +231,9 @@ func (c *content) ReadAt(p []byte, off int64) (int, error) {
 			i++
 			continue
 		}
-		blk := uint64(pos) / 8
+		w := splitmix(c.seed ^ uint64(pos)/8*0x100000001b3)
 		if pos%8 == 0 && n-i >= 8 {
 			// A whole word at once (the byte loop below was most of the simulator's CPU for a 1 GiB download).
-			w := splitmix(c.seed ^ blk*0x100000001b3)
 			if c.text {
 				for j := range 8 {
 					p[i+j] = printable[int(byte(w>>(8*j)))%len(printable)]
@@ -245,7 +244,7 @@ func (c *content) ReadAt(p []byte, off int64) (int, error) {
 			i += 8
 			continue
 		}
-		binary.LittleEndian.PutUint64(word[:], splitmix(c.seed^blk*0x100000001b3))
+		binary.LittleEndian.PutUint64(word[:], w)
 		for j := int(uint64(pos) % 8); j < 8 && i < n; j++ {
 			b := word[j]
 			if c.text {
