@@ -2,7 +2,9 @@ package export_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +19,7 @@ import (
 	"jiraexport/shared/connectors"
 	"jiraexport/shared/export"
 	"jiraexport/shared/jira"
+	"jiraexport/shared/mirror"
 	"jiraexport/shared/tokens"
 )
 
@@ -483,4 +486,68 @@ func TestFailedPageCheckpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIssuesDeletedBeforeTheirFollowUps: issues deleted in Jira after the search listed them but before the
+// export asked for the rest of their children (404) are left out of the page, while the page's other issues are
+// built beside those follow-ups: the run succeeds, every document it wrote is complete (no issue is written with
+// only its embedded comments), and the next census removes what Jira no longer has.
+func TestIssuesDeletedBeforeTheirFollowUps(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{})
+	var keys []string
+	for _, is := range w.simIssues() {
+		keys = append(keys, is["key"].(string))
+	}
+	var once sync.Once
+	var notFound atomic.Int64
+	w.setHook(func(o jira.Observation) {
+		switch {
+		case o.Endpoint == "/rest/api/3/search/jql" && o.Status == http.StatusOK:
+			once.Do(func() {
+				for _, k := range keys {
+					if err := w.sim.DeleteIssue(w.site.CloudID, k); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		case o.Status == http.StatusNotFound:
+			notFound.Add(1)
+		}
+	})
+	eng := w.engine(func(c *export.Config) { c.CensusEvery = time.Millisecond })
+	r, _ := w.runToEnd(eng, w.startRun(), time.Minute)
+	if r.Status != connectors.RunSucceeded {
+		t.Fatalf("run ended %s (%v), want succeeded", r.Status, r.Errors)
+	}
+	if notFound.Load() == 0 {
+		t.Fatal("no follow-up met a deleted issue: the test did not exercise what it is for")
+	}
+	prefix := mirror.Prefix(w.connID, w.connector.ID) + "issues/"
+	docs := 0
+	for k, b := range w.objects() {
+		if !strings.HasPrefix(k, prefix) || !strings.HasSuffix(k, ".json") {
+			continue
+		}
+		docs++
+		var d mirror.Issue
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		for name, c := range map[string]*mirror.Count{"comments": d.Counts.Comments, "changelog": d.Counts.Changelog, "worklogs": d.Counts.Worklogs} {
+			if c != nil && c.Exported != c.Total {
+				t.Errorf("issue %s written with %d of its %d %s", d.Key, c.Exported, c.Total, name)
+			}
+		}
+	}
+	if docs == 0 || docs >= len(keys) {
+		t.Errorf("%d documents written of %d issues listed; want those without follow-ups only", docs, len(keys))
+	}
+
+	// The next run's census removes the documents of issues Jira no longer has.
+	r2, _ := w.runToEnd(eng, w.startRun(), time.Minute)
+	if r2.Status != connectors.RunSucceeded {
+		t.Fatalf("census run ended %s (%v), want succeeded", r2.Status, r2.Errors)
+	}
+	w.checkMirror(w.objects())
 }
