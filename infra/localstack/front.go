@@ -50,14 +50,7 @@ func startTLSFront(port int, inner, certPath, keyPath string, logs io.Writer) (*
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	// HTTP/1.1 only, as AWS's S3 endpoints answer TLS's protocol negotiation (ALPN) whatever the client offers
-	// (ClickHouse/ClickHouse#118563 measured it; aws/aws-sdk-java-v2#4615 shows S3 refusing HTTP/2). Go's server
-	// would otherwise offer HTTP/2, and the SDK's client takes it: every S3 write then paid HTTP/2's framing and
-	// flow control on both sides, a cost the product never meets on AWS.
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
 	srv := &http.Server{
-		Protocols:         &protocols,
 		Handler:           proxy,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 30 * time.Second,
