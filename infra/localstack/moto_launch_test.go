@@ -25,3 +25,17 @@ func TestMotoLaunchPatchesApply(t *testing.T) {
 		t.Errorf("a patch did not apply:\n%s", stderr.String())
 	}
 }
+
+// TestMotoLaunchHeaderParserMatchesEmailParser: the launcher's header parser gives http.server the same message
+// as the email parser it replaces, on plain header blocks and on each kind it hands back to that parser.
+func TestMotoLaunchHeaderParserMatchesEmailParser(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil || exec.Command(py, "-c", "import moto.server").Run() != nil {
+		t.Skip("python3 with moto is not installed here; the stack runs the moto_server script unpatched")
+	}
+	cmd := exec.Command(py, "-c", motoLaunch)
+	cmd.Env = append(cmd.Environ(), "MOTO_LAUNCH_SELFTEST=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("selftest: %v\n%s", err, out)
+	}
+}
