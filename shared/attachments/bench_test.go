@@ -207,3 +207,27 @@ func procStatus(field string) float64 {
 	}
 	return 0
 }
+
+// BenchmarkSmallAttachment copies one attachment under one part (the largest of the data set's small ones) per
+// op, in this process: B/op is what a copy allocates beside the simulator's share, which putOnce keeps near the
+// attachment's size (the transfer package's io.ReadAll grew its buffer by doubling).
+func BenchmarkSmallAttachment(b *testing.B) {
+	f := newFixture(b, simOptions{})
+	var a Attachment
+	for _, c := range f.attachments(b) {
+		if c.Size < MinPartSize && c.Size > a.Size {
+			a = c
+		}
+	}
+	if a.Size == 0 {
+		b.Skip("no attachment under one part in this data set")
+	}
+	tr := f.transferor(nil)
+	b.SetBytes(a.Size)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.Transfer(b.Context(), f.token, f.target(), a, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
