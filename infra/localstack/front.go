@@ -50,23 +50,8 @@ func startTLSFront(port int, inner, certPath, keyPath string, logs io.Writer) (*
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	// HTTP/1.1 only, as AWS's S3 endpoints answer TLS's protocol negotiation (ALPN) whatever the client offers
-	// (ClickHouse/ClickHouse#118563 measured it; aws/aws-sdk-java-v2#4615 shows S3 refusing HTTP/2). Go's server
-	// would otherwise offer HTTP/2, and the SDK's client takes it: every S3 write then paid HTTP/2's framing and
-	// flow control on both sides, a cost the product never meets on AWS.
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
 	srv := &http.Server{
-		Protocols: &protocols,
-		// Go's HTTP/1 server drains and closes a request's body as soon as the handler starts its answer, but the
-		// proxy's transport makes one last read of the body (to see its end) after moto may already have answered:
-		// that read failed, the transport closed its connection to moto, and the client got a 200 cut short
-		// ("unexpected EOF"; golang/go#40747). Full duplex leaves the body to the proxy (golang/go#57786). HTTP/2
-		// always works this way, which is why only HTTP/1.1 met it.
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = http.NewResponseController(w).EnableFullDuplex()
-			proxy.ServeHTTP(w, r)
-		}),
+		Handler:           proxy,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
