@@ -129,7 +129,7 @@ func (w *worker) manifestAtt(id string, size int64, mimeType, sha, reason string
 // the copies (media latency, S3 uploads) overlap instead of adding up.
 const (
 	// attMaxInFlight and attBufferBudget bound the copies in flight at once: at most attMaxInFlight, holding at
-	// most attBufferBudget bytes of buffers between them (Attachments.Footprint: about twice the size of a small
+	// most attBufferBudget bytes of buffers between them (Attachments.Footprint: about the size of a small
 	// attachment, a few parts for a large one), oldest first, and always at least one. A small copy spends most
 	// of its time waiting (the 303, the media host's first byte, the S3 write), so the number in flight is what
 	// sets the copy rate; Jira's attachment/content bucket allows 300 requests a second, far above it, and the
