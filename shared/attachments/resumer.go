@@ -40,6 +40,8 @@ type resumer struct {
 	base                        int64 // State.Done at the pass's start
 	offset                      int   // len(State.Parts) at the pass's start
 
+	completeOpts []func(*s3.Options) // Transferor.complete, after the package's own options
+
 	mu       sync.Mutex
 	st       *State
 	waiting  map[int64]finished // finished parts of this pass not yet contiguous with State.Parts
@@ -55,8 +57,9 @@ type finished struct {
 	hashAfter []byte // SHA-256 state after the part
 }
 
-func newResumer(c *s3.Client, bucket string, st *State, m *meter) *resumer {
-	return &resumer{S3APIClient: c, s3: c, bucket: bucket, m: m, base: st.Done, offset: len(st.Parts), st: st, waiting: map[int64]finished{}}
+func newResumer(c *s3.Client, bucket string, st *State, m *meter, complete []func(*s3.Options)) *resumer {
+	return &resumer{S3APIClient: c, s3: c, bucket: bucket, m: m, base: st.Done, offset: len(st.Parts), st: st, waiting: map[int64]finished{},
+		completeOpts: complete}
 }
 
 func (r *resumer) completed() bool {
@@ -187,7 +190,7 @@ func (r *resumer) completeUpload(ctx context.Context, opts []func(*s3.Options)) 
 		Bucket: aws.String(r.bucket), Key: aws.String(st.Key), UploadId: aws.String(st.UploadID),
 		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
 		MpuObjectSize:   aws.Int64(st.Size),
-	}, opts...)
+	}, append(opts[:len(opts):len(opts)], r.completeOpts...)...)
 	if err != nil {
 		if isNoSuchUpload(err) {
 			return nil, errNoSuchUpload

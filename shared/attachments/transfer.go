@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -54,6 +55,12 @@ const (
 	// abortTimeout bounds the abort of a failed upload, which runs on a fresh context: the failure may be the
 	// deadline itself.
 	abortTimeout = 10 * time.Second
+	// CompleteTimeout bounds a CompleteMultipartUpload instead of the S3 client's own timeout when that is
+	// shorter (awsconfig gives every AWS call 15 s). S3 may take minutes to complete a large object: it answers
+	// 200 at once and sends whitespace until the result (the API reference of CompleteMultipartUpload). Cut short,
+	// the SDK would ask again for an upload S3 completed meanwhile and meet NoSuchUpload, which makes the copy
+	// start over from the first byte. The invocation's work context still bounds it.
+	CompleteTimeout = 5 * time.Minute
 )
 
 // Config sets up a Transferor. Zero fields take the defaults named in their comments.
@@ -107,6 +114,8 @@ type Transferor struct {
 	gateway  *http.Client
 	media    *http.Client
 	checksum s3types.ChecksumAlgorithm
+	// complete are the options of every CompleteMultipartUpload (see CompleteTimeout).
+	complete []func(*s3.Options)
 }
 
 // New returns a Transferor writing through s3c.
@@ -178,7 +187,12 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
 		}
 	})
-	return &Transferor{cfg: cfg, s3: s3c, tm: tm, gateway: gw, media: media, checksum: algo}
+	var complete []func(*s3.Options)
+	if bc, ok := s3c.Options().HTTPClient.(*awshttp.BuildableClient); ok && bc.GetTimeout() > 0 && bc.GetTimeout() < CompleteTimeout {
+		slow := bc.WithTimeout(CompleteTimeout) // built once: its own pool, the same transport settings (CA bundle)
+		complete = append(complete, func(o *s3.Options) { o.HTTPClient = slow })
+	}
+	return &Transferor{cfg: cfg, s3: s3c, tm: tm, gateway: gw, media: media, checksum: algo, complete: complete}
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -795,7 +809,7 @@ func (t *Transferor) pass(ctx context.Context, j *job, st *State) (string, error
 		body = rc
 	}
 	m := &meter{r: body, h: h, want: st.Size - st.Done, partSize: st.PartSize}
-	r := newResumer(t.s3, t.cfg.Bucket, st, m)
+	r := newResumer(t.s3, t.cfg.Bucket, st, m, t.complete)
 	in := &transfermanager.UploadObjectInput{
 		Bucket:               aws.String(t.cfg.Bucket),
 		Key:                  aws.String(st.Key),
