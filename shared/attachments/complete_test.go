@@ -21,8 +21,22 @@ import (
 // Complete and one download of the attachment; cut short, the SDK would ask again for an upload S3 completes
 // meanwhile, and the copy would start over.
 func TestSlowCompleteFinishesTheCopyOnce(t *testing.T) {
-	f := newFixture(t, simOptions{large: largeSize})
-	a := f.find(t, func(a Attachment) bool { return a.Size == largeSize })
+	tests := []struct {
+		name     string
+		size     int64
+		wholeMax int64
+	}{
+		{"resumable", largeSize, -1},
+		{"whole, through the transfer package in parts", 12<<20 + 345, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { slowComplete(t, tt.size, tt.wholeMax) })
+	}
+}
+
+func slowComplete(t *testing.T, size, wholeMax int64) {
+	f := newFixture(t, simOptions{large: size})
+	a := f.find(t, func(a Attachment) bool { return a.Size == size })
 
 	const clientTimeout, completeTakes = 2 * time.Second, 3 * time.Second
 	bc, ok := f.env.AWS.HTTPClient.(*awshttp.BuildableClient)
@@ -56,7 +70,7 @@ func TestSlowCompleteFinishesTheCopyOnce(t *testing.T) {
 		o.HTTPClient = bc.WithTimeout(clientTimeout)
 	})
 	cfg := Config{APIURL: f.api.URL, Bucket: f.env.Bucket, KMSKeyID: f.env.KeyARN, PartSize: MinPartSize, Concurrency: 2,
-		WholeMax: -1, Gateway: &http.Client{Timeout: 10 * time.Second}}
+		WholeMax: wholeMax, Gateway: &http.Client{Timeout: 10 * time.Second}}
 
 	res, err := New(client, cfg).Transfer(t.Context(), f.token, f.target(), a, nil)
 	if err != nil || res.Stored == nil {

@@ -176,7 +176,12 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 	if calc != aws.RequestChecksumCalculationWhenRequired {
 		algo = s3types.ChecksumAlgorithmCrc32
 	}
-	tm := transfermanager.New(s3c, func(o *transfermanager.Options) {
+	var complete []func(*s3.Options)
+	if bc, ok := s3c.Options().HTTPClient.(*awshttp.BuildableClient); ok && bc.GetTimeout() > 0 && bc.GetTimeout() < CompleteTimeout {
+		slow := bc.WithTimeout(CompleteTimeout) // built once: its own pool, the same transport settings (CA bundle)
+		complete = append(complete, func(o *s3.Options) { o.HTTPClient = slow })
+	}
+	tm := transfermanager.New(completeSlowly{Client: s3c, opts: complete}, func(o *transfermanager.Options) {
 		o.PartSizeBytes = MinPartSize
 		o.MultipartUploadThreshold = MinPartSize
 		o.Concurrency = cfg.Concurrency
@@ -187,11 +192,6 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
 		}
 	})
-	var complete []func(*s3.Options)
-	if bc, ok := s3c.Options().HTTPClient.(*awshttp.BuildableClient); ok && bc.GetTimeout() > 0 && bc.GetTimeout() < CompleteTimeout {
-		slow := bc.WithTimeout(CompleteTimeout) // built once: its own pool, the same transport settings (CA bundle)
-		complete = append(complete, func(o *s3.Options) { o.HTTPClient = slow })
-	}
 	return &Transferor{cfg: cfg, s3: s3c, tm: tm, gateway: gw, media: media, checksum: algo, complete: complete}
 }
 
@@ -661,6 +661,17 @@ func (t *Transferor) putOnce(ctx context.Context, j *job, m *meter) (string, err
 		return "", fmt.Errorf("attachments: upload %s: %w: %w", a.ID, ErrRetryable, err)
 	}
 	return hex.EncodeToString(m.h.Sum(nil)), nil
+}
+
+// completeSlowly is the transfer package's S3 client: the real one, but every CompleteMultipartUpload gets opts
+// (see CompleteTimeout), as the resumer's does.
+type completeSlowly struct {
+	*s3.Client
+	opts []func(*s3.Options)
+}
+
+func (c completeSlowly) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	return c.Client.CompleteMultipartUpload(ctx, in, append(opts[:len(opts):len(opts)], c.opts...)...)
 }
 
 // resumable copies a large attachment (or continues one) through the transfer package, one pass per attempt.
