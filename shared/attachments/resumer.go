@@ -40,7 +40,7 @@ type resumer struct {
 	base                        int64 // State.Done at the pass's start
 	offset                      int   // len(State.Parts) at the pass's start
 
-	completeOpts []func(*s3.Options) // Transferor.complete, after the package's own options
+	completer completeSlowly // Transferor.completer
 
 	mu       sync.Mutex
 	st       *State
@@ -57,9 +57,9 @@ type finished struct {
 	hashAfter []byte // SHA-256 state after the part
 }
 
-func newResumer(c *s3.Client, bucket string, st *State, m *meter, complete []func(*s3.Options)) *resumer {
+func newResumer(c *s3.Client, bucket string, st *State, m *meter, completer completeSlowly) *resumer {
 	return &resumer{S3APIClient: c, s3: c, bucket: bucket, m: m, base: st.Done, offset: len(st.Parts), st: st, waiting: map[int64]finished{},
-		completeOpts: complete}
+		completer: completer}
 }
 
 func (r *resumer) completed() bool {
@@ -186,11 +186,11 @@ func (r *resumer) completeUpload(ctx context.Context, opts []func(*s3.Options)) 
 			parts[i].ChecksumCRC32 = aws.String(p.CRC32)
 		}
 	}
-	out, err := r.s3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	out, err := r.completer.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket: aws.String(r.bucket), Key: aws.String(st.Key), UploadId: aws.String(st.UploadID),
 		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts},
 		MpuObjectSize:   aws.Int64(st.Size),
-	}, append(opts[:len(opts):len(opts)], r.completeOpts...)...)
+	}, opts...)
 	if err != nil {
 		if isNoSuchUpload(err) {
 			return nil, errNoSuchUpload

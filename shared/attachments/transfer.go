@@ -114,8 +114,8 @@ type Transferor struct {
 	gateway  *http.Client
 	media    *http.Client
 	checksum s3types.ChecksumAlgorithm
-	// complete are the options of every CompleteMultipartUpload (see CompleteTimeout).
-	complete []func(*s3.Options)
+	// completer is the S3 client of every CompleteMultipartUpload, the transfer package's and the resumer's.
+	completer completeSlowly
 }
 
 // New returns a Transferor writing through s3c.
@@ -181,7 +181,8 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 		slow := bc.WithTimeout(CompleteTimeout) // built once: its own pool, the same transport settings (CA bundle)
 		complete = append(complete, func(o *s3.Options) { o.HTTPClient = slow })
 	}
-	tm := transfermanager.New(completeSlowly{Client: s3c, opts: complete}, func(o *transfermanager.Options) {
+	completer := completeSlowly{Client: s3c, opts: complete}
+	tm := transfermanager.New(completer, func(o *transfermanager.Options) {
 		o.PartSizeBytes = MinPartSize
 		o.MultipartUploadThreshold = MinPartSize
 		o.Concurrency = cfg.Concurrency
@@ -192,7 +193,7 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
 		}
 	})
-	return &Transferor{cfg: cfg, s3: s3c, tm: tm, gateway: gw, media: media, checksum: algo, complete: complete}
+	return &Transferor{cfg: cfg, s3: s3c, tm: tm, gateway: gw, media: media, checksum: algo, completer: completer}
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -663,8 +664,8 @@ func (t *Transferor) putOnce(ctx context.Context, j *job, m *meter) (string, err
 	return hex.EncodeToString(m.h.Sum(nil)), nil
 }
 
-// completeSlowly is the transfer package's S3 client: the real one, but every CompleteMultipartUpload gets opts
-// (see CompleteTimeout), as the resumer's does.
+// completeSlowly is the real S3 client, but every CompleteMultipartUpload gets opts (see CompleteTimeout): the
+// transfer package's S3 client, and the resumer's for its Complete.
 type completeSlowly struct {
 	*s3.Client
 	opts []func(*s3.Options)
@@ -820,7 +821,7 @@ func (t *Transferor) pass(ctx context.Context, j *job, st *State) (string, error
 		body = rc
 	}
 	m := &meter{r: body, h: h, want: st.Size - st.Done, partSize: st.PartSize}
-	r := newResumer(t.s3, t.cfg.Bucket, st, m, t.complete)
+	r := newResumer(t.s3, t.cfg.Bucket, st, m, t.completer)
 	in := &transfermanager.UploadObjectInput{
 		Bucket:               aws.String(t.cfg.Bucket),
 		Key:                  aws.String(st.Key),
