@@ -39,3 +39,31 @@ func TestMotoLaunchHeaderParserMatchesEmailParser(t *testing.T) {
 		t.Errorf("selftest: %v\n%s", err, out)
 	}
 }
+
+// TestMotoEnvAsksForHugePages: moto's environment asks glibc for huge pages, keeps the caller's other tunables and
+// leaves a caller's own hugetlb choice alone.
+func TestMotoEnvAsksForHugePages(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"none set", []string{"PATH=/bin"}, "glibc.malloc.hugetlb=1"},
+		{"empty", []string{"GLIBC_TUNABLES="}, "glibc.malloc.hugetlb=1"},
+		{"others kept", []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2"}, "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"},
+		{"caller's choice", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, "glibc.malloc.hugetlb=0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, kv := range motoEnv(append([]string(nil), tt.env...)) {
+				if v, ok := strings.CutPrefix(kv, "GLIBC_TUNABLES="); ok {
+					got = append(got, v)
+				}
+			}
+			if len(got) != 1 || got[0] != tt.want {
+				t.Errorf("GLIBC_TUNABLES = %q, want one, %q", got, tt.want)
+			}
+		})
+	}
+}
