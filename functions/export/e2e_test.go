@@ -536,6 +536,9 @@ func TestEndToEnd(t *testing.T) {
 	// events, while the scheduler ticks and three more ticks run at once. One run, one writer.
 	w.makeDue(scheduled)
 	w.call("POST", "/v1/connectors/"+manual+"/runs", nil, http.StatusCreated, &started)
+	// A second start while that run is active is refused. Asked at once: the run takes seconds and nothing below
+	// waits for it, so on a loaded host it could end before the ticks return, and a start then is rightly accepted.
+	w.call("POST", "/v1/connectors/"+manual+"/runs", nil, http.StatusConflict, nil)
 	ref := connectors.RunRef{ConnectionID: w.connID, ConnectorID: manual, RunID: started.ID}
 	var wg sync.WaitGroup
 	for range 2 {
@@ -545,7 +548,6 @@ func TestEndToEnd(t *testing.T) {
 		wg.Go(w.tick)
 	}
 	wg.Wait()
-	w.call("POST", "/v1/connectors/"+manual+"/runs", nil, http.StatusConflict, nil)
 	r = w.waitRun(manual, started.ID, 3*time.Minute)
 	if r.Status != connectors.RunSucceeded || r.Invocations != 1 {
 		t.Errorf("duplicated run = %s with %d leases taken, want succeeded by exactly one writer", r.Status, r.Invocations)
