@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -514,14 +513,9 @@ func plainCopy(ctx context.Context, env *stacktest.Env, sim *atlassiansim.Server
 		return 0, err
 	}
 	defer func() { _ = media.Body.Close() }()
-	// The transfer package's defaults, on an S3 client whose calls may take as long as the export's Complete may
-	// (attachments.CompleteTimeout): assembling 1 GiB can outlast the stack client's 15 s, and a retried Complete
-	// fails on the local S3.
-	opts := env.Clients.S3.Options()
-	if bc, ok := opts.HTTPClient.(*awshttp.BuildableClient); ok {
-		opts.HTTPClient = bc.WithTimeout(attachments.CompleteTimeout)
-	}
-	tm := transfermanager.New(s3.New(opts))
+	// The transfer package's defaults, but its Complete gets the export's timeout (attachments.CompleteTimeout):
+	// assembling 1 GiB can outlast the stack client's 15 s, and a retried Complete fails on the local S3.
+	tm := transfermanager.New(attachments.CompleteSlowly(env.Clients.S3))
 	if _, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String("bench/plain-copy"),
 		Body: media.Body, ServerSideEncryption: tmtypes.ServerSideEncryptionAwsKms, SSEKMSKeyID: aws.String(env.KeyARN)}); err != nil {
 		return 0, err

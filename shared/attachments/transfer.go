@@ -176,12 +176,7 @@ func New(s3c *s3.Client, cfg Config) *Transferor {
 	if calc != aws.RequestChecksumCalculationWhenRequired {
 		algo = s3types.ChecksumAlgorithmCrc32
 	}
-	var complete []func(*s3.Options)
-	if bc, ok := s3c.Options().HTTPClient.(*awshttp.BuildableClient); ok && bc.GetTimeout() > 0 && bc.GetTimeout() < CompleteTimeout {
-		slow := bc.WithTimeout(CompleteTimeout) // built once: its own pool, the same transport settings (CA bundle)
-		complete = append(complete, func(o *s3.Options) { o.HTTPClient = slow })
-	}
-	completer := completeSlowly{Client: s3c, opts: complete}
+	completer := newCompleteSlowly(s3c)
 	tm := transfermanager.New(completer, func(o *transfermanager.Options) {
 		o.PartSizeBytes = MinPartSize
 		o.MultipartUploadThreshold = MinPartSize
@@ -670,6 +665,20 @@ type completeSlowly struct {
 	*s3.Client
 	opts []func(*s3.Options)
 }
+
+// newCompleteSlowly builds s3c's slow client once: its own pool, the same transport settings (CA bundle).
+func newCompleteSlowly(s3c *s3.Client) completeSlowly {
+	c := completeSlowly{Client: s3c}
+	if bc, ok := s3c.Options().HTTPClient.(*awshttp.BuildableClient); ok && bc.GetTimeout() > 0 && bc.GetTimeout() < CompleteTimeout {
+		slow := bc.WithTimeout(CompleteTimeout)
+		c.opts = append(c.opts, func(o *s3.Options) { o.HTTPClient = slow })
+	}
+	return c
+}
+
+// CompleteSlowly is s3c for the transfer package with the export's CompleteMultipartUpload timeout
+// (CompleteTimeout), for another copy that must finish large uploads the way the export does.
+func CompleteSlowly(s3c *s3.Client) transfermanager.S3APIClient { return newCompleteSlowly(s3c) }
 
 func (c completeSlowly) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
 	return c.Client.CompleteMultipartUpload(ctx, in, append(opts[:len(opts):len(opts)], c.opts...)...)
