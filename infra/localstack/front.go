@@ -21,7 +21,7 @@ import (
 // ask of a client that keeps its connections. Measured on the export benchmark, that handshake was about a tenth
 // of the export process's CPU and a large share of moto's, which is single-threaded Python: the local stack, not
 // the product, was what the benchmark timed. Behind this front clients keep their TLS connections, as with AWS,
-// and moto gets plain loopback connections, which cost it little.
+// and moto gets plain loopback connections, kept between requests too (moto_launch.py makes werkzeug keep them).
 func startTLSFront(port int, inner, certPath, keyPath string, logs io.Writer) (*http.Server, error) {
 	target, err := url.Parse(inner)
 	if err != nil {
@@ -42,7 +42,8 @@ func startTLSFront(port int, inner, certPath, keyPath string, logs io.Writer) (*
 		Transport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 			MaxIdleConnsPerHost:   64,
-			ResponseHeaderTimeout: 5 * time.Minute, // a 1 GiB CompleteMultipartUpload takes moto a while
+			IdleConnTimeout:       90 * time.Second, // before moto's 300 s: the front, not moto, ends an idle connection
+			ResponseHeaderTimeout: 5 * time.Minute,  // a 1 GiB CompleteMultipartUpload takes moto a while
 		},
 		ErrorLog: errLog,
 	}

@@ -10,6 +10,9 @@ import logging
 import os
 import sys
 
+# The source of moto 5.2's FakeMultipart.complete, which _complete below re-implements.
+_MOTO_COMPLETE_SHA256 = "a5cd01f2f2f28c9b2173f99751e579d94e23cb6646b609f036aa3564b286f961"
+
 try:
     import moto.backends as _backends
     from moto.moto_server import werkzeug_app as _app
@@ -111,6 +114,185 @@ try:
             _log_request(self, code, size)
 
     _serving.WSGIRequestHandler.log_request = _log_request_if_enabled
+
+    # werkzeug answers every request with "Connection: close" (its run_wsgi: http.server cannot tell where a
+    # request's body ends, so it would read the rest of one body as the next request line), and drains each
+    # socket for 10 ms through a new selector after answering. Each request then costs moto a TCP accept, a new
+    # thread (and its stack's page faults), a selector and a close, and the front a new connection: about a
+    # quarter of moto's CPU for a small PutObject. Here the body is framed by its Content-Length (or by
+    # werkzeug's own chunked decoder), whatever the application left unread is read to the frame's end, and the
+    # connection then serves the client's next request on the same thread, as HTTP/1.1 intends. A request
+    # whose body cannot be framed (no valid length) still closes its connection after the answer.
+    from werkzeug.wsgi import LimitedStream as _LimitedStream
+
+    class _NoDrainSelector:
+        # werkzeug's drain after each answer, emptied: _run_wsgi reads exactly the rest of the body instead.
+        def register(self, *a, **k):
+            return None
+
+        def select(self, timeout=None):
+            return []
+
+        def close(self):
+            return None
+
+    class _Selectors:
+        EVENT_READ = 1
+        DefaultSelector = _NoDrainSelector
+
+    _serving.selectors = _Selectors
+    _werkzeug_run_wsgi = _serving.WSGIRequestHandler.run_wsgi
+    _send_header = _serving.WSGIRequestHandler.send_header
+
+    def _run_wsgi(self):
+        raw, self._framed = self.rfile, True
+        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._framed = False
+            else:
+                self.rfile = _LimitedStream(raw, length)  # what make_environ hands the app as wsgi.input
+        self._answering = True
+        try:
+            _werkzeug_run_wsgi(self)
+            self._answering = False
+            if self._framed:
+                body = self.environ["wsgi.input"]
+                while body.read(1 << 16):
+                    pass
+        except Exception:
+            self.close_connection = True
+            raise
+        finally:
+            self.rfile, self._answering = raw, False
+        if not self._framed:
+            self.close_connection = True
+
+    def _send_header_keep_alive(self, keyword, value):
+        answering = getattr(self, "_answering", False) and self._framed
+        if answering and keyword.lower() == "connection" and value.lower() == "close":
+            return  # werkzeug's unconditional close (http.server's own errors still close)
+        _send_header(self, keyword, value)
+
+    # CompleteMultipartUpload of a 1 GiB object took moto 16 s, holding the interpreter lock for most of them, so
+    # every other S3 and KMS request waited behind it (the export's documents among them): FakeMultipart.complete
+    # grows one bytearray part by part and a second one for the full-object checksum, copies each to bytes, and
+    # the new key's SpooledTemporaryFile takes that value into memory before rolling over to its file; most of
+    # the time went to the kernel zeroing gigabytes of fresh pages. Here the parts are written to the new key's
+    # file one by one, and the full-object checksum is taken part by part on the way (CRC32 and CRC64NVME both
+    # run over pieces; other algorithms get moto's one value in memory). The result (value, ETag, checksum,
+    # errors) is moto's; complete is replaced only when its source is the one this was written against (moto
+    # 5.2), else moto's own runs.
+    import base64 as _base64
+    import binascii as _binascii
+    import codecs as _codecs
+    import hashlib as _hashlib
+    import inspect as _inspect
+    import tempfile as _tempfile
+    from moto.core.compat import HAS_CRT as _HAS_CRT
+    from moto.s3 import models as _s3m
+    from moto.s3.utils import compute_checksum as _compute_checksum
+
+    class _Joined:
+        """A completed upload's value: a key buffer holding its parts, in order, which the new key takes over."""
+
+        def __init__(self, buffer, size):
+            self.buffer, self.size = buffer, size
+
+        def __len__(self):
+            return self.size
+
+    def _running_checksum(algorithm):
+        # compute_checksum's own choices: CRC64NVME without awscrt is its CRC32 fallback.
+        if algorithm == "CRC64NVME" and _HAS_CRT:
+            from awscrt import checksums
+
+            return lambda crc, data: checksums.crc64nvme(data, crc), 8
+        if algorithm in ("CRC32", "CRC64NVME"):
+            return lambda crc, data: _binascii.crc32(data, crc), 4
+        return None, 0
+
+    _complete_source = _hashlib.sha256(_inspect.getsource(_s3m.FakeMultipart.complete).encode()).hexdigest()
+    if _complete_source == _MOTO_COMPLETE_SHA256:
+
+        def _complete(self, body):
+            checksum_algo = self.metadata.get("x-amz-checksum-algorithm")
+            checksum_type = self.metadata.get("x-amz-checksum-type")
+            decode_hex = _codecs.getdecoder("hex_codec")
+            parts, md5s = [], bytearray()
+            checksum_builder = _s3m.MultipartChecksumBuilder(checksum_algo, checksum_type)
+            full_object = checksum_builder.checksum_type != "COMPOSITE"
+            last = None
+            for pn, etag in body:
+                part = self.parts.get(pn)
+                part_etag = None
+                if part is not None:
+                    part_etag = part.etag.replace('"', "")
+                    etag = etag.replace('"', "")
+                if part is None or part_etag != etag:
+                    raise _s3m.InvalidPart()
+                if last is not None and last.contentsize < _s3m.S3_UPLOAD_PART_MIN_SIZE:
+                    raise _s3m.EntityTooSmall()
+                md5s.extend(decode_hex(part_etag)[0])
+                parts.append(part)
+                if not full_object:
+                    checksum_builder.addPart(part.value)
+                last = part
+            if not parts:
+                raise _s3m.MalformedXML
+            # Read here: moto disposes of the parts (closes their buffers) before it stores the new key.
+            size = sum(p.contentsize for p in parts)
+            buffer_size = _s3m.get_s3_default_key_buffer_size()
+            buffer = _tempfile.SpooledTemporaryFile(buffer_size)
+            if size > buffer_size:
+                buffer.rollover()
+            algorithm = checksum_builder.checksum_algorithm
+            step, width = _running_checksum(algorithm) if full_object else (None, 0)
+            crc = 0
+            for p in parts:
+                value = p.value
+                buffer.write(value)
+                if step is not None:
+                    crc = step(crc, value)
+            if not full_object:
+                checksum = checksum_builder.build()
+            else:
+                if step is None:
+                    buffer.seek(0)
+                    digest = _compute_checksum(buffer.read(), algorithm)
+                else:
+                    digest = _base64.b64encode(crc.to_bytes(width, "big"))
+                checksum = (checksum_builder.checksum_type, digest.decode(), 1)
+            full_etag = _s3m.md5_hash()
+            full_etag.update(bytes(md5s))
+            return _Joined(buffer, size), f"{full_etag.hexdigest()}-{len(parts)}", checksum
+
+        _s3m.FakeMultipart.complete = _complete
+
+        _set_value = _s3m.FakeKey.value.fset
+
+        def _set_value_spooled(self, new_value):
+            if isinstance(new_value, _Joined):
+                self._value_buffer.close()
+                self._value_buffer, self.contentsize = new_value.buffer, new_value.size
+                return
+            buf = self._value_buffer
+            big = self._max_buffer_size and len(new_value) > self._max_buffer_size
+            if big and isinstance(new_value, bytes) and not getattr(buf, "_rolled", True):
+                buf.rollover()  # where SpooledTemporaryFile.write would end up, without the copy in memory first
+            _set_value(self, new_value)
+
+        _s3m.FakeKey.value = property(_s3m.FakeKey.value.fget, _set_value_spooled)
+    else:
+        print("moto_launch: FakeMultipart.complete is not moto 5.2's; running it unpatched", file=sys.stderr)
+
+    _serving.WSGIRequestHandler.run_wsgi = _run_wsgi
+    _serving.WSGIRequestHandler.send_header = _send_header_keep_alive
+    # An idle kept connection holds a thread blocked in its read: the front drops its idle ones sooner (90 s).
+    _serving.WSGIRequestHandler.timeout = 300
 except (ImportError, AttributeError) as e:
     print(f"moto_launch: running moto unpatched ({e})", file=sys.stderr)
 
