@@ -134,13 +134,15 @@ const (
 	// of its time waiting (the 303, the media host's first byte, the S3 write), so the number in flight is what
 	// sets the copy rate; Jira's attachment/content bucket allows 300 requests a second, far above it, and the
 	// memory budget keeps the process's peak within the function's, a large attachment included. It holds one
-	// large copy (about 25 MiB with the ExportFunction's two parts in flight) beside attBesideLarge small ones:
-	// with less, no small copy started while a large one ran, the queue filled and the search waited for it.
+	// large copy (about 25 MiB with the ExportFunction's two parts in flight) beside 15 small ones: the search
+	// queues about ten attachments a page, one page every 300 ms, and each small copy takes about 350 ms under
+	// the WAN profile, so the small copies keep up with the search only with a dozen or more in flight. With 4
+	// beside a large copy (a limit this once had, to leave S3 to the large copy's parts) the queue filled while
+	// the benchmark's 1 GiB attachment was copied and the search waited: 450 to 560 ms a page instead of 300,
+	// the full run 78 to 84 s; with 16, 73 to 77 s, and the large copy still at 84 to 86 % of a plain copy
+	// (BENCHMARKS.md).
 	attMaxInFlight  = 16
 	attBufferBudget = 30 << 20
-	// attBesideLarge bounds the copies in flight while a large one (a multipart upload) runs: the small ones'
-	// S3 writes and media reads compete with its parts, and a large attachment is where throughput shows.
-	attBesideLarge = 4
 	// maxAttBacklog bounds the attachments queued in the checkpoint (a 400 KB item) before the search waits for
 	// copies: the cursor never runs ahead of an unbounded queue.
 	maxAttBacklog = 200
@@ -171,7 +173,6 @@ type copies struct {
 	queue   []attCopy        // offered, not started, oldest first
 	running map[string]int64 // started and not ended: attachment id → its footprint
 	held    int64            // the footprints of the copies running
-	large   int64            // the footprint from which a copy is large (a multipart upload)
 	ended   map[string]bool  // ended, result not yet taken by the loop
 	halted  bool             // no more starts: a copy failed in a way that stops the invocation, or it is ending
 }
@@ -189,9 +190,6 @@ func newCopies(ctx context.Context, transfer func(context.Context, attCopy) (att
 	cctx, cancel := context.WithCancel(ctx)
 	p := &copies{ctx: cctx, cancel: cancel, transfer: transfer, footprint: footprint, mayStart: mayStart,
 		results: make(chan attResult, maxAttBacklog+attMaxInFlight), running: map[string]int64{}, ended: map[string]bool{}}
-	if footprint != nil {
-		p.large = footprint(attachments.MinPartSize)
-	}
 	return p
 }
 
@@ -215,8 +213,7 @@ func (p *copies) fill() {
 	for len(p.queue) > 0 && !p.halted && p.ctx.Err() == nil {
 		c := p.queue[0]
 		weight := p.footprint(c.a.Size)
-		if len(p.running) >= attMaxInFlight || (len(p.running) > 0 && p.held+weight > attBufferBudget) || !p.mayStart() ||
-			(len(p.running) >= attBesideLarge && p.largeRunning()) {
+		if len(p.running) >= attMaxInFlight || (len(p.running) > 0 && p.held+weight > attBufferBudget) || !p.mayStart() {
 			return
 		}
 		p.queue = p.queue[1:]
@@ -224,16 +221,6 @@ func (p *copies) fill() {
 		p.held += weight
 		go p.run(c)
 	}
-}
-
-// largeRunning reports whether a large copy is in flight. p.mu is held.
-func (p *copies) largeRunning() bool {
-	for _, w := range p.running {
-		if w >= p.large {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *copies) run(c attCopy) {
