@@ -92,7 +92,7 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 	// Authorization and is not a Jira endpoint.
 	// Two parts of a large attachment upload at once: with one, the benchmark's 1 GiB copy ran at 78 % of a plain
 	// copy of the same object (its parts wait on S3 beside the search's documents and the small copies); with two,
-	// 84 to 86 %, for one more 5 MiB part buffer (peak RSS about 4 MiB higher, BENCHMARKS.md).
+	// 84 to 89 %, for one more 5 MiB part buffer (peak RSS about 4 MiB higher, BENCHMARKS.md).
 	att := attachments.New(s3c, attachments.Config{APIURL: cfg.APIURL, Bucket: cfg.Bucket, KMSKeyID: cfg.KeyID,
 		Concurrency: 2, Gateway: &http.Client{Timeout: 30 * time.Second, Transport: paced.Transport}, Media: &http.Client{}})
 	return export.New(export.Config{
