@@ -158,7 +158,6 @@ try:
         self._answering = True
         try:
             _werkzeug_run_wsgi(self)
-            self._answering = False
             if self._framed:
                 body = self.environ["wsgi.input"]
                 while body.read(1 << 16):

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -58,30 +60,32 @@ func TestMotoLaunchAnswersAsMoto(t *testing.T) {
 	}
 }
 
-// startMotoForTest runs python's script as a moto server on a free port until the test ends; it returns the URL.
+// startMotoForTest runs python's script as a moto server on a free port until the test ends, as the stack runs
+// its children (a process group of its own, killed with this process); it returns the URL.
 func startMotoForTest(t *testing.T, py, script string) string {
 	t.Helper()
 	port, err := FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(py, "-c", script, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
+	logPath := filepath.Join(t.TempDir(), "moto.log")
+	logs, err := os.Create(logPath)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url + "/moto-api/"); err == nil {
-			_ = resp.Body.Close()
-			return url
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto at %s did not answer: %s", url, logs.String())
-		}
+	s := &Stack{}
+	t.Cleanup(func() { _ = s.Close(); _ = logs.Close() })
+	if err := s.spawn(exec.Command(py, "-c", script, "-H", "127.0.0.1", "-p", strconv.Itoa(port)), "moto", logs); err != nil {
+		t.Fatal(err)
 	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := s.waitHTTP(ctx, url+"/moto-api/"); err != nil {
+		out, _ := os.ReadFile(logPath)
+		t.Fatalf("moto at %s did not answer: %v\n%s", url, err, out)
+	}
+	return url
 }
 
 // motoTranscript makes the same S3 calls on the moto at url and returns what each answered, one line per answer.

@@ -189,14 +189,20 @@ func (s *Stack) spawn(cmd *exec.Cmd, name string, logs io.Writer) error {
 	return nil
 }
 
+// waitHTTP polls url until it answers, trusting the stack's CA bundle (when it has one), and fails early if a
+// spawned process exits.
 func (s *Stack) waitHTTP(ctx context.Context, url string) error {
-	pem, err := os.ReadFile(s.CABundle)
-	if err != nil {
-		return err
+	transport := &http.Transport{}
+	if s.CABundle != "" {
+		pem, err := os.ReadFile(s.CABundle)
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool}
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: transport}
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := client.Do(req)
