@@ -43,13 +43,28 @@ func userFields(meta map[string]fieldMeta) map[string]bool {
 }
 
 // rawIssue is a search result as the export reads it; values stay generic JSON (numbers as json.Number, so they
-// are written back exactly as Jira sent them).
+// are written back exactly as Jira sent them). A page's issues are first read for what planning the page needs
+// (readIssue) and decoded in full one at a time, right before their documents are built (decode): a page's
+// decoded issues are several times its JSON, pointer-rich, and the export runs under a tight GOMEMLIMIT, where
+// the collector's work grows with what is live.
 type rawIssue struct {
-	ID        string
-	Key       string
+	ID  string
+	Key string
+	// updated is fields.updated as Jira sent it.
+	updated string
+	// comment, worklog and changelog are the shapes of the embedded child lists (nil when absent).
+	comment, worklog, changelog *listShape
+	// raw is the issue's JSON until its document is built.
+	raw json.RawMessage
+	// Fields and Changelog are set by decode.
 	Fields    map[string]any
 	Changelog *childList // nil when not expanded
 }
+
+// listShape is an embedded child list's length against Jira's total.
+type listShape struct{ n, total int }
+
+func (l *listShape) incomplete() bool { return l == nil || l.n < l.total }
 
 // childList is an embedded list of children with Jira's total.
 type childList struct {
@@ -63,25 +78,100 @@ func decodeJSON(b []byte, v any) error {
 	return d.Decode(v)
 }
 
+// parseIssue decodes an issue in full.
 func parseIssue(raw json.RawMessage) (*rawIssue, error) {
-	var m map[string]any
-	if err := decodeJSON(raw, &m); err != nil {
-		return nil, fmt.Errorf("decode issue: invalid JSON")
-	}
-	is := &rawIssue{}
-	is.ID, _ = m["id"].(string)
-	is.Key, _ = m["key"].(string)
-	is.Fields, _ = m["fields"].(map[string]any)
-	if is.ID == "" || is.Fields == nil {
-		return nil, fmt.Errorf("decode issue: no id or fields")
-	}
-	if cl, ok := m["changelog"].(map[string]any); ok {
-		is.Changelog = &childList{Items: anyList(cl["histories"]), Total: intOf(cl["total"])}
+	is := &rawIssue{raw: raw}
+	if err := is.decode(); err != nil {
+		return nil, err
 	}
 	return is, nil
 }
 
-// embedded returns the child list a field holds (comment: comments, worklog: worklogs), nil when absent.
+// issueHead is what readIssue decodes of an issue (the elements of the child lists decode to nothing).
+type issueHead struct {
+	ID     string `json:"id"`
+	Key    string `json:"key"`
+	Fields *struct {
+		Updated string    `json:"updated"`
+		Comment *listHead `json:"comment"`
+		Worklog *listHead `json:"worklog"`
+	} `json:"fields"`
+	Changelog *listHead `json:"changelog"`
+}
+
+type listHead struct {
+	Comments  []struct{} `json:"comments"`
+	Worklogs  []struct{} `json:"worklogs"`
+	Histories []struct{} `json:"histories"`
+	Total     int        `json:"total"`
+}
+
+func (h *listHead) shape(items []struct{}) *listShape {
+	if h == nil {
+		return nil
+	}
+	return &listShape{n: len(items), total: h.Total}
+}
+
+// readIssue reads what planning a page needs of an issue (id, key, updated, the shapes of its embedded child
+// lists) and keeps its JSON for decode. A shape the light read does not take (a value of another type than
+// Jira's) is decoded in full, which reads it as before.
+func readIssue(raw json.RawMessage) (*rawIssue, error) {
+	var h issueHead
+	if err := gojson.Unmarshal(raw, &h); err != nil || h.ID == "" || h.Fields == nil {
+		return parseIssue(raw)
+	}
+	is := &rawIssue{ID: h.ID, Key: h.Key, updated: h.Fields.Updated, raw: raw}
+	if c := h.Fields.Comment; c != nil {
+		is.comment = c.shape(c.Comments)
+	}
+	if wl := h.Fields.Worklog; wl != nil {
+		is.worklog = wl.shape(wl.Worklogs)
+	}
+	if cl := h.Changelog; cl != nil {
+		is.changelog = cl.shape(cl.Histories)
+	}
+	return is, nil
+}
+
+// decode decodes the issue in full (once; nothing after release).
+func (is *rawIssue) decode() error {
+	if is.Fields != nil || is.raw == nil {
+		return nil
+	}
+	var m map[string]any
+	if err := decodeJSON(is.raw, &m); err != nil {
+		return fmt.Errorf("decode issue: invalid JSON")
+	}
+	id, _ := m["id"].(string)
+	fields, _ := m["fields"].(map[string]any)
+	if id == "" || fields == nil {
+		return fmt.Errorf("decode issue: no id or fields")
+	}
+	is.ID = id
+	is.Key, _ = m["key"].(string)
+	is.Fields = fields
+	is.updated = str(fields, "updated")
+	if cl, ok := m["changelog"].(map[string]any); ok {
+		is.Changelog = &childList{Items: anyList(cl["histories"]), Total: intOf(cl["total"])}
+	}
+	shape := func(c *childList) *listShape {
+		if c == nil {
+			return nil
+		}
+		return &listShape{n: len(c.Items), total: c.Total}
+	}
+	is.comment, is.worklog, is.changelog = shape(is.embedded("comment", "comments")), shape(is.embedded("worklog", "worklogs")), shape(is.Changelog)
+	return nil
+}
+
+// release drops the issue's JSON and decoded values once its document is built.
+func (is *rawIssue) release() {
+	is.raw, is.Fields, is.Changelog = nil, nil, nil
+}
+
+// embedded returns the child list a field holds (comment: comments, worklog: worklogs), nil when absent; the
+// issue must be decoded.
 func (is *rawIssue) embedded(field, list string) *childList {
 	m, ok := is.Fields[field].(map[string]any)
 	if !ok {

@@ -306,7 +306,7 @@ type worker struct {
 	ctx              context.Context // the invocation's working context (for work started in the background)
 	copies           *copies
 	next             *prefetch
-	inflight         *commit // the last search page's writes, in the background (commit.go)
+	inflight         []*commit // the last search pages' writes, oldest first, in the background (commit.go)
 	// copyEntries are the index entries of ended attachment copies, by issue id, written with the next checkpoint.
 	copyEntries map[string]*indexEntry
 	bud         *meter
@@ -397,13 +397,10 @@ func (w *worker) stop(ctx context.Context, err error) (Outcome, error) {
 	w.stopCopies(ctx, err)
 	// The run's state is written first: a quota pause counts from its 429's Retry-After, so nothing may delay it.
 	out, rerr := w.end(ctx, err)
-	if p := w.next; p != nil {
-		// A page asked for ahead is not used by this invocation, but what it started ends before the invocation
-		// does: its points reach the ledger's last flush, and a token refresh it began (a refused one flags the
-		// connection) finishes.
-		<-p.done
-		w.next = nil
-	}
+	// The pages asked for ahead are not used by this invocation, but what they started ends before the invocation
+	// does: their points reach the ledger's last flush, and a token refresh one began (a refused one flags the
+	// connection) finishes.
+	w.dropPrefetch()
 	return out, rerr
 }
 

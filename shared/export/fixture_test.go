@@ -199,10 +199,10 @@ func (w *world) run(ref connectors.RunRef) *connectors.Run {
 	return r
 }
 
-// objects returns every object under the connection's prefix with its body.
-func (w *world) objects() map[string][]byte {
+// keys lists the objects under the connection's prefix (no bodies: cheap enough for larger sites).
+func (w *world) keys() []string {
 	w.t.Helper()
-	out := map[string][]byte{}
+	var out []string
 	p := s3.NewListObjectsV2Paginator(w.s3, &s3.ListObjectsV2Input{Bucket: &w.env.Bucket, Prefix: aws.String(w.connID + "/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(w.t.Context())
@@ -210,40 +210,85 @@ func (w *world) objects() map[string][]byte {
 			w.t.Fatal(err)
 		}
 		for _, o := range page.Contents {
-			g, err := w.s3.GetObject(w.t.Context(), &s3.GetObjectInput{Bucket: &w.env.Bucket, Key: o.Key})
-			if err != nil {
-				w.t.Fatal(err)
-			}
-			b, err := io.ReadAll(g.Body)
-			g.Body.Close()
-			if err != nil {
-				w.t.Errorf("object %s (%d bytes listed): read: %v", *o.Key, aws.ToInt64(o.Size), err)
-			}
-			wantType := mirror.JSONType
-			if strings.Contains(*o.Key, "/attachments/") {
-				wantType = aws.ToString(g.ContentType) // the attachment's own media type (checked by the attachment tests)
-			}
-			if g.ServerSideEncryption != "aws:kms" || aws.ToString(g.SSEKMSKeyId) != w.env.KeyARN || aws.ToString(g.ContentType) != wantType {
-				w.t.Errorf("object %s: encryption %s key %s type %s, want aws:kms under %s, %s", *o.Key, g.ServerSideEncryption,
-					aws.ToString(g.SSEKMSKeyId), aws.ToString(g.ContentType), w.env.KeyARN, wantType)
-			}
-			out[*o.Key] = b
+			out = append(out, aws.ToString(o.Key))
 		}
+	}
+	return out
+}
+
+// objects returns every object under the connection's prefix with its body.
+func (w *world) objects() map[string][]byte {
+	w.t.Helper()
+	out := map[string][]byte{}
+	for _, k := range w.keys() {
+		g, err := w.s3.GetObject(w.t.Context(), &s3.GetObjectInput{Bucket: &w.env.Bucket, Key: aws.String(k)})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		b, err := io.ReadAll(g.Body)
+		g.Body.Close()
+		if err != nil {
+			w.t.Errorf("object %s: read: %v", k, err)
+		}
+		wantType := mirror.JSONType
+		if strings.Contains(k, "/attachments/") {
+			wantType = aws.ToString(g.ContentType) // the attachment's own media type (checked by the attachment tests)
+		}
+		if g.ServerSideEncryption != "aws:kms" || aws.ToString(g.SSEKMSKeyId) != w.env.KeyARN || aws.ToString(g.ContentType) != wantType {
+			w.t.Errorf("object %s: encryption %s key %s type %s, want aws:kms under %s, %s", k, g.ServerSideEncryption,
+				aws.ToString(g.SSEKMSKeyId), aws.ToString(g.ContentType), w.env.KeyARN, wantType)
+		}
+		out[k] = b
 	}
 	return out
 }
 
 func (w *world) manifest(ref connectors.RunRef) *mirror.Manifest {
 	w.t.Helper()
-	b, ok := w.objects()[mirror.ManifestKey(ref.ConnectionID, ref.ConnectorID, ref.RunID)]
-	if !ok {
-		w.t.Fatalf("no manifest for run %s", ref.RunID)
+	// Only the manifest is read: objects() would fetch every object of the mirror.
+	g, err := w.s3.GetObject(w.t.Context(), &s3.GetObjectInput{Bucket: &w.env.Bucket,
+		Key: aws.String(mirror.ManifestKey(ref.ConnectionID, ref.ConnectorID, ref.RunID))})
+	if err != nil {
+		w.t.Fatalf("no manifest for run %s: %v", ref.RunID, err)
+	}
+	b, err := io.ReadAll(g.Body)
+	_ = g.Body.Close()
+	if err != nil {
+		w.t.Fatal(err)
 	}
 	var m mirror.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		w.t.Fatal(err)
 	}
 	return &m
+}
+
+// simIDs lists the ids of the issues the connector's JQL selects (one light search; no children).
+func (w *world) simIDs() []string {
+	w.t.Helper()
+	tr, err := w.sim.IssueTokens(w.user, "read:jira-work")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	c := jira.New(w.simURL, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tr.AccessToken}), jira.Options{})
+	var out []string
+	for next := ""; ; {
+		p, err := c.Search(w.t.Context(), w.site.CloudID, jira.SearchRequest{JQL: w.connector.Spec.JQL, Fields: []string{"summary"}, NextPageToken: next, MaxResults: 100})
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for _, raw := range p.Issues {
+			var is struct{ ID string }
+			if err := json.Unmarshal(raw, &is); err != nil {
+				w.t.Fatal(err)
+			}
+			out = append(out, is.ID)
+		}
+		if p.IsLast || p.NextPageToken == "" {
+			return out
+		}
+		next = p.NextPageToken
+	}
 }
 
 // simIssues reads what the simulator holds for the connector's JQL, as the connection's user sees it: every

@@ -41,24 +41,17 @@ type storedObject struct {
 func storedObjects(w *world) map[string]storedObject {
 	w.t.Helper()
 	out := map[string]storedObject{}
-	p := s3.NewListObjectsV2Paginator(w.s3, &s3.ListObjectsV2Input{Bucket: &w.env.Bucket, Prefix: aws.String(w.connID + "/")})
-	for p.HasMorePages() {
-		page, err := p.NextPage(w.t.Context())
+	for _, k := range w.keys() {
+		g, err := w.s3.GetObject(w.t.Context(), &s3.GetObjectInput{Bucket: &w.env.Bucket, Key: aws.String(k)})
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		for _, o := range page.Contents {
-			g, err := w.s3.GetObject(w.t.Context(), &s3.GetObjectInput{Bucket: &w.env.Bucket, Key: o.Key})
-			if err != nil {
-				w.t.Fatal(err)
-			}
-			b, _ := io.ReadAll(g.Body)
-			g.Body.Close()
-			if g.ServerSideEncryption != "aws:kms" || aws.ToString(g.SSEKMSKeyId) != w.env.KeyARN {
-				w.t.Errorf("object %s: encryption %s key %s, want aws:kms under %s", *o.Key, g.ServerSideEncryption, aws.ToString(g.SSEKMSKeyId), w.env.KeyARN)
-			}
-			out[*o.Key] = storedObject{body: b, contentType: aws.ToString(g.ContentType)}
+		b, _ := io.ReadAll(g.Body)
+		g.Body.Close()
+		if g.ServerSideEncryption != "aws:kms" || aws.ToString(g.SSEKMSKeyId) != w.env.KeyARN {
+			w.t.Errorf("object %s: encryption %s key %s, want aws:kms under %s", k, g.ServerSideEncryption, aws.ToString(g.SSEKMSKeyId), w.env.KeyARN)
 		}
+		out[k] = storedObject{body: b, contentType: aws.ToString(g.ContentType)}
 	}
 	return out
 }

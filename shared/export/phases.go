@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,7 +89,7 @@ func (w *worker) searchPage(ctx context.Context) error {
 	issues := make([]*rawIssue, 0, len(page.Issues))
 	ids := make([]string, 0, len(page.Issues))
 	for _, raw := range page.Issues {
-		is, err := parseIssue(raw)
+		is, err := readIssue(raw)
 		if err != nil {
 			return &failure{reason: ReasonJira, msg: "Jira returned an issue the export cannot read"}
 		}
@@ -154,14 +155,25 @@ func (w *worker) searchPage(ctx context.Context) error {
 	return nil
 }
 
-// prefetch is the next search page, asked for while the current one is processed: the search is a chain (each
-// page's cursor comes with the page before), so overlapping it with the follow-ups, the S3 writes and the
-// checkpoint is what brings a run near the chain's own latency.
+// prefetch is a search page asked for ahead, while the pages before it are processed: the search is a chain
+// (each page's cursor comes with the page before), so overlapping it with the follow-ups, the S3 writes and the
+// checkpoints is what brings a run near the chain's own latency. Up to two pages are asked for ahead of the one
+// being processed: when the next page's answer comes in while the worker is still busy, the page after it is
+// asked for at once (chain), so a page that takes the worker longer than a search answer does not hold the chain
+// back, and a faster one after it catches up. The answers wait undecoded (their issues decoded would be several
+// times their JSON, all of it for the collector to scan).
 type prefetch struct {
 	req  jira.SearchRequest
-	done chan struct{}
+	done chan struct{} // closed once page or err is set
 	page *jira.SearchPage
 	err  error
+
+	mu      sync.Mutex
+	arrived bool   // the answer is in
+	token   string // its next page's cursor, "" on the last page or a failure
+	chain   bool   // ask for the next page as soon as the answer is in
+	follow  *prefetch
+	limits  prefetchLimits
 }
 
 // search returns the page req asks for: the prefetched one when it is that page, else a new request.
@@ -174,7 +186,9 @@ func (w *worker) search(ctx context.Context, req jira.SearchRequest) (*jira.Sear
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		w.next = nil
+		p.mu.Lock()
+		w.next = p.follow
+		p.mu.Unlock()
 		if p.req.JQL == req.JQL && p.req.NextPageToken == req.NextPageToken && p.req.MaxResults == req.MaxResults &&
 			p.req.Expand == req.Expand && slices.Equal(p.req.Fields, req.Fields) {
 			var rl *jira.RateLimitError
@@ -190,31 +204,95 @@ func (w *worker) search(ctx context.Context, req jira.SearchRequest) (*jira.Sear
 			}
 			// Any other failure is asked again: it may have been transient, and the answer is fresh.
 		}
+		// Not the page asked for: neither is what it asked for after it.
+		w.dropPrefetch()
 	}
 	return w.jira.Search(ctx, w.site.CloudID, req)
 }
 
-// prefetch asks for the next page in the background, unless it might be paid for and not used: too close to the
-// invocation's deadline for the current page to finish (took is what the last page's search took), or beyond
-// the invocation's points allowance (a page costs 1 + its issues).
+// dropPrefetch waits for the pages asked for ahead and forgets them (their points are counted once they end).
+func (w *worker) dropPrefetch() {
+	for p := w.next; p != nil; {
+		<-p.done
+		p.mu.Lock()
+		f := p.follow
+		p.mu.Unlock()
+		p = f
+	}
+	w.next = nil
+}
+
+// prefetchLimits say whether a page may be asked for ahead: not when it might be paid for and not used, too close
+// to the invocation's deadline for the pages before it to finish (took is what the last page's search took), or
+// beyond the invocation's points allowance (a page costs 1 + its issues).
+type prefetchLimits struct {
+	deadline time.Time
+	took     time.Duration
+	size     int
+	meter    *meter
+	now      func() time.Time
+}
+
+// allow reports whether a page may be asked for with ahead pages (itself included) not yet processed.
+func (l prefetchLimits) allow(ahead int) bool {
+	if !l.deadline.IsZero() && l.deadline.Sub(l.now()) < time.Duration(ahead)*4*l.took+10*time.Second {
+		return false
+	}
+	return l.meter.allowance <= 0 || l.meter.tally.Points()+int64(ahead+1)*int64(l.size+1) <= l.meter.allowance
+}
+
+// prefetch makes sure the page after the current one (req) is asked for, and lets its answer ask for the page
+// after it at once.
 func (w *worker) prefetch(req jira.SearchRequest, took time.Duration, size int) {
-	if !w.deadline.IsZero() && w.deadline.Sub(w.e.c.Now()) < 4*took+10*time.Second {
+	lim := prefetchLimits{deadline: w.deadline, took: took, size: size, meter: w.meter(), now: w.e.c.Now}
+	if w.next == nil {
+		if !lim.allow(1) {
+			return
+		}
+		w.next = w.startPrefetch(req, lim)
+	}
+	p := w.next
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.follow != nil {
 		return
 	}
-	if m := w.meter(); m.allowance > 0 && m.tally.Points()+2*int64(size+1) > m.allowance {
+	if !p.arrived {
+		p.chain, p.limits = true, lim
 		return
 	}
+	if p.token != "" && lim.allow(2) {
+		next := p.req
+		next.NextPageToken = p.token
+		p.follow = w.startPrefetch(next, lim)
+	}
+}
+
+// startPrefetch asks for a page in the background. It reads only what does not change during the invocation.
+func (w *worker) startPrefetch(req jira.SearchRequest, lim prefetchLimits) *prefetch {
 	p := &prefetch{req: req, done: make(chan struct{})}
 	ctx := w.ctx // stop waits for it: a token refresh it started must finish (a refused one flags the connection)
 	go func() {
 		defer close(p.done)
-		p.page, p.err = w.jira.Search(ctx, w.site.CloudID, req)
+		page, err := w.jira.Search(ctx, w.site.CloudID, req)
+		p.mu.Lock()
+		p.arrived = true
+		if err == nil && !page.IsLast {
+			p.token = page.NextPageToken
+		}
+		if p.chain && p.token != "" && p.limits.allow(2) {
+			next := req
+			next.NextPageToken = p.token
+			p.follow = w.startPrefetch(next, p.limits)
+		}
+		p.mu.Unlock()
+		p.page, p.err = page, err
 	}()
-	w.next = p
+	return p
 }
 
 func issueUpdated(is *rawIssue) int64 {
-	if t, ok := jiraTime(str(is.Fields, "updated")); ok {
+	if t, ok := jiraTime(is.updated); ok {
 		return t.UnixMilli()
 	}
 	return 0
@@ -293,6 +371,9 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 						failed.Store(true)
 					}
 				}()
+				if err := is.decode(); err != nil {
+					return unreadable()
+				}
 				if inc.Comments {
 					if ps[i].comments, err = w.pageRest(ctx, is.ID, is.embedded("comment", "comments"), w.jira.Comments); err != nil {
 						return err
@@ -330,13 +411,18 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 		// What the page's writes and index entries read of the document from here on (planStore, entryFor,
 		// planAttachments); its fields share the decoded issue, which goes with them.
 		b.doc = &mirror.Issue{ID: doc.ID, Key: doc.Key, Updated: doc.Updated, Attachments: doc.Attachments, Counts: doc.Counts}
-		is.Fields, is.Changelog = nil, nil
+		is.release()
 		out[i] = &b
 		return nil
 	}
 	for i, is := range issues {
 		if need[i] {
 			continue
+		}
+		if err := is.decode(); err != nil {
+			failed.Store(true)
+			_ = wait()
+			return nil, unreadable()
 		}
 		if inc.Comments {
 			ps[i].comments = completeOrNil(is.embedded("comment", "comments"))
@@ -371,20 +457,24 @@ func (w *worker) complete(ctx context.Context, issues []*rawIssue) ([]built, err
 	return res, nil
 }
 
+// unreadable fails a run on an issue whose JSON cannot be decoded.
+func unreadable() error {
+	return &failure{reason: ReasonJira, msg: "Jira returned an issue the export cannot read"}
+}
+
 // followUpConcurrency bounds one page's child-page requests in flight at once.
 const followUpConcurrency = 8
 
 // needsFollowUp reports whether an issue's embedded child lists are incomplete (the only case that costs requests).
 func (w *worker) needsFollowUp(is *rawIssue) bool {
 	inc := w.connector.Spec.Include
-	incomplete := func(c *childList) bool { return c == nil || len(c.Items) < c.Total }
-	if inc.Comments && incomplete(is.embedded("comment", "comments")) {
+	if inc.Comments && is.comment.incomplete() {
 		return true
 	}
-	if emb := is.embedded("worklog", "worklogs"); emb != nil && inc.Worklogs && incomplete(emb) {
+	if is.worklog != nil && inc.Worklogs && is.worklog.incomplete() {
 		return true
 	}
-	return inc.Changelog && is.Changelog != nil && len(is.Changelog.Items) < is.Changelog.Total
+	return inc.Changelog && is.changelog != nil && is.changelog.incomplete()
 }
 
 // completeOrNil copies a complete embedded list as pageRest would return it.
@@ -747,7 +837,7 @@ func (w *worker) backfill(ctx context.Context) error {
 	issues := make([]*rawIssue, 0, len(raws))
 	ids := make([]string, 0, len(raws))
 	for _, raw := range raws {
-		is, err := parseIssue(raw)
+		is, err := readIssue(raw)
 		if err != nil {
 			return &failure{reason: ReasonJira, msg: "Jira returned an issue the export cannot read"}
 		}
