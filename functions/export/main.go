@@ -90,9 +90,10 @@ func build(ctx context.Context, log *slog.Logger) (*export.Engine, error) {
 	// The gateway client sends the bearer (the Transferor never lets it follow the 303) and is paced like every
 	// Jira call (attachment content has its own 300/s bucket); the media client is a plain one that never carries
 	// Authorization and is not a Jira endpoint.
-	// Two parts of a large attachment upload at once: with one, the benchmark's 1 GiB copy ran at 78 % of a plain
-	// copy of the same object (its parts wait on S3 beside the search's documents and the small copies); with two,
-	// 84 to 89 %, for one more 5 MiB part buffer (peak RSS about 4 MiB higher, BENCHMARKS.md).
+	// Two parts at once: a large attachment's parts are streamed one after the other, and the next one starts
+	// while the last waits for S3's answer (with the transfer package's buffered parts, one at a time ran the
+	// benchmark's 1 GiB copy at 78 % of a plain copy, two at 84 to 89 %); a small one's transfer-package upload
+	// holds a part buffer each.
 	att := attachments.New(s3c, attachments.Config{APIURL: cfg.APIURL, Bucket: cfg.Bucket, KMSKeyID: cfg.KeyID,
 		Concurrency: 2, Gateway: &http.Client{Timeout: 30 * time.Second, Transport: paced.Transport}, Media: &http.Client{}})
 	return export.New(export.Config{

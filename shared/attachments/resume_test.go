@@ -42,11 +42,11 @@ func interruptAt(t *testing.T, f *fixture, a Attachment, resume *State, stall in
 	return &back
 }
 
-// The resumable path is the transfer package's UploadObject over the bytes not yet uploaded, its S3 client the
-// resumer: whatever the shape of the rest (several parts and a remainder, exactly whole parts, a remainder under
-// one part that the package would send as a PutObject, two interruptions in a row), each invocation downloads
-// only what is not uploaded yet, and the object ends byte for byte with the SHA-256 of the whole attachment.
-func TestResumeThroughTransferPackage(t *testing.T) {
+// The resumable path streams the bytes not yet uploaded as the State's next parts: whatever the shape of the rest
+// (several parts and a remainder, exactly whole parts, a remainder under one part, two interruptions in a row),
+// each invocation downloads only what is not uploaded yet, and the object ends byte for byte with the SHA-256 of
+// the whole attachment.
+func TestResumeStreamsTheRest(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
 		name   string
@@ -142,8 +142,7 @@ func TestResumeFailureAborts(t *testing.T) {
 	}
 }
 
-// An attachment under one part sent down the resumable path (a negative WholeMax) is the transfer package's
-// PutObject, which the resumer turns into a one-part upload of its own.
+// An attachment under one part sent down the resumable path (a negative WholeMax) is a one-part upload of its own.
 func TestResumableSinglePart(t *testing.T) {
 	f := newFixture(t, simOptions{})
 	a := f.find(t, func(a Attachment) bool { return a.Size > 1000 })

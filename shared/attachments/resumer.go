@@ -2,43 +2,30 @@ package attachments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// resumer is the S3 client of one pass's UploadObject: it makes the transfer package's upload of the rest of an
-// attachment continue the State's multipart upload instead of starting its own. UploadObject (v0.5.8,
-// api_op_UploadObject.go) reads its body in order into parts of PartSizeBytes numbered from 1, sends them to
-// UploadPart from Concurrency workers, and then calls CompleteMultipartUpload once every part succeeded, or
-// AbortMultipartUpload (with a fresh context) after any failure; a body shorter than MultipartUploadThreshold
-// becomes one PutObject. So, bound to the State:
-//
-//   - CreateMultipartUpload returns the State's upload id when there is one (and creates it, recording its id,
-//     when there is not);
-//   - UploadPart sends the package's part k as part len(State.Parts at the pass's start)+k, after checking that
-//     it holds exactly the bytes the meter counted for part k, and records each finished part with the hash state
-//     at its end: the State advances by the contiguous run of finished parts, whatever stops the pass;
-//   - CompleteMultipartUpload completes with every part of the State, earlier invocations' included, and the
-//     whole object's size;
-//   - PutObject (the remainder is under one part, or empty) becomes the upload's last UploadPart and the Complete;
-//   - AbortMultipartUpload does nothing: the package aborts on every failure, a deadline or a dropped connection
-//     included, and those are exactly the failures this path resumes from. Transfer aborts the upload itself when
-//     the failure is permanent (see resumable), right after UploadObject returns.
-//
-// Nothing here depends on the package's buffering: a part whose size or number differs from what the meter saw
-// fails the transfer permanently (and it is aborted) instead of storing a wrong object.
+// resumer carries one pass of a resumable transfer (streamParts): it continues the State's multipart upload
+// (CreateMultipartUpload returns its id, or creates it and records the id for a transfer from byte zero), sends
+// the pass's part k as the State's part len(State.Parts at the pass's start)+k after the meter has read it, and
+// records each finished part with the SHA-256 state at its end, so the State advances by the contiguous run of
+// finished parts whatever stops the pass. completeUpload completes with every part of the State, earlier
+// invocations' included, and the whole object's size. Nothing is aborted here: the failures a pass meets (a
+// deadline, a dropped connection) are exactly the ones it resumes from; Transfer aborts the upload itself when a
+// failure is permanent (see resumable).
 type resumer struct {
-	transfermanager.S3APIClient // the real client, for the calls UploadObject does not make
-	s3                          *s3.Client
-	bucket                      string
-	m                           *meter
-	base                        int64 // State.Done at the pass's start
-	offset                      int   // len(State.Parts) at the pass's start
+	s3     *s3.Client
+	bucket string
+	m      *meter
+	base   int64 // State.Done at the pass's start
+	offset int   // len(State.Parts) at the pass's start
 
 	completer completeSlowly // Transferor.completer
 
@@ -48,8 +35,6 @@ type resumer struct {
 	complete bool
 }
 
-var _ transfermanager.S3APIClient = (*resumer)(nil)
-
 // finished is one uploaded part, waiting to join the State.
 type finished struct {
 	part      Part
@@ -58,7 +43,7 @@ type finished struct {
 }
 
 func newResumer(c *s3.Client, bucket string, st *State, m *meter, completer completeSlowly) *resumer {
-	return &resumer{S3APIClient: c, s3: c, bucket: bucket, m: m, base: st.Done, offset: len(st.Parts), st: st, waiting: map[int64]finished{},
+	return &resumer{s3: c, bucket: bucket, m: m, base: st.Done, offset: len(st.Parts), st: st, waiting: map[int64]finished{},
 		completer: completer}
 }
 
@@ -94,46 +79,44 @@ func (r *resumer) CreateMultipartUpload(ctx context.Context, in *s3.CreateMultip
 	return out, nil
 }
 
-// UploadPart sends the package's part k (numbered from 1 in every pass) as the State's part offset+k.
-func (r *resumer) UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
-	return r.uploadPart(ctx, in, int64(aws.ToInt32(in.PartNumber)), opts)
-}
-
-// sized is what the transfer package's part bodies (bytes.Reader) offer to check their length.
-type sized interface{ Len() int }
-
-func (r *resumer) uploadPart(ctx context.Context, in *s3.UploadPartInput, k int64, opts []func(*s3.Options)) (*s3.UploadPartOutput, error) {
-	c, ok := r.m.cutAfter(k)
-	var start int64
-	if k > 1 {
-		start = (k - 1) * r.st.PartSize
-	}
-	body, isSized := in.Body.(sized)
-	if !ok || !isSized || int64(body.Len()) != c.end-start || c.end-start <= 0 {
-		// The package's parts no longer line up with the meter's: better no object than a wrong one.
-		return nil, fmt.Errorf("attachments: the transfer package's part %d of %s does not match the bytes read: %w", k, r.st.AttachmentID, ErrPermanent)
-	}
+// streamPart uploads part k of this pass (the State's part offset+k) with its bytes read from the meter as they
+// are sent, then checks that the meter's cut for part k ends where the part does and records it. The SDK does not
+// retry it: a body read from the media cannot be read again.
+func (r *resumer) streamPart(ctx context.Context, k int64, body *partBody, size int64) error {
 	num, ok := partNumber(r.offset + int(min(k, maxParts+1)) - 1)
 	if !ok {
-		return nil, fmt.Errorf("attachments: part %d of %s exceeds S3's %d parts: %w", int64(r.offset)+k, r.st.AttachmentID, maxParts, ErrPermanent)
+		return fmt.Errorf("attachments: part %d of %s exceeds S3's %d parts: %w", int64(r.offset)+k, r.st.AttachmentID, maxParts, ErrPermanent)
 	}
-	cp := *in // the package keeps its own part number (a shared pointer): never write through in
-	cp.PartNumber = aws.Int32(num)
-	cp.ContentLength = aws.Int64(c.end - start)
-	cp.ChecksumAlgorithm = s3types.ChecksumAlgorithm(r.st.Checksum)
-	out, err := r.s3.UploadPart(ctx, &cp, opts...)
+	out, err := r.s3.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(r.bucket), Key: aws.String(r.st.Key),
+		UploadId: aws.String(r.uploadID()), PartNumber: aws.Int32(num), Body: body, ContentLength: aws.Int64(size),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithm(r.st.Checksum)}, streamed)
 	if err != nil {
-		if isNoSuchUpload(err) {
-			return nil, errNoSuchUpload
+		switch {
+		case errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrRetryable), errors.Is(err, ErrPermanent):
+			return err // the meter's: the media sent too much or too little, or broke off
+		case isNoSuchUpload(err):
+			return errNoSuchUpload
+		case ctx.Err() != nil:
+			return context.Cause(ctx)
 		}
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		return nil, fmt.Errorf("attachments: upload part %d of %s: %w: %w", num, r.st.AttachmentID, ErrRetryable, err)
+		return fmt.Errorf("attachments: upload part %d of %s: %w: %w", num, r.st.AttachmentID, ErrRetryable, err)
+	}
+	c, ok := r.m.cutAfter(k)
+	start := (k - 1) * r.st.PartSize
+	if !ok || c.end-start != size {
+		return fmt.Errorf("attachments: part %d of %s does not match the bytes read: %w", k, r.st.AttachmentID, ErrPermanent)
 	}
 	r.record(k, finished{part: Part{Number: num, ETag: aws.ToString(out.ETag), CRC32: aws.ToString(out.ChecksumCRC32)},
 		end: r.base + c.end, hashAfter: c.hash})
-	return out, nil
+	return nil
+}
+
+// streamed are the options of a part streamed from the media: no retry by the SDK, and an unsigned payload (SigV4
+// would hash the body before sending it, which a stream cannot give twice; S3 takes UNSIGNED-PAYLOAD, and over
+// TLS the SDK's default for a stream is the same).
+func streamed(o *s3.Options) {
+	o.RetryMaxAttempts = 1
+	o.APIOptions = append(o.APIOptions[:len(o.APIOptions):len(o.APIOptions)], v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
 // record adds a finished part and moves every part now contiguous with the State into it.
@@ -154,21 +137,7 @@ func (r *resumer) record(k int64, f finished) {
 	}
 }
 
-// CompleteMultipartUpload completes the upload with every part of the State, not only this pass's.
-func (r *resumer) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
-	var n int
-	if in.MultipartUpload != nil {
-		n = len(in.MultipartUpload.Parts)
-	}
-	r.mu.Lock()
-	got := len(r.st.Parts) - r.offset
-	r.mu.Unlock()
-	if n != got {
-		return nil, fmt.Errorf("attachments: the transfer package completes %d parts of %s, %d were recorded: %w", n, r.st.AttachmentID, got, ErrPermanent)
-	}
-	return r.completeUpload(ctx, opts)
-}
-
+// completeUpload completes the upload with every part of the State, not only this pass's.
 func (r *resumer) completeUpload(ctx context.Context, opts []func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
 	r.mu.Lock()
 	st := *r.st
@@ -201,37 +170,4 @@ func (r *resumer) completeUpload(ctx context.Context, opts []func(*s3.Options)) 
 	r.complete = true
 	r.mu.Unlock()
 	return out, nil
-}
-
-// PutObject is the package's upload of a remainder under one part (or of nothing, when every part was uploaded
-// before): it becomes the upload's last part and the Complete.
-func (r *resumer) PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
-	body, ok := in.Body.(sized)
-	if !ok {
-		return nil, fmt.Errorf("attachments: the transfer package's single upload of %s has no length: %w", r.st.AttachmentID, ErrPermanent)
-	}
-	if body.Len() > 0 {
-		if _, err := r.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: in.Bucket, Key: in.Key,
-			ContentType: in.ContentType, ServerSideEncryption: in.ServerSideEncryption, SSEKMSKeyId: in.SSEKMSKeyId,
-			ChecksumAlgorithm: in.ChecksumAlgorithm}, opts...); err != nil {
-			return nil, err
-		}
-		part := &s3.UploadPartInput{Bucket: in.Bucket, Key: in.Key, UploadId: aws.String(r.uploadID()), Body: in.Body,
-			PartNumber: aws.Int32(1)}
-		if _, err := r.uploadPart(ctx, part, 1, opts); err != nil {
-			return nil, err
-		}
-	}
-	out, err := r.completeUpload(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &s3.PutObjectOutput{ETag: out.ETag, VersionId: out.VersionId, ServerSideEncryption: out.ServerSideEncryption,
-		SSEKMSKeyId: out.SSEKMSKeyId, BucketKeyEnabled: out.BucketKeyEnabled, ChecksumCRC32: out.ChecksumCRC32,
-		ChecksumType: out.ChecksumType}, nil
-}
-
-// AbortMultipartUpload keeps the upload: see resumer.
-func (r *resumer) AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
-	return &s3.AbortMultipartUploadOutput{}, nil
 }

@@ -32,18 +32,21 @@ import (
 	"jiraexport/shared/ratebudget"
 )
 
-// Both upload paths go through the SDK's transfer package (feature/s3/transfermanager, which supersedes the
-// deprecated feature/s3/manager): it streams the body into S3 in parts with bounded memory. Each UploadObject call
-// creates its own multipart upload and aborts it on any failure, a deadline included, so on its own it cannot
-// continue an upload that a previous invocation started, nor say which parts finished. Hence:
+// A small attachment goes through the SDK's transfer package (feature/s3/transfermanager, which supersedes the
+// deprecated feature/s3/manager); a large one streams its parts itself:
 //   - a new transfer of at most Config.WholeMax bytes (every attachment under the default 10 MiB cap) is one plain
-//     UploadObject; if the deadline cuts it short, the package aborts its upload and the next invocation starts
-//     again, losing at most WholeMax bytes of work;
-//   - a larger one, and every resumed one, is an UploadObject over the bytes not yet uploaded whose S3 client is a
-//     resumer (resumer.go) bound to the transfer's State: it continues the State's upload, numbers the package's
-//     parts after the ones already there, records each finished part with the SHA-256 state at its end, keeps the
-//     upload when the package would abort it, and completes with every part. At a stop the contiguous run of
-//     finished parts, the bytes they hold and the hash state after them are the State the export checkpoints.
+//     UploadObject of the transfer package (or one PutObject from a buffer of its size, under one part); if the
+//     deadline cuts it short, the package aborts its upload and the next invocation starts again, losing at most
+//     WholeMax bytes of work;
+//   - a larger one, and every resumed one, continues the State's multipart upload (resumer.go): each UploadPart
+//     streams its part straight from the media body (streamParts), the State records each finished part with the
+//     SHA-256 state at its end, and the upload completes with every part. At a stop the contiguous run of finished
+//     parts, the bytes they hold and the hash state after them are the State the export checkpoints. The transfer
+//     package cannot do this: each UploadObject creates its own upload and aborts it on any failure, so it cannot
+//     continue an upload a previous invocation started nor say which parts finished (an earlier version wrapped
+//     its S3 client to make it), and it reads every part into a buffer first: Concurrency+1 buffers of 5 MiB and
+//     the first part read apart, 15 to 20 MiB of the export's 64 MB, and of the collector's room under its
+//     GOMEMLIMIT (BENCHMARKS.md: BenchmarkAttachmentToS3/resumable).
 
 // Defaults; see Config.
 const (
@@ -75,13 +78,12 @@ type Config struct {
 	// Media fetches the signed media URL. Its requests never carry Authorization, whatever the host. Default: a
 	// plain client. It must not be the gateway's pacer: the media host is not a Jira endpoint.
 	Media *http.Client
-	// PartSize of the resumable path, at least (and by default) 5 MiB. Each Transfer holds the transfer
-	// package's (Concurrency+1) part buffers, plus the first part of each pass while it is read (the package reads
-	// it apart, to choose between PutObject and a multipart upload): about (Concurrency+3) × PartSize at most.
+	// PartSize of the resumable path, at least (and by default) 5 MiB. Its parts are streamed, so the size costs
+	// no memory: it is what a failed part loses (read again from the media) and how many parts a State lists.
 	PartSize int64
-	// Concurrency is the parts the transfer package uploads at once, on both paths; default 1 (one part uploads
-	// while the next is read: a 1 GiB transfer peaks at about 54 MiB RSS of the benchmark's test binary, 68 MiB
-	// with 2; see BenchmarkAttachmentToS3).
+	// Concurrency is the parts uploaded at once: on the whole path the transfer package's (each holds a part
+	// buffer: about (Concurrency+3) × 5 MiB for a body of at least 5 MiB), on the resumable path the parts
+	// waiting for S3's answer while the next one streams; default 1.
 	Concurrency int
 	// WholeMax is the largest new transfer done by the transfer package in one call; default 16 MiB. A negative
 	// value sends every non-empty attachment down the resumable path.
@@ -283,15 +285,21 @@ func (t *Transferor) Transfer(ctx context.Context, ts oauth2.TokenSource, tgt Ta
 }
 
 // Footprint is about the most memory a Transfer of an attachment of size bytes holds in buffers, for callers
-// that run several at once: a body under one part is read whole into a buffer of its size (putOnce); anything
-// larger holds the transfer package's Concurrency+1 part buffers plus the first part of each pass (see
-// Config.PartSize).
+// that run several at once: a body under one part is read whole into a buffer of its size (putOnce); one up to
+// WholeMax holds the transfer package's Concurrency+1 part buffers plus the first part of each pass; a larger one
+// streams its parts (a resumed one always does, whatever its size: this is an upper bound).
 func (t *Transferor) Footprint(size int64) int64 {
-	if size < MinPartSize {
+	switch {
+	case size < MinPartSize:
 		return max(size, 0) + 64<<10
+	case size > t.cfg.WholeMax && t.cfg.WholeMax >= 0:
+		return streamFootprint // the resumable path streams its parts
 	}
 	return int64(t.cfg.Concurrency+3) * t.cfg.PartSize
 }
+
+// streamFootprint is what a streamed copy holds: the HTTP/2 framer's and TLS record buffers of its requests.
+const streamFootprint = 512 << 10
 
 // workContext ends Margin before ctx's deadline.
 func (t *Transferor) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -799,9 +807,9 @@ func partNumber(done int) (int32, bool) {
 	return int32(done) + 1, true
 }
 
-// pass makes one attempt: a fresh 303, the media from st.Done, and one UploadObject of the transfer package over
-// the rest, its S3 calls made through a resumer bound to st (see resumer.go). Whatever stops it, st has advanced
-// by the contiguous run of parts that finished. It returns the object's SHA-256 once the upload is complete.
+// pass makes one attempt: a fresh 303, the media from st.Done, and the rest streamed as st's next parts through a
+// resumer bound to st (see resumer.go). Whatever stops it, st has advanced by the contiguous run of parts that
+// finished. It returns the object's SHA-256 once the upload is complete.
 func (t *Transferor) pass(ctx context.Context, j *job, st *State) (string, error) {
 	if _, ok := partNumber(len(st.Parts)); !ok && st.Done < st.Size {
 		return "", fmt.Errorf("attachments: upload already has %d parts, S3 allows %d: %w", len(st.Parts), maxParts, ErrPermanent)
@@ -812,8 +820,8 @@ func (t *Transferor) pass(ctx context.Context, j *job, st *State) (string, error
 			return "", fmt.Errorf("attachments: resume state's hash: %w: %w", ErrPermanent, err)
 		}
 	}
-	// Everything uploaded (a Complete failed last time): the transfer package gets an empty body, and the
-	// resumer turns its PutObject into the Complete. Asking the media host for zero bytes would be a 416.
+	// Everything uploaded (a Complete failed last time): no part is sent, only the Complete. Asking the media
+	// host for zero bytes would be a 416.
 	var body io.Reader = http.NoBody
 	if st.Done < st.Size {
 		loc, err := t.locate(ctx, j)
@@ -831,24 +839,7 @@ func (t *Transferor) pass(ctx context.Context, j *job, st *State) (string, error
 	}
 	m := &meter{r: body, h: h, want: st.Size - st.Done, partSize: st.PartSize}
 	r := newResumer(t.s3, t.cfg.Bucket, st, m, t.completer)
-	in := &transfermanager.UploadObjectInput{
-		Bucket:               aws.String(t.cfg.Bucket),
-		Key:                  aws.String(st.Key),
-		Body:                 m,
-		ContentType:          aws.String(contentType(j.a.MimeType)),
-		ServerSideEncryption: tmtypes.ServerSideEncryption(tmtypes.ServerSideEncryptionAwsKms),
-		SSEKMSKeyID:          aws.String(t.cfg.KMSKeyID),
-		ChecksumAlgorithm:    tmtypes.ChecksumAlgorithm(st.Checksum),
-	}
-	_, err := t.tm.UploadObject(ctx, in, func(o *transfermanager.Options) {
-		o.S3 = r
-		// Parts of st.PartSize from the pass's first byte, and a remainder under one part as a PutObject, which
-		// the resumer turns into the upload's last part.
-		o.PartSizeBytes = st.PartSize
-		o.MultipartUploadThreshold = st.PartSize
-		o.Concurrency = t.cfg.Concurrency
-		o.MaxUploadParts = int64(max(1, maxParts-len(st.Parts)))
-	})
+	err := t.streamParts(ctx, j, r)
 	if err != nil {
 		if errors.Is(err, ErrRetryable) || errors.Is(err, ErrPermanent) || errors.Is(err, errNoSuchUpload) ||
 			errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -865,6 +856,134 @@ func (t *Transferor) pass(ctx context.Context, j *job, st *State) (string, error
 		return "", fmt.Errorf("attachments: hash state: %w: %w", ErrPermanent, err)
 	}
 	return hex.EncodeToString(sum.Sum(nil)), nil
+}
+
+// streamParts uploads the rest of a pass's bytes (r's meter) as the State's next parts and completes the upload.
+// Each UploadPart streams its part straight from the media body, so a large copy holds no part buffers (the
+// transfer package holds Concurrency+1 of PartSize, plus the first part it reads apart: 15 to 20 MiB of a 64 MB
+// function, and the collector's headroom under GOMEMLIMIT). Parts are read in order, one after the other; the next
+// part starts as soon as the one before has sent its last byte, so up to Concurrency of them wait for S3's answer
+// at once while the media keeps flowing. A part that fails ends the pass (its bytes cannot be read again): the
+// State keeps the contiguous run of parts that finished, and the next pass asks the media host for the rest.
+func (t *Transferor) streamParts(ctx context.Context, j *job, r *resumer) error {
+	m := r.m
+	if m.want > 0 {
+		if _, err := r.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(t.cfg.Bucket),
+			Key: aws.String(r.st.Key), ContentType: aws.String(contentType(j.a.MimeType)),
+			ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(t.cfg.KMSKeyID)}); err != nil {
+			return err
+		}
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+		}
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
+	slots := make(chan struct{}, max(1, t.cfg.Concurrency))
+	for k, read := int64(1), int64(0); read < m.want && !failed(); k++ {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			fail(context.Cause(ctx))
+			continue
+		}
+		size := min(r.st.PartSize, m.want-read)
+		body := &partBody{m: m, left: size, sent: make(chan struct{})}
+		done := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done)
+			defer func() { <-slots }()
+			if err := r.streamPart(ctx, k, body, size); err != nil {
+				if berr := body.failure(); berr != nil {
+					err = berr // the media's own failure, however the SDK wrapped it
+				}
+				fail(err)
+			}
+		}()
+		// The next part reads the media only after this one read its last byte (or ended without it).
+		select {
+		case <-body.sent:
+		case <-done:
+			if !body.complete() && !failed() {
+				fail(fmt.Errorf("attachments: part %d of %s ended before its bytes were read: %w", k, r.st.AttachmentID, ErrRetryable))
+			}
+		}
+		read += size
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	if m.want > 0 {
+		// The parts hold exactly the attachment's size; the media must end there too.
+		var one [1]byte
+		if _, err := m.Read(one[:]); !errors.Is(err, io.EOF) {
+			if err == nil {
+				err = fmt.Errorf("attachments: media sent more than %d bytes: %w", m.want, ErrSizeMismatch)
+			}
+			return err
+		}
+	}
+	_, err := r.completeUpload(ctx, nil)
+	return err
+}
+
+// partBody is one part's bytes, read from the meter as the SDK sends them.
+type partBody struct {
+	m    *meter
+	mu   sync.Mutex
+	left int64
+	err  error         // the meter's failure, if any
+	sent chan struct{} // closed once the part's last byte was read
+}
+
+func (b *partBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	n, err := b.m.Read(p[:min(int64(len(p)), b.left)])
+	b.left -= int64(n)
+	if b.left == 0 {
+		close(b.sent)
+		if errors.Is(err, io.EOF) {
+			err = nil // the media's end is the last part's end; the SDK sees it at the next Read
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("attachments: media ended after %d of %d bytes: %w", b.m.n, b.m.want, ErrSizeMismatch)
+	}
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *partBody) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+func (b *partBody) complete() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.left == 0
 }
 
 // isNoSuchUpload: the SDK models NoSuchUpload for some operations only, so the code is compared too.

@@ -133,11 +133,11 @@ const (
 	// attachment, a few parts for a large one), oldest first, and always at least one. A small copy spends most
 	// of its time waiting (the 303, the media host's first byte, the S3 write), so the number in flight is what
 	// sets the copy rate; Jira's attachment/content bucket allows 300 requests a second, far above it, and the
-	// memory budget keeps the process's peak within the function's, a large attachment included. A large copy
-	// (about 25 MiB with the ExportFunction's two parts in flight) leaves room in the budget for about 20 small
-	// ones beside it: the search queues about ten attachments a page, one page every 300 ms, and each small copy
-	// takes about 350 ms under the WAN profile, so the small copies keep up with the search only with a dozen or
-	// more in flight. With 4 beside a large copy (a limit this once had, to leave S3 to the large copy's parts)
+	// memory budget keeps the process's peak within the function's. A copy of more than 16 MiB streams its parts
+	// (about 0.5 MiB); one of 5 to 16 MiB goes through the transfer package's part buffers (about 25 MiB) and
+	// leaves room for a few small ones only. The search queues about ten attachments a page, one page every
+	// 300 ms, and each small copy takes about 350 ms under the WAN profile, so the small copies keep up with the
+	// search only with a dozen or more in flight. With 4 beside a large copy (a limit this once had, to leave S3 to the large copy's parts)
 	// the queue filled while the benchmark's 1 GiB attachment was copied and the search waited: 450 to 560 ms a
 	// page instead of 300, the full run 78 to 84 s; with up to 16 copies in all, 73 to 77 s; with 24, 73.5 and
 	// 74.6 s, the large copy at 86 to 89 % of a plain copy (BENCHMARKS.md).
