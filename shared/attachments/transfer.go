@@ -292,7 +292,7 @@ func (t *Transferor) Footprint(size int64) int64 {
 	switch {
 	case size < MinPartSize:
 		return max(size, 0) + 64<<10
-	case size > t.cfg.WholeMax && t.cfg.WholeMax >= 0:
+	case t.cfg.WholeMax < 0 || size > t.cfg.WholeMax:
 		return streamFootprint // the resumable path streams its parts
 	}
 	return int64(t.cfg.Concurrency+3) * t.cfg.PartSize
