@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,6 +28,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/errgroup"
 
 	"jiraexport/shared/backoff"
 	"jiraexport/shared/ratebudget"
@@ -874,59 +876,39 @@ func (t *Transferor) streamParts(ctx context.Context, j *job, r *resumer) error 
 			return err
 		}
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if first == nil {
-			first = err
-		}
-	}
-	failed := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return first != nil
-	}
-	slots := make(chan struct{}, max(1, t.cfg.Concurrency))
-	for k, read := int64(1), int64(0); read < m.want && !failed(); k++ {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			fail(context.Cause(ctx))
-			continue
-		}
+	var g errgroup.Group
+	g.SetLimit(max(1, t.cfg.Concurrency))
+	var failed atomic.Bool
+	for k, read := int64(1), int64(0); read < m.want && !failed.Load() && ctx.Err() == nil; k++ {
 		size := min(r.st.PartSize, m.want-read)
 		body := &partBody{m: m, left: size, sent: make(chan struct{})}
 		done := make(chan struct{})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			defer close(done)
-			defer func() { <-slots }()
-			if err := r.streamPart(ctx, k, body, size); err != nil {
-				if berr := body.failure(); berr != nil {
-					err = berr // the media's own failure, however the SDK wrapped it
-				}
-				fail(err)
+			err := r.streamPart(ctx, k, body, size)
+			switch berr := body.failure(); {
+			case err != nil && berr != nil:
+				err = berr // the media's own failure, however the SDK wrapped it
+			case err == nil && !body.complete():
+				err = fmt.Errorf("attachments: part %d of %s ended before its bytes were read: %w", k, r.st.AttachmentID, ErrRetryable)
 			}
-		}()
+			if err != nil {
+				failed.Store(true)
+			}
+			return err
+		})
 		// The next part reads the media only after this one read its last byte (or ended without it).
 		select {
 		case <-body.sent:
 		case <-done:
-			if !body.complete() && !failed() {
-				fail(fmt.Errorf("attachments: part %d of %s ended before its bytes were read: %w", k, r.st.AttachmentID, ErrRetryable))
-			}
 		}
 		read += size
 	}
-	wg.Wait()
-	if first != nil {
-		return first
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	if m.want > 0 {
 		// The parts hold exactly the attachment's size; the media must end there too.

@@ -137,10 +137,10 @@ const (
 	// (about 0.5 MiB); one of 5 to 16 MiB goes through the transfer package's part buffers (about 25 MiB) and
 	// leaves room for a few small ones only. The search queues about ten attachments a page, one page every
 	// 300 ms, and each small copy takes about 350 ms under the WAN profile, so the small copies keep up with the
-	// search only with a dozen or more in flight. With 4 beside a large copy (a limit this once had, to leave S3 to the large copy's parts)
-	// the queue filled while the benchmark's 1 GiB attachment was copied and the search waited: 450 to 560 ms a
-	// page instead of 300, the full run 78 to 84 s; with up to 16 copies in all, 73 to 77 s; with 24, 73.5 and
-	// 74.6 s, the large copy at 86 to 89 % of a plain copy (BENCHMARKS.md).
+	// search only with a dozen or more in flight. With 4 beside a large copy (a limit this once had, to leave S3
+	// to the large copy's parts) the queue filled while the benchmark's 1 GiB attachment was copied and the search
+	// waited: 450 to 560 ms a page instead of 300, the full run 78 to 84 s; with up to 16 copies in all, 73 to
+	// 77 s; with 24, 73.5 and 74.6 s, the large copy at 86 to 89 % of a plain copy (BENCHMARKS.md).
 	attMaxInFlight  = 24
 	attBufferBudget = 30 << 20
 	// maxAttBacklog bounds the attachments queued in the checkpoint (a 400 KB item) before the search waits for

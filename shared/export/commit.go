@@ -19,10 +19,10 @@ import (
 // Everything a commit writes is built before it starts (documents, index entries, the checkpoint item), so it
 // shares nothing with the worker's goroutine. Commits write in order: each starts its writes once the commit
 // before it stored its checkpoint, and writes nothing if that one failed, so checkpoints are written in order, a
-// later checkpoint never stands on an earlier one that is missing, and nothing is written after a refused one. The worker learns
-// a commit's outcome only by joining it, which every other checkpoint write, lease renewal and the invocation's
-// end do first (for every commit in flight), and a commit that failed puts the worker back on the stored
-// checkpoint before anything else is written.
+// later checkpoint never stands on an earlier one that is missing, and nothing is written after a refused one.
+// The worker learns a commit's outcome only by joining it, which every other checkpoint write, lease renewal and
+// the invocation's end do first (for every commit in flight), and a commit that failed puts the worker back on
+// the stored checkpoint before anything else is written.
 type commit struct {
 	finished chan struct{} // closed once err is set
 	err      error

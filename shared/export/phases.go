@@ -91,7 +91,7 @@ func (w *worker) searchPage(ctx context.Context) error {
 	for _, raw := range page.Issues {
 		is, err := readIssue(raw)
 		if err != nil {
-			return &failure{reason: ReasonJira, msg: "Jira returned an issue the export cannot read"}
+			return unreadable()
 		}
 		issues = append(issues, is)
 		ids = append(ids, is.ID)
@@ -261,11 +261,17 @@ func (w *worker) prefetch(req jira.SearchRequest, took time.Duration, size int) 
 		p.chain, p.limits = true, lim
 		return
 	}
-	if p.token != "" && lim.allow(2) {
-		next := p.req
-		next.NextPageToken = p.token
-		p.follow = w.startPrefetch(next, lim)
+	w.askFollow(p, lim)
+}
+
+// askFollow asks for the page after p's answer, when there is one and lim allows two pages ahead. p.mu is held.
+func (w *worker) askFollow(p *prefetch, lim prefetchLimits) {
+	if p.token == "" || !lim.allow(2) {
+		return
 	}
+	next := p.req
+	next.NextPageToken = p.token
+	p.follow = w.startPrefetch(next, lim)
 }
 
 // startPrefetch asks for a page in the background. It reads only what does not change during the invocation.
@@ -280,10 +286,8 @@ func (w *worker) startPrefetch(req jira.SearchRequest, lim prefetchLimits) *pref
 		if err == nil && !page.IsLast {
 			p.token = page.NextPageToken
 		}
-		if p.chain && p.token != "" && p.limits.allow(2) {
-			next := req
-			next.NextPageToken = p.token
-			p.follow = w.startPrefetch(next, p.limits)
+		if p.chain {
+			w.askFollow(p, p.limits)
 		}
 		p.mu.Unlock()
 		p.page, p.err = page, err
@@ -839,7 +843,7 @@ func (w *worker) backfill(ctx context.Context) error {
 	for _, raw := range raws {
 		is, err := readIssue(raw)
 		if err != nil {
-			return &failure{reason: ReasonJira, msg: "Jira returned an issue the export cannot read"}
+			return unreadable()
 		}
 		issues = append(issues, is)
 		ids = append(ids, is.ID)
