@@ -4,13 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/oauth2"
 
 	"jiraexport/infra/atlassiansim"
+	"jiraexport/shared/backoff"
 	"jiraexport/shared/ratebudget"
 )
 
@@ -322,5 +329,60 @@ func TestWholeTransferInterrupted(t *testing.T) {
 	}
 	if n := f.uploadsInProgress(t); n != 0 {
 		t.Errorf("%d multipart uploads left", n)
+	}
+}
+
+// failPart is the S3 client's HTTP transport with the nth UploadPart answered 500 after its body was sent (S3
+// failing a part while the next one already streams), every other request going through to the local S3.
+type failPart struct {
+	inner aws.HTTPClient
+	n     int32
+	seen  atomic.Int32
+}
+
+func (d *failPart) Do(req *http.Request) (*http.Response, error) {
+	resp, err := d.inner.Do(req)
+	if err != nil || req.Method != http.MethodPut || !req.URL.Query().Has("partNumber") || d.seen.Add(1) != d.n {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>`
+	return &http.Response{StatusCode: 500, Status: "500 Internal Server Error", Proto: resp.Proto, ProtoMajor: resp.ProtoMajor,
+		ProtoMinor: resp.ProtoMinor, Header: http.Header{"Content-Type": {"application/xml"}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+}
+
+// A streamed part that S3 fails ends the pass (its bytes cannot be sent again, and the SDK does not retry it);
+// the parts that finished stay, the next pass asks the media host for the rest only, and the object ends whole.
+func TestStreamedPartFailureResumesFromFinishedParts(t *testing.T) {
+	f := newFixture(t, simOptions{large: largeSize})
+	a := f.find(t, func(a Attachment) bool { return a.Size == largeSize })
+	fp := &failPart{n: 3}
+	s3c := s3.New(f.s3.Options(), func(o *s3.Options) { fp.inner = o.HTTPClient; o.HTTPClient = fp })
+	tr := New(s3c, Config{APIURL: f.api.URL, Bucket: f.env.Bucket, KMSKeyID: f.env.KeyARN, PartSize: MinPartSize, Concurrency: 2,
+		Margin: 50 * time.Millisecond, Retry: backoff.Policy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, Retries: 3},
+		Gateway: &http.Client{Timeout: 10 * time.Second}})
+	res, err := tr.Transfer(t.Context(), f.token, f.target(), a, nil)
+	if err != nil {
+		t.Fatalf("Transfer() error = %v", err)
+	}
+	body, sum := f.want(t, a)
+	if res.Stored == nil || res.Stored.SHA256 != sum {
+		t.Fatalf("Transfer() = %+v, want SHA-256 %s", res, sum)
+	}
+	if got := fp.seen.Load(); got < fp.n+1 {
+		t.Fatalf("%d parts sent, want the failed third and the rest after it", got)
+	}
+	_, ranges, n := f.media.received()
+	if n != 2 || ranges[0] != "" || ranges[1] == "" {
+		t.Errorf("media requests = %d with ranges %q; want a full one, then a ranged one", n, ranges)
+	}
+	if served := f.sim.Counters().BytesServed; served >= 2*a.Size {
+		t.Errorf("served %d bytes for a %d-byte attachment: restarted from zero", served, a.Size)
+	}
+	f.checkObject(t, a, body)
+	if n := f.uploadsInProgress(t); n != 0 {
+		t.Errorf("%d multipart uploads left, want 0", n)
 	}
 }
