@@ -190,14 +190,17 @@ func (l *locationWriter) WriteHeader(code int) {
 	l.ResponseWriter.WriteHeader(code)
 }
 
-func (f *fixture) transferor(mod func(*Config)) *Transferor {
+func (f *fixture) transferor(mod func(*Config)) *Transferor { return f.transferorOn(f.s3, mod) }
+
+// transferorOn is transferor writing through s3c.
+func (f *fixture) transferorOn(s3c *s3.Client, mod func(*Config)) *Transferor {
 	cfg := Config{APIURL: f.api.URL, Bucket: f.env.Bucket, KMSKeyID: f.env.KeyARN, PartSize: MinPartSize, Concurrency: 2,
 		Margin: 50 * time.Millisecond, Retry: backoff.Policy{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond, Retries: 3},
 		Gateway: &http.Client{Timeout: 10 * time.Second}}
 	if mod != nil {
 		mod(&cfg)
 	}
-	return New(f.s3, cfg)
+	return New(s3c, cfg)
 }
 
 func (f *fixture) target() Target {
